@@ -1,0 +1,303 @@
+"""Settings: a TOML file, overridden by ``RTRELAY_<SECTION>_<FIELD>`` environment variables.
+
+``load()`` is pure (path and environment are passed in) and validates everything
+up front, so a bad config fails at start-up with a message that names the field,
+never in the middle of a session. Config *names* secrets (environment variables
+holding provider keys, the admin token); it never holds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final, Literal
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "Admin",
+    "Auth",
+    "Channel",
+    "ConfigError",
+    "Limits",
+    "Logging",
+    "Redis",
+    "Server",
+    "Settings",
+    "Store",
+    "Timeouts",
+    "load",
+]
+
+DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+"""``input_audio_buffer.append`` may carry 15 MiB of base64 audio (protocol.md §3)."""
+
+HandshakeErrors = Literal["auto", "http", "event"]
+ChannelKind = Literal["openai", "azure", "openai-compatible", "mock"]
+Shape = Literal["ga", "beta"]
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the offending field."""
+
+
+_frozen = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+@_frozen
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    handshake_errors: HandshakeErrors = "auto"
+    """``event`` accepts the upgrade to explain a refusal: browsers only ever see 1006 otherwise."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins allowed to connect, on top of a key's own list; empty means any."""
+
+    def __post_init__(self) -> None:
+        if self.handshake_errors not in ("auto", "http", "event"):
+            raise ConfigError("server.handshake_errors must be 'auto', 'http' or 'event'")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("server.port must be 0..65535")
+        if self.workers < 1:
+            raise ConfigError("server.workers must be at least 1")
+
+
+@_frozen
+class Auth:
+    mode: Literal["keys", "none"] = "keys"
+    """``none`` admits every client without a credential: for trusted networks only."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("keys", "none"):
+            raise ConfigError("auth.mode must be 'keys' or 'none'")
+
+
+@_frozen
+class Timeouts:
+    """Seconds; ``None`` turns a timer off."""
+
+    dial: float = 10.0
+    """One provider handshake."""
+    handshake_deadline: float = 20.0
+    """All dial attempts of one client handshake together, failover included."""
+    heartbeat: float | None = 20.0
+    idle: float | None = 600.0
+    max_session: float | None = 3600.0
+    slow_consumer: float = 10.0
+    """How long a send to a client that stopped reading may stay blocked."""
+    drain: float = 30.0
+    """How long live sessions may go on after SIGTERM."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"timeouts.{f.name} must be positive")
+
+
+@_frozen
+class Limits:
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_sessions: int | None = None
+    """Sessions this process holds open at once, all keys together."""
+
+    def __post_init__(self) -> None:
+        if self.max_frame_bytes < 1024:
+            raise ConfigError("limits.max_frame_bytes must be at least 1024")
+
+
+@_frozen
+class Store:
+    url: str = "sqlite+aiosqlite:///rtrelay.db"
+    """SQLAlchemy URL: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://…``."""
+
+
+@_frozen
+class Redis:
+    url: str | None = None
+    """When set, leases and rate limits live in Redis and several relays share them."""
+
+
+@_frozen
+class Admin:
+    token_env: str = "RTRELAY_ADMIN_TOKEN"
+    """Environment variable holding the admin API token; unset means the admin API is off."""
+
+
+@_frozen
+class Logging:
+    level: str = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+@_frozen
+class Channel:
+    """One upstream: a provider account, region or deployment."""
+
+    name: str
+    kind: ChannelKind = "openai"
+    base_url: str = "wss://api.openai.com/v1"
+    api_key_env: str | None = None
+    """Environment variable with the provider key; never the key itself."""
+    models: Mapping[str, str] = field(default_factory=dict)
+    """Public model name → the name the upstream knows (model or Azure deployment)."""
+    priority: int = 0
+    """Lower is tried first."""
+    weight: int = 1
+    shapes: tuple[Shape, ...] = ("ga",)
+    api_version: str | None = None
+    """Azure preview API version; unset means Azure's GA ``/openai/v1/realtime`` form."""
+    auth: Literal["bearer", "api-key"] = "bearer"
+    url_template: str | None = None
+    """``openai-compatible``: e.g. ``wss://host/v1/realtime?model={model}``."""
+    auth_header: str = "Authorization"
+    """``openai-compatible``: header that carries the key (``Authorization`` gets ``Bearer``)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("openai", "azure", "openai-compatible", "mock"):
+            raise ConfigError(f"channel {self.name!r}: unknown kind {self.kind!r}")
+        if not self.models:
+            raise ConfigError(f"channel {self.name!r}: 'models' must name at least one model")
+        if self.weight < 1:
+            raise ConfigError(f"channel {self.name!r}: weight must be at least 1")
+        for shape in self.shapes:
+            if shape not in ("ga", "beta"):
+                raise ConfigError(f"channel {self.name!r}: unknown shape {shape!r}")
+        if self.kind == "openai-compatible" and not self.url_template:
+            raise ConfigError(f"channel {self.name!r}: openai-compatible needs url_template")
+
+    def upstream_model(self, public: str) -> str:
+        return self.models[public]
+
+
+@_frozen
+class Settings:
+    server: Server = field(default_factory=Server)
+    auth: Auth = field(default_factory=Auth)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    limits: Limits = field(default_factory=Limits)
+    store: Store = field(default_factory=Store)
+    redis: Redis = field(default_factory=Redis)
+    admin: Admin = field(default_factory=Admin)
+    logging: Logging = field(default_factory=Logging)
+    channels: tuple[Channel, ...] = ()
+    prices: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
+    """Per-model price overrides, USD per 1M tokens, e.g. ``{"gpt-realtime": {"text_in": 4}}``."""
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.channels]
+        if len(names) != len(set(names)):
+            raise ConfigError("channel names must be unique")
+
+
+_SECTIONS: Final[dict[str, type[Any]]] = {
+    "server": Server,
+    "auth": Auth,
+    "timeouts": Timeouts,
+    "limits": Limits,
+    "store": Store,
+    "redis": Redis,
+    "admin": Admin,
+    "logging": Logging,
+}
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (optional) and apply ``RTRELAY_<SECTION>_<FIELD>`` overrides.
+
+    Raises:
+        ConfigError: the file or an override is invalid.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    return from_mapping(raw, environ or {})
+
+
+def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from an already parsed TOML document (tests use this directly)."""
+    unknown = set(raw) - set(_SECTIONS) - {"channels", "prices"}
+    if unknown:
+        raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        values = dict(raw.get(section, {}))
+        values.update(_env_overrides(section, cls, environ or {}))
+        kwargs[section] = _build(cls, values, section)
+    kwargs["channels"] = tuple(
+        _build(Channel, dict(c), f"channels[{i}]") for i, c in enumerate(raw.get("channels", ()))
+    )
+    try:
+        kwargs["prices"] = {
+            model: {k: Decimal(str(v)) for k, v in table.items()}
+            for model, table in raw.get("prices", {}).items()
+        }
+    except (ArithmeticError, AttributeError) as exc:
+        raise ConfigError(f"prices: {exc}") from exc
+    return Settings(**kwargs)
+
+
+def _env_overrides(section: str, cls: type[Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        name = f"RTRELAY_{section}_{f.name}".upper()
+        if name in environ:
+            out[f.name] = environ[name]
+    return out
+
+
+def _build(cls: type[Any], values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    extra = set(values) - known
+    if extra:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+    try:
+        converted = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+        return cls(**converted)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    """Coerce TOML values and environment strings to the annotated type."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "off")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}")
+        return value
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(_convert(i.strip() if isinstance(i, str) else i, args[0], where) for i in items)
+    if origin is not None and issubclass(origin, Mapping):
+        if isinstance(value, list):  # models = ["a", "b"]: served under their own names
+            return {str(v): str(v) for v in value}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        return {str(k): str(v) for k, v in value.items()}
+    if hint is bool:
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if hint in (int, float, str):
+        try:
+            return hint(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from exc
+    return value
