@@ -95,10 +95,18 @@ class Timeouts:
     """How long live sessions may go on after SIGTERM."""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+        for name in (
+            "dial",
+            "handshake_deadline",
+            "heartbeat",
+            "idle",
+            "max_session",
+            "slow_consumer",
+            "drain",
+        ):
+            value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ConfigError(f"timeouts.{f.name} must be positive")
+                raise ConfigError(f"timeouts.{name} must be positive")
 
 
 @_frozen
@@ -273,9 +281,9 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "off")):
-            if type(None) in args:
-                return None
+        empty = value is None or (isinstance(value, str) and value.lower() in ("", "none", "off"))
+        if empty and type(None) in args:
+            return None
         inner = [a for a in args if a is not type(None)]
         return _convert(value, inner[0], where)
     if origin is Literal:
@@ -284,7 +292,9 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         return value
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(_convert(i.strip() if isinstance(i, str) else i, args[0], where) for i in items)
+        return tuple(
+            _convert(i.strip() if isinstance(i, str) else i, args[0], where) for i in items
+        )
     if origin is not None and issubclass(origin, Mapping):
         if isinstance(value, list):  # models = ["a", "b"]: served under their own names
             return {str(v): str(v) for v in value}

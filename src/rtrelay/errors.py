@@ -5,7 +5,8 @@ response before the 101, the ``error`` event after it, and the close frame that
 follows are all rendered from those attributes and nowhere else::
 
     RelayError
-    ├── BadRequest ............ 400 / 4400   missing_model, beta_not_supported_by_channel
+    ├── BadRequest ............ 400 / 4400   missing_model, beta_not_supported_by_channel,
+    │                                        websocket_upgrade_required (426)
     ├── AuthError ............. 401 / 4401   missing_api_key, invalid_api_key
     ├── PermissionDenied ...... 403 / 4403   origin_not_allowed, model_not_allowed
     ├── NotFound .............. 404 / 4404   model_not_found
@@ -51,6 +52,7 @@ __all__ = [
     "SessionEnded",
     "SessionExpired",
     "SlowConsumer",
+    "UpgradeRequired",
     "UpstreamDisconnected",
     "UpstreamError",
     "UpstreamRejected",
@@ -160,6 +162,12 @@ class BetaNotSupportedByChannel(BadRequest):
     )
 
 
+class UpgradeRequired(BadRequest):
+    code = "websocket_upgrade_required"
+    http_status = 426
+    default_message = "This endpoint speaks WebSocket only: send an Upgrade: websocket request."
+
+
 class AuthError(RelayError):
     type = "invalid_request_error"
     http_status = 401
@@ -230,7 +238,7 @@ class InsufficientQuota(RateLimited):
 
 class UpstreamError(RelayError):
     type = "server_error"
-    http_status = 502
+    http_status: ClassVar[int | None] = 502
     close_code = CloseCode.BAD_GATEWAY
 
 
@@ -264,7 +272,7 @@ class SessionEnded(RelayError):
     """Failures that can only happen once the session is open."""
 
     type = "invalid_request_error"
-    http_status = None
+    http_status: ClassVar[int | None] = None
 
 
 class MessageTooLarge(SessionEnded):
@@ -310,6 +318,7 @@ ERROR_CLASSES: Final[tuple[type[RelayError], ...]] = (
     OriginNotAllowed,
     ModelNotAllowed,
     MissingModel,
+    UpgradeRequired,
     ModelNotFound,
     RateLimitExceeded,
     ConcurrencyLimitExceeded,

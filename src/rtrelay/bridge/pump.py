@@ -1,0 +1,307 @@
+"""The bridge: two pumps that forward frames untouched, and the watchdog.
+
+Frames arrive as bytes (``decode_text=False``) and leave through
+``send_frame`` with their original opcode, so nothing is decoded or
+re-serialised on the way. Backpressure is aiohttp's: ``send_frame`` waits while
+the receiving side's transport is over its high-water mark, so the pump stops
+reading and the sender's TCP window closes. Only a send blocked for longer than
+the slow-consumer limit ends the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+
+import aiohttp
+import orjson
+from aiohttp import WSMsgType, web
+
+from rtrelay.bridge.taps import client_tap, server_tap
+from rtrelay.config import Timeouts
+from rtrelay.errors import (
+    CloseCode,
+    IdleTimeout,
+    MessageTooLarge,
+    RelayError,
+    SessionExpired,
+    SlowConsumer,
+    UpstreamDisconnected,
+    is_sendable_close_code,
+)
+from rtrelay.log import bridge_log
+
+__all__ = ["Bridge", "ClientLeg", "Ending", "Meter", "NullMeter", "new_event_id"]
+
+CLOSE_TIMEOUT: Final = 5.0
+"""How long a close handshake may take before the transport is aborted."""
+
+_TEXT: Final = WSMsgType.TEXT
+_BINARY: Final = WSMsgType.BINARY
+
+
+def new_event_id() -> str:
+    return "event_" + secrets.token_hex(11)
+
+
+class Meter(Protocol):
+    """What the bridge asks about the few frames it parses (gate and ledger answer)."""
+
+    def on_client_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
+        """Return an error to refuse the event (it is not forwarded); None forwards it."""
+
+    def on_server_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
+        """Return an error to end the session after this event is forwarded."""
+
+
+class NullMeter:
+    def on_client_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
+        return None
+
+    def on_server_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
+        return None
+
+
+class ClientLeg(web.WebSocketResponse):
+    """The client's WebSocket, explaining the one close aiohttp sends on its own.
+
+    When a client frame exceeds ``max_msg_size`` aiohttp closes with 1009 from
+    inside ``receive()``, before the relay sees anything; this hook sends the
+    ``message_too_large`` error event first and gives the close its reason.
+    """
+
+    async def close(
+        self, *, code: int = CloseCode.NORMAL, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == CloseCode.MESSAGE_TOO_BIG and not message and not self.closed:
+            error = MessageTooLarge()
+            with contextlib.suppress(ConnectionError):
+                await self.send_frame(orjson.dumps(error.to_event(new_event_id())), _TEXT)
+            message = error.close_reason().encode()
+        return await super().close(code=code, message=message, drain=drain)
+
+
+Closer = Literal["client", "upstream", "relay"]
+
+
+@dataclass(slots=True)
+class Ending:
+    """How a session ended: who closed, with which code, or which table error."""
+
+    closer: Closer
+    code: int | None = None
+    reason: str = ""
+    dropped: bool = False
+    error: RelayError | None = None
+
+
+@dataclass(slots=True)
+class Counters:
+    frames_in: int = 0  # client → upstream
+    bytes_in: int = 0
+    frames_out: int = 0  # upstream → client
+    bytes_out: int = 0
+
+
+@dataclass(slots=True)
+class Bridge:
+    client: web.WebSocketResponse
+    upstream: aiohttp.ClientWebSocketResponse[bool]
+    client_transport: asyncio.Transport | None
+    timeouts: Timeouts
+    meter: Meter = field(default_factory=NullMeter)
+    clock: Callable[[], float] = time.monotonic
+    counters: Counters = field(default_factory=Counters)
+    client_close_code: int | None = None
+    upstream_close_code: int | None = None
+    _sending_since: float = 0.0
+    _stop: asyncio.Future[RelayError] | None = None
+
+    def stop(self, error: RelayError) -> None:
+        """End the session from outside (shutdown), with ``error`` as the reason."""
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(error)
+
+    async def run(self) -> Ending:
+        loop = asyncio.get_running_loop()
+        self._stop = loop.create_future()
+        tasks: set[asyncio.Future[Any]] = {
+            asyncio.create_task(self._client_to_upstream(), name="rtrelay.c2u"),
+            asyncio.create_task(self._upstream_to_client(), name="rtrelay.u2c"),
+            asyncio.create_task(self._watchdog(), name="rtrelay.watchdog"),
+        }
+        try:
+            done, _ = await asyncio.wait({*tasks, self._stop}, return_when=asyncio.FIRST_COMPLETED)
+            ending = self._first_ending(done)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if not self._stop.done():
+                self._stop.cancel()
+        await self._finish(ending)
+        return ending
+
+    def _first_ending(self, done: set[asyncio.Future[Any]]) -> Ending:
+        if self._stop is not None and self._stop in done:
+            return Ending("relay", error=self._stop.result())
+        for future in done:
+            exc = future.exception()
+            if exc is not None:
+                bridge_log.error("bridge task failed", exc_info=exc)
+                return Ending("relay", error=RelayError())
+        result: Ending = next(iter(done)).result()
+        return result
+
+    async def _client_to_upstream(self) -> Ending:
+        receive = self.client.receive
+        send = self.upstream.send_frame
+        meter = self.meter
+        counters = self.counters
+        while True:
+            msg = await receive()
+            kind = msg.type
+            if kind is _TEXT or kind is _BINARY:
+                data: bytes = msg.data
+                counters.frames_in += 1
+                counters.bytes_in += len(data)
+                if kind is _TEXT and (tap := client_tap(data)) is not None:
+                    refusal = meter.on_client_event(*tap)
+                    if refusal is not None:
+                        await self._send_error(refusal, tap[1].get("event_id"))
+                        continue
+                try:
+                    await send(data, kind)
+                except ConnectionResetError:
+                    return Ending("upstream", dropped=True, error=UpstreamDisconnected())
+            elif kind is WSMsgType.CLOSE:
+                return Ending("client", code=msg.data, reason=msg.extra or "")
+            elif kind is WSMsgType.ERROR and _is_too_big(msg.data):
+                return Ending("relay", error=MessageTooLarge(), code=CloseCode.MESSAGE_TOO_BIG)
+            else:  # CLOSED, CLOSING, ERROR: the client's connection is gone
+                return Ending("client", dropped=True)
+
+    async def _upstream_to_client(self) -> Ending:
+        receive = self.upstream.receive
+        send = self.client.send_frame
+        meter = self.meter
+        counters = self.counters
+        clock = self.clock
+        while True:
+            msg = await receive()
+            kind = msg.type
+            if kind is _TEXT or kind is _BINARY:
+                data: bytes = msg.data
+                counters.frames_out += 1
+                counters.bytes_out += len(data)
+                verdict = None
+                if kind is _TEXT and (tap := server_tap(data)) is not None:
+                    verdict = meter.on_server_event(*tap)
+                self._sending_since = clock()
+                try:
+                    await send(data, kind)
+                except ConnectionResetError:
+                    return Ending("client", dropped=True)
+                self._sending_since = 0.0
+                if verdict is not None:
+                    return Ending("relay", error=verdict)
+            elif kind is WSMsgType.CLOSE:
+                return Ending("upstream", code=msg.data, reason=msg.extra or "")
+            elif kind is WSMsgType.ERROR and _is_too_big(msg.data):
+                return Ending("relay", error=MessageTooLarge())
+            else:
+                return Ending("upstream", dropped=True, error=UpstreamDisconnected())
+
+    async def _watchdog(self) -> Ending:
+        t = self.timeouts
+        limits = [x for x in (t.idle, t.slow_consumer, t.max_session) if x is not None]
+        tick = max(0.05, min(1.0, *(x / 4 for x in limits)))
+        started = self.clock()
+        last_total = -1
+        last_change = started
+        while True:
+            await asyncio.sleep(tick)
+            now = self.clock()
+            if self._sending_since and now - self._sending_since > t.slow_consumer:
+                return Ending("relay", error=SlowConsumer())
+            if t.max_session is not None and now - started >= t.max_session:
+                return Ending(
+                    "relay",
+                    error=SessionExpired(
+                        f"The session hit the relay's maximum duration of {t.max_session:g} s."
+                    ),
+                )
+            c = self.counters
+            total = c.frames_in + c.frames_out
+            if total != last_total:
+                last_total, last_change = total, now
+            elif t.idle is not None and now - last_change >= t.idle and not self._sending_since:
+                return Ending("relay", error=IdleTimeout())
+
+    async def _send_error(self, error: RelayError, client_event_id: Any = None) -> None:
+        event_id = client_event_id if isinstance(client_event_id, str) else None
+        payload = orjson.dumps(error.to_event(new_event_id(), event_id))
+        with contextlib.suppress(ConnectionError):
+            await self.client.send_frame(payload, _TEXT)
+
+    async def _finish(self, ending: Ending) -> None:
+        """Close both legs with codes that say what happened (DESIGN.md close rules)."""
+        if ending.error is not None:
+            error = ending.error
+            if not self.client.closed:
+                await self._guarded(self._send_error(error))
+            self.client_close_code = error.close_code
+            await self._close_client(error.close_code, error.close_reason())
+            if not self.upstream.closed:  # aiohttp closed it itself on an oversized frame
+                self.upstream_close_code = CloseCode.GOING_AWAY
+                await self._guarded(
+                    self.upstream.close(code=CloseCode.GOING_AWAY, message=b"relay closed")
+                )
+        elif ending.closer == "client":
+            code = CloseCode.GOING_AWAY if ending.dropped else _relayable(ending.code)
+            reason = "client disconnected" if ending.dropped else ending.reason
+            self.client_close_code = None if ending.dropped else ending.code
+            self.upstream_close_code = code
+            await self._guarded(self.upstream.close(code=code, message=reason.encode()))
+            await self._close_client(code, ending.reason)
+        else:  # the provider closed properly
+            code = _relayable(ending.code)
+            self.upstream_close_code = ending.code
+            self.client_close_code = code
+            await self._close_client(code, ending.reason)
+            await self._guarded(self.upstream.close(code=code))
+
+    async def _close_client(self, code: int, reason: str) -> None:
+        if self.client.closed:
+            return
+        ok = await self._guarded(self.client.close(code=code, message=reason.encode()[:123]))
+        if not ok and self.client_transport is not None:
+            self.client_transport.abort()
+
+    @staticmethod
+    async def _guarded(awaitable: Any) -> bool:
+        """Await a close step with a deadline; a peer that went silent must not hold us."""
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await awaitable
+        except (TimeoutError, ConnectionError, aiohttp.ClientError):
+            return False
+        return True
+
+
+def _is_too_big(exc: object) -> bool:
+    return getattr(exc, "code", None) == CloseCode.MESSAGE_TOO_BIG
+
+
+def _relayable(code: int | None) -> int:
+    """A peer's close code as we may send it on (1005 "no code" becomes 1000)."""
+    if code is None or not is_sendable_close_code(code):
+        return CloseCode.NORMAL
+    return code

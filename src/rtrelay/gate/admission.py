@@ -1,0 +1,238 @@
+"""Admission: the one pipeline that decides whether a client may open a session.
+
+The WebSocket upgrade and the token endpoints both go through ``Gate``. Order is
+the contract of DESIGN.md: credential → key valid → origin → model allowed →
+(route exists) → concurrency lease → session-start rate → budget. Each refusal
+is a row of the error table; a lease taken is always given back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+from rtrelay.errors import (
+    ConcurrencyLimitExceeded,
+    InsufficientQuota,
+    InvalidApiKey,
+    MissingApiKey,
+    ModelNotAllowed,
+    OriginNotAllowed,
+    RateLimitExceeded,
+)
+
+__all__ = ["Admission", "Gate", "KeyDirectory", "KeyInfo", "Leases", "RateLimiter", "SpendBook"]
+
+
+class KeyInfo(Protocol):
+    """The parts of a stored key admission reads (``rtrelay.ledger`` provides it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def models(self) -> tuple[str, ...] | None: ...
+    @property
+    def origins(self) -> tuple[str, ...] | None: ...
+    @property
+    def max_sessions(self) -> int | None: ...
+    @property
+    def sessions_per_minute(self) -> int | None: ...
+    @property
+    def budget_usd(self) -> Decimal | None: ...
+    def is_active(self, now: datetime) -> bool: ...
+
+
+class KeyDirectory(Protocol):
+    async def find_key(self, secret: str) -> KeyInfo | None: ...
+    async def get_key(self, key_id: str) -> KeyInfo | None: ...
+
+
+class Leases(Protocol):
+    async def acquire(self, key_id: str, session_id: str, limit: int | None) -> bool: ...
+    async def release(self, key_id: str, session_id: str) -> None: ...
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key_id: str, per_minute: int | None) -> float | None: ...
+
+
+class SpendBook(Protocol):
+    async def spent(self, key_id: str) -> Decimal: ...
+
+
+class TokenVerifier(Protocol):
+    def verify_key_id(self, token: str, now: float) -> tuple[str, str | None] | None:
+        """``(key_id, model or None)`` of a valid short-lived token, else None."""
+
+
+@dataclass(slots=True)
+class Admission:
+    """An admitted client. ``release()`` must run however the session ends."""
+
+    session_id: str
+    key: KeyInfo | None
+    model: str
+    leased: bool = False
+
+    @property
+    def key_id(self) -> str | None:
+        return self.key.id if self.key is not None else None
+
+    @property
+    def key_prefix(self) -> str | None:
+        return self.key.prefix if self.key is not None else None
+
+
+def new_session_id() -> str:
+    return "rsess_" + secrets.token_hex(12)
+
+
+@dataclass(slots=True)
+class _Cached:
+    key: KeyInfo | None
+    until: float
+
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        keys: KeyDirectory | None,
+        leases: Leases,
+        rate: RateLimiter,
+        spend: SpendBook | None,
+        tokens: TokenVerifier | None = None,
+        allowed_origins: Sequence[str] = (),
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._keys = keys
+        self._leases = leases
+        self._rate = rate
+        self._spend = spend
+        self._tokens = tokens
+        self._allowed_origins = frozenset(allowed_origins)
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, _Cached] = {}
+        self._clock = clock
+        self._wall_clock = wall_clock
+
+    @property
+    def auth_required(self) -> bool:
+        return self._keys is not None
+
+    async def authenticate(self, credential: str | None) -> tuple[KeyInfo | None, str | None]:
+        """The key behind a credential, and the model a short-lived token is bound to.
+
+        Raises:
+            MissingApiKey, InvalidApiKey
+        """
+        if self._keys is None:
+            return None, None
+        if credential is None:
+            raise MissingApiKey()
+        bound_model: str | None = None
+        if credential.startswith("ek_") and self._tokens is not None:
+            claims = self._tokens.verify_key_id(credential, time.time())
+            if claims is None:
+                raise InvalidApiKey("The client token is invalid or has expired.")
+            key_id, bound_model = claims
+            key = await self._cached(("id", key_id), lambda: self._keys_get(key_id))
+        else:
+            key = await self._cached(("secret", credential), lambda: self._keys_find(credential))
+        if key is None or not key.is_active(self._wall_clock()):
+            raise InvalidApiKey()
+        return key, bound_model
+
+    async def _keys_find(self, secret: str) -> KeyInfo | None:
+        assert self._keys is not None
+        return await self._keys.find_key(secret)
+
+    async def _keys_get(self, key_id: str) -> KeyInfo | None:
+        assert self._keys is not None
+        return await self._keys.get_key(key_id)
+
+    async def _cached(
+        self, tag: tuple[str, str], load: Callable[[], Awaitable[KeyInfo | None]]
+    ) -> KeyInfo | None:
+        # Cached by hash of the credential, never the credential itself.
+        slot = hashlib.sha256(f"{tag[0]}:{tag[1]}".encode()).hexdigest()
+        now = self._clock()
+        hit = self._cache.get(slot)
+        if hit is not None and hit.until > now:
+            return hit.key
+        key = await load()
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[slot] = _Cached(key, now + self._cache_seconds)
+        return key
+
+    def forget_cached_keys(self) -> None:
+        self._cache.clear()
+
+    def check_policy(
+        self, key: KeyInfo | None, model: str, origin: str | None, bound: str | None
+    ) -> None:
+        """Origin and model checks (no I/O).
+
+        Raises:
+            OriginNotAllowed, ModelNotAllowed
+        """
+        if origin is not None:
+            if self._allowed_origins and origin not in self._allowed_origins:
+                raise OriginNotAllowed(f"The Origin '{origin}' is not allowed to connect.")
+            if key is not None and key.origins and origin not in key.origins:
+                raise OriginNotAllowed(f"The Origin '{origin}' is not allowed for this key.")
+        if bound is not None and bound != model:
+            raise ModelNotAllowed(f"This client token is bound to the model '{bound}'.")
+        if key is not None and key.models is not None and model not in key.models:
+            raise ModelNotAllowed(f"This API key may not use the model '{model}'.")
+
+    async def check_budget(self, key: KeyInfo | None) -> None:
+        """Raises ``InsufficientQuota`` when the key's budget is spent."""
+        if key is None or key.budget_usd is None or self._spend is None:
+            return
+        if await self._spend.spent(key.id) >= key.budget_usd:
+            raise InsufficientQuota()
+
+    async def admit_session(self, key: KeyInfo | None, model: str) -> Admission:
+        """Take a concurrency lease and a rate slot, then check the budget.
+
+        Raises:
+            ConcurrencyLimitExceeded, RateLimitExceeded, InsufficientQuota
+        """
+        admission = Admission(session_id=new_session_id(), key=key, model=model)
+        if key is None:
+            return admission
+        if not await self._leases.acquire(key.id, admission.session_id, key.max_sessions):
+            raise ConcurrencyLimitExceeded(
+                f"This key may hold {key.max_sessions} session(s) open at once.", retry_after=1
+            )
+        admission.leased = True
+        try:
+            wait = await self._rate.hit(key.id, key.sessions_per_minute)
+            if wait is not None:
+                raise RateLimitExceeded(
+                    f"This key may start {key.sessions_per_minute} session(s) per minute.",
+                    retry_after=max(1, math.ceil(wait)),
+                )
+            await self.check_budget(key)
+        except BaseException:
+            await self.release(admission)
+            raise
+        return admission
+
+    async def release(self, admission: Admission) -> None:
+        if admission.leased and admission.key is not None:
+            admission.leased = False
+            await self._leases.release(admission.key.id, admission.session_id)

@@ -1,0 +1,180 @@
+"""Choosing and dialing an upstream channel, with failover before the first frame.
+
+Channels serving the model are tried by priority (lower first), weighted-random
+within a priority, skipping open circuits, all within one handshake deadline.
+Once a channel answers 101 the choice is final: a session never fails over
+after frames have flowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from rtrelay.config import Channel
+from rtrelay.errors import (
+    BetaNotSupportedByChannel,
+    ModelNotFound,
+    RelayError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from rtrelay.redact import redact
+from rtrelay.route.breaker import BreakerPolicy, CircuitBreaker
+from rtrelay.route.dial import Dialer, DialFailure, FailureKind
+from rtrelay.route.upstream import build_request, provider_secret
+
+__all__ = ["Attempt", "Connected", "Router"]
+
+DEFAULT_RETRY_AFTER = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    channel: str
+    outcome: str  # "ok", "skipped:open", "timeout", "connect", "refused:<status>"
+    seconds: float
+
+
+@dataclass(slots=True)
+class Connected:
+    ws: aiohttp.ClientWebSocketResponse[bool]
+    channel: Channel
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+class Router:
+    def __init__(
+        self,
+        channels: Sequence[Channel],
+        dialer: Dialer,
+        *,
+        policy: BreakerPolicy | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.channels = tuple(channels)
+        self._dialer = dialer
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._environ = environ
+        self.breakers = {
+            c.name: CircuitBreaker(
+                policy=policy or BreakerPolicy(), clock=clock, rng=self._rng.random
+            )
+            for c in self.channels
+        }
+        self._secrets = tuple(
+            s for c in self.channels if (s := provider_secret(c, environ)) is not None
+        )
+
+    def serves(self, model: str) -> bool:
+        return any(model in c.models for c in self.channels)
+
+    def candidates(self, model: str, *, beta: bool) -> list[Channel]:
+        """Channels for ``model`` in dial order (before circuit checks).
+
+        Raises:
+            ModelNotFound: no channel serves the model.
+            BetaNotSupportedByChannel: a beta client, and no channel for the model speaks beta.
+        """
+        serving = [c for c in self.channels if model in c.models]
+        if not serving:
+            raise ModelNotFound(f"No upstream channel serves the model '{model}'.", param="model")
+        if beta:
+            serving = [c for c in serving if "beta" in c.shapes]
+            if not serving:
+                raise BetaNotSupportedByChannel(param="OpenAI-Beta")
+        ordered: list[Channel] = []
+        for priority in sorted({c.priority for c in serving}):
+            ordered.extend(self._weighted_order([c for c in serving if c.priority == priority]))
+        return ordered
+
+    def _weighted_order(self, group: list[Channel]) -> list[Channel]:
+        # Efraimidis-Spirakis: sort by u**(1/w), a weighted random permutation.
+        return sorted(group, key=lambda c: self._rng.random() ** (1.0 / c.weight), reverse=True)
+
+    async def connect(
+        self,
+        model: str,
+        *,
+        beta: bool,
+        request_id: str,
+        dial_timeout: float,
+        deadline: float,
+    ) -> Connected:
+        """Dial the first channel that answers 101.
+
+        Raises:
+            RelayError: the table row that explains why no channel could be reached.
+        """
+        attempts: list[Attempt] = []
+        failures: list[DialFailure] = []
+        retry_after: float | None = None
+        end = self._clock() + deadline
+        for channel in self.candidates(model, beta=beta):
+            breaker = self.breakers[channel.name]
+            if not breaker.allow():
+                attempts.append(Attempt(channel.name, "skipped:open", 0.0))
+                wait = breaker.retry_after()
+                retry_after = wait if retry_after is None else min(retry_after, wait)
+                continue
+            remaining = end - self._clock()
+            if remaining <= 0:
+                breaker.release_trial()
+                break
+            request = build_request(
+                channel, model, beta=beta, request_id=request_id, environ=self._environ
+            )
+            started = self._clock()
+            try:
+                ws = await self._dialer.dial(request, min(dial_timeout, remaining))
+            except DialFailure as failure:
+                elapsed = self._clock() - started
+                outcome = (
+                    f"refused:{failure.status}"
+                    if failure.kind is FailureKind.REFUSED
+                    else str(failure.kind)
+                )
+                attempts.append(Attempt(channel.name, outcome, elapsed))
+                breaker.record_failure(f"{outcome}: {failure.detail}", trip=failure.misconfigured)
+                failures.append(failure)
+                if not failure.retryable and not failure.misconfigured:
+                    break  # the provider judged the request itself; another channel won't differ
+                continue
+            except asyncio.CancelledError:
+                breaker.release_trial()
+                raise
+            elapsed = self._clock() - started
+            breaker.record_success(elapsed)
+            attempts.append(Attempt(channel.name, "ok", elapsed))
+            return Connected(ws=ws, channel=channel, attempts=attempts)
+        raise self._explain(failures, retry_after, attempts)
+
+    def _explain(
+        self, failures: list[DialFailure], retry_after: float | None, attempts: list[Attempt]
+    ) -> RelayError:
+        refusals = [f for f in failures if f.kind is FailureKind.REFUSED and not f.retryable]
+        if refusals:
+            f = refusals[-1]
+            body = redact(f.body.decode("utf-8", "replace").strip(), self._secrets)[:1000]
+            message = f"The provider refused the handshake with HTTP {f.status}"
+            return UpstreamRejected(f"{message}: {body}" if body else f"{message}.")
+        if failures and all(f.kind is FailureKind.TIMEOUT for f in failures):
+            return UpstreamTimeout()
+        hinted = [f.retry_after for f in failures if f.retry_after and f.retry_after.isdigit()]
+        if hinted:
+            retry_after = max(int(h) for h in hinted)
+        after = DEFAULT_RETRY_AFTER if retry_after is None else max(1, math.ceil(retry_after))
+        tried = ", ".join(f"{a.channel}: {a.outcome}" for a in attempts) or "none"
+        return UpstreamUnavailable(
+            f"No upstream channel could be reached (tried {tried}).", retry_after=after
+        )
