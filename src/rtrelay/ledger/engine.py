@@ -1,0 +1,83 @@
+"""One async engine per store URL, with the SQLite settings a relay needs.
+
+SQLite: WAL (readers never block the writer), a busy timeout (writers queue
+instead of failing), foreign keys on, and SQLAlchemy emitting ``BEGIN`` itself:
+Python's sqlite3 on 3.11 would otherwise run DDL and SELECTs outside any
+transaction (SQLAlchemy docs, "Transactions with SQLite and the sqlite3 driver").
+Write transactions start with ``BEGIN IMMEDIATE`` so a read-then-write never
+fails on a snapshot another writer moved.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from rtrelay.ledger.exceptions import StoreUnavailable
+
+__all__ = ["BUSY_TIMEOUT_S", "WRITE", "create_engine", "describe_url"]
+
+BUSY_TIMEOUT_S: Final = 15.0
+WRITE: Final = "rtrelay_write"
+"""Execution option marking a connection whose transaction will write."""
+
+_DRIVERS: Final = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def describe_url(url: str | URL) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid store URL>"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An ``AsyncEngine`` for ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://…``.
+
+    Raises:
+        StoreUnavailable: the URL is malformed or names another driver.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreUnavailable(
+            "invalid store URL (expected sqlite+aiosqlite:///path or postgresql+asyncpg://...)"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS or parsed.drivername not in (backend, _DRIVERS[backend]):
+        raise StoreUnavailable(
+            f"unsupported store URL {describe_url(parsed)}: use sqlite+aiosqlite:///path "
+            "or postgresql+asyncpg://user@host/db"
+        )
+    parsed = parsed.set(drivername=_DRIVERS[backend])
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise StoreUnavailable("the SQLite store needs a file path: sqlite+aiosqlite:///path")
+        engine = create_async_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(parsed, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across app crashes
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

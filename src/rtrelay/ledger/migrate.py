@@ -1,0 +1,82 @@
+"""Schema migrations: Alembic, driven from code, with the scripts inside the package.
+
+No ``alembic.ini`` is needed at run time. ``upgrade()`` runs under a lock
+(PostgreSQL advisory lock; SQLite ``BEGIN IMMEDIATE``) so several relays starting
+at once migrate exactly once, and inside one transaction, so a failed migration
+leaves the previous schema intact.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rtrelay.ledger.engine import WRITE, describe_url
+from rtrelay.ledger.exceptions import StoreUnavailable
+
+__all__ = ["SCRIPT_LOCATION", "VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
+
+SCRIPT_LOCATION: Final = "rtrelay.ledger:migrations"
+VERSION_TABLE: Final = "rtrelay_alembic_version"
+_PG_LOCK_ID: Final = 0x72_74_72_6C_79  # "rtrly": any constant shared by all relays
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this code ships."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, ``None`` for an empty database."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
+def _current(conn: Connection) -> str | None:
+    return MigrationContext.configure(
+        conn, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
+    """Migrate the database to ``revision`` and return the revision it is at.
+
+    Raises:
+        StoreUnavailable: the database is unreachable, or at a revision this code
+            does not know (a newer rtrelay migrated it).
+    """
+    try:
+        async with engine.execution_options(**{WRITE: True}).begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+            return await conn.run_sync(_upgrade, revision)
+    except CommandError as exc:
+        raise StoreUnavailable(
+            f"cannot migrate {describe_url(engine.url)}: {exc} "
+            "(was it migrated by a newer rtrelay?)"
+        ) from exc
+
+
+def _upgrade(conn: Connection, revision: str) -> str:
+    config = _config()
+    config.attributes["connection"] = conn
+    command.upgrade(config, revision)
+    current = _current(conn)
+    assert current is not None
+    return current

@@ -1,0 +1,1 @@
+"""Alembic migrations of the rtrelay store (run by ``rtrelay.ledger.migrate``)."""

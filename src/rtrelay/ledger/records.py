@@ -1,0 +1,232 @@
+"""The values that go into the ledger and come out of its reports.
+
+Plain frozen dataclasses: the relay builds them from what it saw, the store writes
+them, reports read them back. Times are timezone-aware (UTC), money is ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from rtrelay.ledger.prices import PriceTable, Usage
+
+__all__ = [
+    "ChannelAttempt",
+    "Grouping",
+    "Refusal",
+    "ResponseRecord",
+    "SessionEnd",
+    "SessionRow",
+    "SessionStart",
+    "SessionStatus",
+    "TranscriptionRecord",
+    "UsageRow",
+]
+
+SessionStatus = Literal["live", "completed", "failed", "interrupted"]
+Grouping = Literal["key", "model", "day"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelAttempt:
+    """One upstream channel tried for a session, and how it went."""
+
+    channel: str
+    outcome: str
+    """``connected``, or the error code the attempt failed with (``upstream_timeout``…)."""
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionStart:
+    """A client was admitted and upstream answered: the 101 is about to be sent."""
+
+    session_id: str
+    key_id: str | None
+    """``None`` when auth is off (``auth.mode = "none"``)."""
+    key_prefix: str | None
+    model: str
+    channel: str
+    started_at: datetime
+    client_kind: str | None = None
+    """e.g. ``browser``, ``openai-python``; free text for reports."""
+    shape: Literal["ga", "beta"] = "ga"
+    origin: str | None = None
+    request_id: str | None = None
+    node: str | None = None
+    """Which relay process holds the session; ``mark_interrupted(node=…)`` scopes by it."""
+    channels_tried: tuple[ChannelAttempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionEnd:
+    """How a session ended. ``status`` is ``failed`` when rtrelay ended it on an error."""
+
+    session_id: str
+    ended_at: datetime
+    status: Literal["completed", "failed"]
+    frames_from_client: int = 0
+    bytes_from_client: int = 0
+    frames_from_upstream: int = 0
+    bytes_from_upstream: int = 0
+    client_close_code: int | None = None
+    upstream_close_code: int | None = None
+    error_code: str | None = None
+    duration_s: float | None = None
+    """Measured with a monotonic clock by the caller; ``None``: ``ended_at - started_at``."""
+    channels_tried: tuple[ChannelAttempt, ...] | None = None
+    """``None`` keeps what ``open_session`` stored."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseRecord:
+    """One ``response.done``: written once per (session, response id)."""
+
+    session_id: str
+    response_id: str
+    model: str
+    status: str
+    usage: Usage
+    cost_usd: Decimal | None
+    """``None`` when the model has no price: metered in tokens, flagged unpriced."""
+    at: datetime
+
+    @property
+    def priced(self) -> bool:
+        return self.cost_usd is not None
+
+    @classmethod
+    def priced_by(
+        cls,
+        prices: PriceTable,
+        *,
+        session_id: str,
+        response_id: str,
+        model: str,
+        status: str,
+        usage: Usage,
+        at: datetime,
+    ) -> ResponseRecord:
+        return cls(
+            session_id=session_id,
+            response_id=response_id,
+            model=model,
+            status=status,
+            usage=usage,
+            cost_usd=prices.cost(model, usage),
+            at=at,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranscriptionRecord:
+    """One input-audio transcription: written once per (session, item id)."""
+
+    session_id: str
+    item_id: str
+    model: str
+    """The ASR model (``whisper-1``, ``gpt-4o-transcribe``…), priced on its own."""
+    usage: Usage
+    cost_usd: Decimal | None
+    at: datetime
+
+    @property
+    def priced(self) -> bool:
+        return self.cost_usd is not None
+
+    @classmethod
+    def priced_by(
+        cls,
+        prices: PriceTable,
+        *,
+        session_id: str,
+        item_id: str,
+        model: str,
+        usage: Usage,
+        at: datetime,
+    ) -> TranscriptionRecord:
+        return cls(
+            session_id=session_id,
+            item_id=item_id,
+            model=model,
+            usage=usage,
+            cost_usd=prices.cost(model, usage),
+            at=at,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """A handshake rtrelay refused: a refused attempt, never a $0 session."""
+
+    request_id: str
+    error_code: str
+    http_status: int | None
+    """``None`` when the refusal was sent as an event after accepting (event style)."""
+    at: datetime
+    key_id: str | None = None
+    key_prefix: str | None = None
+    model: str | None = None
+    origin: str | None = None
+    close_code: int | None = None
+    channels_tried: tuple[ChannelAttempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageRow:
+    """Usage summed over one group of a report (a key, a model or a UTC day)."""
+
+    group: str | None
+    """Key id, model or ``YYYY-MM-DD``; ``None`` for sessions without a key."""
+    name: str | None
+    """The key's name when grouped by key."""
+    input_text: int
+    input_audio: int
+    input_image: int
+    cached_text: int
+    cached_audio: int
+    cached_image: int
+    output_text: int
+    output_audio: int
+    transcription_seconds: Decimal
+    cost_usd: Decimal
+    """Sum over priced rows only; see ``unpriced``."""
+    responses: int
+    transcriptions: int
+    unpriced: int
+    """Rows metered in tokens but without a price (unknown model)."""
+    sessions: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRow:
+    """A session as listed by ``Store.sessions()``, with its usage summed."""
+
+    session_id: str
+    key_id: str | None
+    key_prefix: str | None
+    model: str
+    channel: str
+    status: SessionStatus
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    client_kind: str | None
+    shape: str
+    origin: str | None
+    request_id: str | None
+    node: str | None
+    frames_from_client: int | None
+    bytes_from_client: int | None
+    frames_from_upstream: int | None
+    bytes_from_upstream: int | None
+    client_close_code: int | None
+    upstream_close_code: int | None
+    error_code: str | None
+    channels_tried: tuple[ChannelAttempt, ...]
+    responses: int
+    cost_usd: Decimal
+    unpriced: int
