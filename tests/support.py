@@ -1,0 +1,167 @@
+"""Shared test helpers: run real servers on 127.0.0.1 ephemeral ports."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from rtrelay import config
+from rtrelay.edge.app import RELAY, create_app
+from rtrelay.edge.relay import Relay
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Run ``app`` on 127.0.0.1:0 and yield ``http://127.0.0.1:<port>``."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+class RunningRelay:
+    def __init__(self, url: str, app: web.Application) -> None:
+        self.url = url
+        self.ws_url = "ws" + url[len("http") :]
+        self.app = app
+
+    @property
+    def relay(self) -> Relay:
+        return self.app[RELAY]
+
+    def realtime(self, model: str = "gpt-realtime", path: str = "/v1/realtime") -> str:
+        return f"{self.ws_url}{path}?model={model}"
+
+
+def settings_for(
+    upstream_base: str | None = None,
+    *,
+    channels: list[dict[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **sections: Any,
+) -> config.Settings:
+    raw: dict[str, Any] = {"auth": {"mode": "none"}, **sections}
+    if channels is None:
+        assert upstream_base is not None
+        channels = [
+            {
+                "name": "primary",
+                "kind": "openai",
+                "base_url": upstream_base,
+                "api_key_env": "TEST_PROVIDER_KEY",
+                "models": ["gpt-realtime"],
+                "shapes": ["ga", "beta"],
+            }
+        ]
+    raw["channels"] = channels
+    return config.from_mapping(raw, environ or {})
+
+
+@contextlib.asynccontextmanager
+async def running_relay(
+    settings: config.Settings, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[RunningRelay]:
+    env = {"TEST_PROVIDER_KEY": "sk-test-provider-secret-0123456789", **(environ or {})}
+    app = create_app(settings, environ=env)
+    async with serving(app) as url:
+        yield RunningRelay(url, app)
+
+
+async def read_error_and_close(
+    ws: aiohttp.ClientWebSocketResponse[Any],
+) -> tuple[dict[str, Any] | None, int | None, str]:
+    """Read until close; return the last ``error`` event, the close code and reason."""
+    error = None
+    while True:
+        msg = await ws.receive(timeout=10)
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            import orjson
+
+            event = orjson.loads(msg.data)
+            if event.get("type") == "error":
+                error = event
+        elif msg.type is aiohttp.WSMsgType.CLOSE:
+            return error, msg.data, msg.extra or ""
+        elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+            return error, ws.close_code, ""
+        elif msg.type is aiohttp.WSMsgType.ERROR:
+            return error, ws.close_code, str(msg.data)
+
+
+class ScriptedUpstream:
+    """A minimal provider stand-in whose behaviour the client scripts with text frames.
+
+    ``close:<code>:<reason>`` closes with that code; ``drop`` aborts the TCP
+    connection; ``stream:<n>:<size>`` sends n text frames of size bytes as fast as
+    it can; anything else is echoed (text and binary alike).
+    """
+
+    def __init__(self) -> None:
+        self.handshakes: list[dict[str, str]] = []
+        self.closes: list[tuple[int | None, str]] = []
+        self.refuse: tuple[int, bytes] | None = None
+        self.stall: float | None = None
+        self.app = web.Application()
+        self.app.router.add_get("/v1/realtime", self._handle)
+        self.url = ""
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        import asyncio
+
+        self.handshakes.append(dict(request.headers))
+        if self.stall is not None:
+            await asyncio.sleep(self.stall)
+        if self.refuse is not None:
+            status, body = self.refuse
+            return web.Response(status=status, body=body, content_type="application/json")
+        ws = web.WebSocketResponse(autoclose=False, max_msg_size=0)
+        await ws.prepare(request)
+        await ws.send_str('{"type":"session.created","event_id":"event_1","session":{}}')
+        while True:
+            msg = await ws.receive()
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                text: str = msg.data
+                if text.startswith("close:"):
+                    _, code, reason = text.split(":", 2)
+                    await ws.close(code=int(code), message=reason.encode())
+                    break
+                if text == "drop":
+                    assert request.transport is not None
+                    request.transport.abort()
+                    break
+                if text.startswith("stream:"):
+                    _, n, size = text.split(":")
+                    chunk = (
+                        '{"type":"response.output_audio.delta","delta":"' + "A" * int(size) + '"}'
+                    )
+                    for _ in range(int(n)):
+                        await ws.send_str(chunk)
+                    continue
+                await ws.send_str(text)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                await ws.send_bytes(msg.data)
+            elif msg.type is aiohttp.WSMsgType.CLOSE:
+                self.closes.append((msg.data, msg.extra or ""))
+                await ws.close()
+                break
+            else:
+                self.closes.append((None, "dropped"))
+                break
+        return ws
+
+
+@contextlib.asynccontextmanager
+async def scripted_upstream() -> AsyncIterator[ScriptedUpstream]:
+    upstream = ScriptedUpstream()
+    async with serving(upstream.app) as url:
+        upstream.url = "ws" + url[len("http") :] + "/v1"
+        yield upstream
