@@ -1,0 +1,147 @@
+"""What the probe saw at each step, as plain data: no judgement, no I/O.
+
+The I/O modules fill these in; ``_explain`` turns them into words. Times are
+milliseconds measured by the observer. Everything taken from the wire has
+already been through ``redact`` (servers may echo the key back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "CloseSeen",
+    "DnsObservation",
+    "ErrorInfo",
+    "Observations",
+    "SessionObservation",
+    "TcpAttempt",
+    "TcpObservation",
+    "TcpOutcome",
+    "TlsObservation",
+    "TlsProblem",
+    "UpgradeObservation",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsObservation:
+    host: str
+    port: int
+    addresses: tuple[str, ...] = ()
+    literal: bool = False
+    """The host is an IP address: nothing was resolved."""
+    error: str | None = None
+    elapsed_ms: float = 0.0
+
+
+TcpOutcome = Literal["connected", "refused", "timeout", "unreachable", "error"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TcpAttempt:
+    address: str
+    port: int
+    outcome: TcpOutcome
+    detail: str = ""
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TcpObservation:
+    attempts: tuple[TcpAttempt, ...]
+
+    @property
+    def connected(self) -> TcpAttempt | None:
+        return next((a for a in self.attempts if a.outcome == "connected"), None)
+
+
+TlsProblem = Literal["certificate", "not_tls", "handshake", "timeout", "reset"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsObservation:
+    ok: bool
+    elapsed_ms: float = 0.0
+    version: str | None = None
+    cipher: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    not_after: str | None = None
+    problem: TlsProblem | None = None
+    verify_code: int | None = None
+    """OpenSSL's ``X509_V_ERR_*`` number when certificate verification failed."""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorInfo:
+    """An OpenAI-style ``error`` object, from a refusal body or an ``error`` event."""
+
+    type: str | None = None
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeObservation:
+    """The answer to the HTTP ``Upgrade: websocket`` request."""
+
+    status: int | None = None
+    reason: str = ""
+    elapsed_ms: float = 0.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The response headers that explain things (request id, subprotocol, Retry-After...)."""
+    body: str = ""
+    error: ErrorInfo | None = None
+    """The body's ``error`` object, when it is OpenAI-style JSON."""
+    failure: str | None = None
+    """Why no HTTP answer (or no valid WebSocket answer) came back at all."""
+
+    @property
+    def upgraded(self) -> bool:
+        return self.status == 101 and self.failure is None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("X-Request-Id")
+
+    @property
+    def echoed_protocol(self) -> str | None:
+        return self.headers.get("Sec-WebSocket-Protocol")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseSeen:
+    by: Literal["server", "probe", "network"]
+    code: int | None
+    reason: str = ""
+    at_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionObservation:
+    """What happened after the 101; times are counted from the start of the upgrade request."""
+
+    event_types: tuple[str, ...] = ()
+    errors: tuple[ErrorInfo, ...] = ()
+    session_created_ms: float | None = None
+    session_id: str | None = None
+    model: str | None = None
+    close: CloseSeen | None = None
+    timed_out: bool = False
+    """No ``session.created`` (and no close) within the timeout."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observations:
+    """Everything one probe run saw, step by step; a later step is ``None`` if not reached."""
+
+    dns: DnsObservation
+    tcp: TcpObservation | None = None
+    tls: TlsObservation | None = None
+    upgrade: UpgradeObservation | None = None
+    session: SessionObservation | None = None

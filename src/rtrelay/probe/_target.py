@@ -1,0 +1,145 @@
+"""What to connect to and how: the URL, headers and subprotocols a real client would send."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from yarl import URL
+
+from rtrelay.probe._redact import mask_key, redact
+
+__all__ = [
+    "BETA_PROTOCOL",
+    "DEFAULT_MODEL",
+    "KEY_PROTOCOL_PREFIX",
+    "REALTIME_PROTOCOL",
+    "HandshakeRequest",
+    "ProbeUsageError",
+    "Target",
+    "plan",
+]
+
+DEFAULT_MODEL: Final = "gpt-realtime"
+REALTIME_PROTOCOL: Final = "realtime"
+KEY_PROTOCOL_PREFIX: Final = "openai-insecure-api-key."
+BETA_PROTOCOL: Final = "openai-beta.realtime-v1"
+_USER_AGENT: Final = "rtrelay-probe"
+_MODEL_PARAMS: Final = ("model", "deployment", "call_id", "intent")
+"""Query parameters that already say which session to open (protocol.md §1)."""
+
+Mode = Literal["browser", "server"]
+
+
+class ProbeUsageError(ValueError):
+    """The URL or options cannot describe a Realtime connection."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """The connection as the report shows it: nothing in here carries the key in clear."""
+
+    url: str
+    scheme: Literal["ws", "wss"]
+    host: str
+    port: int
+    mode: Mode
+    protocols: tuple[str, ...]
+    origin: str | None
+    beta: bool
+    key: str | None
+    """The key, masked (``rk_ab…xy``)."""
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme == "wss"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeRequest:
+    """What goes on the wire, secret included; never printed or serialised."""
+
+    url: str
+    protocols: tuple[str, ...]
+    headers: Mapping[str, str]
+    origin: str | None
+    secret: str | None = field(repr=False)
+
+
+def plan(
+    url: str,
+    *,
+    key: str | None = None,
+    model: str | None = None,
+    origin: str | None = None,
+    subprotocol_auth: bool = False,
+    beta: bool = False,
+) -> tuple[Target, HandshakeRequest]:
+    """Build the handshake a browser (``subprotocol_auth``) or a server SDK would send.
+
+    ``url`` may be a base URL as SDKs take it (``ws://host:port/v1``): ``/realtime``
+    is appended and ``?model=`` added when the URL names no session, so the probe
+    and an SDK aimed at the same base URL dial the same thing.
+
+    Raises:
+        ProbeUsageError: the URL is not an http(s)/ws(s) URL with a host.
+    """
+    parsed = _normalise(url, model)
+    if key is not None and not key:
+        key = None
+    if subprotocol_auth:
+        protocols: tuple[str, ...] = (REALTIME_PROTOCOL,)
+        if key is not None:
+            protocols += (KEY_PROTOCOL_PREFIX + key,)
+        if beta:
+            protocols += (BETA_PROTOCOL,)
+        headers: dict[str, str] = {}
+    else:
+        protocols = ()
+        headers = {"User-Agent": _USER_AGENT}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        if beta:
+            headers["OpenAI-Beta"] = "realtime=v1"
+    assert parsed.host is not None
+    assert parsed.port is not None
+    target = Target(
+        url=redact(str(parsed), key),
+        scheme="wss" if parsed.scheme == "wss" else "ws",
+        host=parsed.host,
+        port=parsed.port,
+        mode="browser" if subprotocol_auth else "server",
+        protocols=tuple(redact(p, key) for p in protocols),
+        origin=origin,
+        beta=beta,
+        key=mask_key(key),
+    )
+    request = HandshakeRequest(
+        url=str(parsed), protocols=protocols, headers=headers, origin=origin, secret=key
+    )
+    return target, request
+
+
+def _normalise(url: str, model: str | None) -> URL:
+    try:
+        parsed = URL(url)
+    except (TypeError, ValueError) as exc:
+        raise ProbeUsageError(f"not a URL: {url!r}") from exc
+    scheme = {"http": "ws", "https": "wss"}.get(parsed.scheme, parsed.scheme)
+    if scheme not in ("ws", "wss"):
+        raise ProbeUsageError(
+            f"the URL must start with ws://, wss://, http:// or https://: {url!r}"
+        )
+    if not parsed.host:
+        raise ProbeUsageError(f"the URL has no host: {url!r}")
+    parsed = parsed.with_scheme(scheme)
+    path = parsed.path.rstrip("/")
+    if not path.endswith("/realtime"):
+        parsed = parsed.with_path(path + "/realtime", keep_query=True)
+    query = dict(parsed.query)
+    if model is not None:
+        query["deployment" if "deployment" in query else "model"] = model
+    elif not any(name in query for name in _MODEL_PARAMS):
+        query["model"] = DEFAULT_MODEL
+    return parsed.with_query(query)
