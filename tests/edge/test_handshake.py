@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict
 
-from rtrelay.edge.handshake import parse_hello
+from rtrelay.edge.handshake import ClientHello, parse_hello
 from rtrelay.errors import MissingModel
 
 
-def hello(headers: dict[str, str], query: dict[str, str] | None = None, style: str = "auto"):  # type: ignore[no-untyped-def]
+def hello(
+    headers: dict[str, str], query: dict[str, str] | None = None, style: str = "auto"
+) -> ClientHello:
     return parse_hello(
         CIMultiDict(headers),
         {"model": "m"} if query is None else query,
         request_id="req_1",
-        handshake_errors=style,
+        handshake_errors=style,  # type: ignore[arg-type]
     )
 
 
