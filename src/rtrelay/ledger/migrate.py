@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rtrelay.ledger.engine import WRITE, describe_url
@@ -71,6 +72,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
             f"cannot migrate {describe_url(engine.url)}: {exc} "
             "(was it migrated by a newer rtrelay?)"
         ) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreUnavailable(f"cannot open store {describe_url(engine.url)}: {exc}") from exc
 
 
 def _upgrade(conn: Connection, revision: str) -> str:

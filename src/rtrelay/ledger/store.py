@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rtrelay.ledger.engine import create_engine, describe_url
 from rtrelay.ledger.exceptions import StoreUnavailable
-from rtrelay.ledger.keys import KeyRecord, KeySpec
+from rtrelay.ledger.keys import KEY_ID_PREFIX, PREFIX_LENGTH, SECRET_PREFIX, KeyRecord, KeySpec
 from rtrelay.ledger.migrate import upgrade
 from rtrelay.ledger.records import (
     Grouping,
@@ -30,7 +30,7 @@ from rtrelay.ledger.records import (
 )
 from rtrelay.ledger.sqlstore import SqlStore
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "open_store", "resolve_key"]
 
 
 class Store(Protocol):
@@ -156,3 +156,19 @@ async def open_store(
         await engine.dispose()
         raise StoreUnavailable(f"cannot open store {describe_url(url)}: {exc}") from exc
     return SqlStore(engine) if clock is None else SqlStore(engine, clock=clock)
+
+
+async def resolve_key(store: Store, ref: str) -> KeyRecord | None:
+    """The key ``ref`` names: an id (``key_…``), a prefix (``abcd1234``), or ``rk_<prefix>``.
+
+    What operators paste: the id from a listing, the prefix from a log line, or
+    the start of the secret itself (only its prefix is used).
+    """
+    ref = ref.strip()
+    if ref.startswith(KEY_ID_PREFIX):
+        return await store.get_key(ref)
+    if ref.startswith(SECRET_PREFIX):
+        ref = ref[len(SECRET_PREFIX) :][:PREFIX_LENGTH]
+    if len(ref) != PREFIX_LENGTH:
+        return None
+    return await store.get_key_by_prefix(ref)

@@ -1,0 +1,90 @@
+"""Reports as text: an aligned table for people, JSON and CSV for programs."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from rtrelay.ledger.records import Grouping, UsageRow
+from rtrelay.ledger.views import usage_view
+
+__all__ = ["Format", "render_table", "render_usage"]
+
+Format = Literal["table", "json", "csv"]
+
+_TOKEN_HEADERS: Final = (
+    ("input_text", "TEXT IN"),
+    ("input_audio", "AUDIO IN"),
+    ("input_image", "IMAGE IN"),
+    ("cached_text", "CACHED TEXT"),
+    ("cached_audio", "CACHED AUDIO"),
+    ("cached_image", "CACHED IMAGE"),
+    ("output_text", "TEXT OUT"),
+    ("output_audio", "AUDIO OUT"),
+)
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns padded to their widest cell; numbers right-aligned. ``None`` prints as ``-``."""
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [
+        bool(rows) and all(isinstance(r[i], int | Decimal) or r[i] is None for r in rows)
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in cells)])
+
+
+def render_usage(rows: Sequence[UsageRow], fmt: Format, *, by: Grouping) -> str:
+    """``rtrelay usage`` output. The table ends with a TOTAL line; JSON and CSV do not."""
+    if fmt == "json":
+        return json.dumps({"object": "list", "by": by, "data": [usage_view(r) for r in rows]})
+    if fmt == "csv":
+        out = io.StringIO()
+        views = [usage_view(r) for r in rows]
+        fields = list(views[0]) if views else [f.name for f in dataclasses.fields(UsageRow)]
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(views)
+        return out.getvalue().rstrip("\n")
+    headers = [by.upper(), *(["NAME"] if by == "key" else [])]
+    headers += ["SESSIONS", "RESPONSES", *(h for _, h in _TOKEN_HEADERS)]
+    headers += ["ASR SECONDS", "COST USD", "UNPRICED"]
+    table = [_table_row(r, by) for r in rows]
+    if rows:
+        table.append(_total_row(rows, by))
+    return render_table(headers, table)
+
+
+def _table_row(row: UsageRow, by: Grouping) -> list[Any]:
+    out: list[Any] = [row.group, *([row.name] if by == "key" else [])]
+    out += [row.sessions, row.responses + row.transcriptions]
+    out += [getattr(row, field) for field, _ in _TOKEN_HEADERS]
+    out += [row.transcription_seconds, row.cost_usd, row.unpriced]
+    return out
+
+
+def _total_row(rows: Sequence[UsageRow], by: Grouping) -> list[Any]:
+    """Column sums. Sessions are left out by day: one session can span two days."""
+    out: list[Any] = ["TOTAL", *([None] if by == "key" else [])]
+    out.append(None if by == "day" else sum(r.sessions for r in rows))
+    out.append(sum(r.responses + r.transcriptions for r in rows))
+    out += [sum(getattr(r, field) for r in rows) for field, _ in _TOKEN_HEADERS]
+    out.append(sum((r.transcription_seconds for r in rows), Decimal(0)))
+    out.append(sum((r.cost_usd for r in rows), Decimal(0)))
+    out.append(sum(r.unpriced for r in rows))
+    return out
