@@ -46,6 +46,10 @@ ADVICE: Final[Mapping[type[RelayError], str]] = {
         "key's model list"
     ),
     errors.MissingModel: "the URL names no model: add ?model=<model> (--model)",
+    errors.UpgradeRequired: (
+        "the request reached the server without 'Upgrade: websocket': a proxy in between drops "
+        "the upgrade headers; configure it to pass WebSocket upgrades"
+    ),
     errors.ModelNotFound: (
         "no upstream channel serves this model: check the model name (--model) against the "
         "relay's channels"
@@ -217,8 +221,6 @@ def status_meaning(status: int) -> str:
             f"{phrase}: the server answered as plain HTTP, so this path is not a WebSocket "
             "endpoint (wrong path or port?)"
         )
-    if status == 426:
-        return f"{phrase}: the server wants a different protocol version"
     codes = [cls.code for cls in rows_for_status(status) if cls is not errors.InternalError]
     if codes:
         return f"{phrase} (rtrelay uses it for {', '.join(codes)})"
