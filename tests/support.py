@@ -49,7 +49,11 @@ def settings_for(
     environ: Mapping[str, str] | None = None,
     **sections: Any,
 ) -> config.Settings:
-    raw: dict[str, Any] = {"auth": {"mode": "none"}, **sections}
+    """Settings for a test relay: auth off and a throw-away SQLite store unless given."""
+    import tempfile
+
+    store = {"url": f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='rtrelay-t-')}/relay.db"}
+    raw: dict[str, Any] = {"auth": {"mode": "none"}, "store": store, **sections}
     if channels is None:
         assert upstream_base is not None
         channels = [

@@ -46,10 +46,7 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the offending field."""
 
 
-_frozen = dataclass(frozen=True, slots=True, kw_only=True)
-
-
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Server:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -68,7 +65,7 @@ class Server:
             raise ConfigError("server.workers must be at least 1")
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Auth:
     mode: Literal["keys", "none"] = "keys"
     """``none`` admits every client without a credential: for trusted networks only."""
@@ -78,7 +75,7 @@ class Auth:
             raise ConfigError("auth.mode must be 'keys' or 'none'")
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Timeouts:
     """Seconds; ``None`` turns a timer off."""
 
@@ -109,42 +106,43 @@ class Timeouts:
                 raise ConfigError(f"timeouts.{name} must be positive")
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
-    max_sessions: int | None = None
-    """Sessions this process holds open at once, all keys together."""
+    on_budget_spent: Literal["close", "keep_open"] = "close"
+    """After refusing a ``response.create`` for a spent budget: end the session with 4429
+    once the response in flight is done, or keep it open (refusing further responses)."""
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes < 1024:
             raise ConfigError("limits.max_frame_bytes must be at least 1024")
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Store:
     url: str = "sqlite+aiosqlite:///rtrelay.db"
     """SQLAlchemy URL: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://…``."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Redis:
     url: str | None = None
     """When set, leases and rate limits live in Redis and several relays share them."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Admin:
     token_env: str = "RTRELAY_ADMIN_TOKEN"
     """Environment variable holding the admin API token; unset means the admin API is off."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Logging:
     level: str = "INFO"
     format: Literal["json", "text"] = "json"
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Channel:
     """One upstream: a provider account, region or deployment."""
 
@@ -184,7 +182,7 @@ class Channel:
         return self.models[public]
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     server: Server = field(default_factory=Server)
     auth: Auth = field(default_factory=Auth)

@@ -6,7 +6,7 @@ follows are all rendered from those attributes and nowhere else::
 
     RelayError
     ├── BadRequest ............ 400 / 4400   missing_model, beta_not_supported_by_channel,
-    │                                        websocket_upgrade_required (426)
+    │                                        invalid_value, websocket_upgrade_required (426)
     ├── AuthError ............. 401 / 4401   missing_api_key, invalid_api_key
     ├── PermissionDenied ...... 403 / 4403   origin_not_allowed, model_not_allowed
     ├── NotFound .............. 404 / 4404   model_not_found
@@ -37,6 +37,7 @@ __all__ = [
     "InsufficientQuota",
     "InternalError",
     "InvalidApiKey",
+    "InvalidRequest",
     "MessageTooLarge",
     "MissingApiKey",
     "MissingModel",
@@ -152,6 +153,13 @@ class BadRequest(RelayError):
 class MissingModel(BadRequest):
     code = "missing_model"
     default_message = "Missing required query parameter: 'model'."
+
+
+class InvalidRequest(BadRequest):
+    """A request body field has a wrong type or value (``param`` names it)."""
+
+    code = "invalid_value"
+    default_message = "The request body is invalid."
 
 
 class BetaNotSupportedByChannel(BadRequest):
@@ -318,6 +326,7 @@ ERROR_CLASSES: Final[tuple[type[RelayError], ...]] = (
     OriginNotAllowed,
     ModelNotAllowed,
     MissingModel,
+    InvalidRequest,
     UpgradeRequired,
     ModelNotFound,
     RateLimitExceeded,

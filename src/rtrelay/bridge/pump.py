@@ -58,12 +58,18 @@ class Meter(Protocol):
     def on_server_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
         """Return an error to end the session after this event is forwarded."""
 
+    def ending(self) -> RelayError | None:
+        """After a refusal: an error that should end the session now, if any."""
+
 
 class NullMeter:
     def on_client_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
         return None
 
     def on_server_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
+        return None
+
+    def ending(self) -> RelayError | None:
         return None
 
 
@@ -175,6 +181,8 @@ class Bridge:
                 if kind is _TEXT and (tap := client_tap(data)) is not None:
                     refusal = meter.on_client_event(*tap)
                     if refusal is not None:
+                        if (end := meter.ending()) is not None:
+                            return Ending("relay", error=end)
                         await self._send_error(refusal, tap[1].get("event_id"))
                         continue
                 try:

@@ -10,18 +10,28 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from rtrelay.bridge.pump import Bridge, ClientLeg, Ending, Meter, NullMeter
+from rtrelay.bridge.metering import SessionMeter
+from rtrelay.bridge.pump import Bridge, ClientLeg, Ending
 from rtrelay.config import Settings
 from rtrelay.edge.handshake import ClientHello, new_request_id, parse_hello
 from rtrelay.edge.refuse import refuse
-from rtrelay.errors import RelayError, RelayShuttingDown, UpgradeRequired
+from rtrelay.edge.wiring import Parts
+from rtrelay.errors import (
+    IdleTimeout,
+    RelayError,
+    RelayShuttingDown,
+    SessionExpired,
+    UpgradeRequired,
+)
 from rtrelay.gate.admission import Admission, Gate
+from rtrelay.ledger.records import ChannelAttempt, Refusal, SessionEnd, SessionStart
 from rtrelay.log import edge_log
-from rtrelay.route.router import Connected, Router
+from rtrelay.route.router import Attempt, Connected, Router, RoutingFailed
 
 __all__ = ["Relay", "SessionInfo"]
 
@@ -37,6 +47,7 @@ class SessionInfo:
     channel: str
     started: float
     bridge: Bridge
+    meter: SessionMeter
 
     def describe(self) -> dict[str, Any]:
         c = self.bridge.counters
@@ -51,21 +62,26 @@ class SessionInfo:
             "frames_out": c.frames_out,
             "bytes_in": c.bytes_in,
             "bytes_out": c.bytes_out,
+            "responses": self.meter.usage.responses,
+            "cost_usd": str(self.meter.usage.cost_usd),
         }
 
 
 @dataclass(slots=True)
 class Relay:
     settings: Settings
-    gate: Gate
+    parts: Parts
     router: Router
     sessions: dict[str, SessionInfo] = field(default_factory=dict)
     draining: bool = False
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def meter_for(self, admission: Admission, connected: Connected) -> Meter:
-        """The per-session tap consumer (overridden when metering is wired in)."""
-        return NullMeter()
+    @property
+    def gate(self) -> Gate:
+        return self.parts.gate
+
+    def live_sessions(self) -> list[dict[str, Any]]:
+        return [info.describe() for info in self.sessions.values()]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         hello = parse_hello(
@@ -94,10 +110,12 @@ class Relay:
                 dial_timeout=t.dial,
                 deadline=t.handshake_deadline,
             )
-        except RelayError as error:
+        except (RelayError, RoutingFailed) as exc:
             if admission is not None:
                 await self.gate.release(admission)
-            return await self._refuse(request, hello, error, admission)
+            if isinstance(exc, RoutingFailed):
+                return await self._refuse(request, hello, exc.error, admission, exc.attempts)
+            return await self._refuse(request, hello, exc, admission)
         except BaseException:
             if admission is not None:
                 await self.gate.release(admission)
@@ -110,7 +128,23 @@ class Relay:
         hello: ClientHello,
         error: RelayError,
         admission: Admission | None,
+        attempts: tuple[Attempt, ...] = (),
     ) -> web.StreamResponse:
+        event_style = hello.error_style == "event"
+        self.parts.writer.submit(
+            Refusal(
+                request_id=hello.request_id,
+                error_code=error.code,
+                http_status=None if event_style else error.http_status,
+                close_code=error.close_code if event_style else None,
+                at=datetime.now(UTC),
+                key_id=admission.key_id if admission else None,
+                key_prefix=admission.key_prefix if admission else None,
+                model=hello.model,
+                origin=hello.origin,
+                channels_tried=_attempts(attempts),
+            )
+        )
         edge_log.info(
             "session refused",
             extra={
@@ -118,7 +152,7 @@ class Relay:
                 "request_id": hello.request_id,
                 "code": error.code,
                 "status": error.http_status,
-                "close_code": error.close_code if hello.error_style == "event" else None,
+                "close_code": error.close_code if event_style else None,
                 "model": hello.model,
                 "key_prefix": admission.key_prefix if admission else None,
             },
@@ -144,12 +178,23 @@ class Relay:
             timeout=5.0,
         )
         ws.headers["X-Request-Id"] = hello.request_id
+        key = admission.key
+        meter = SessionMeter(
+            session_id=admission.session_id,
+            model=admission.model,
+            key_id=admission.key_id,
+            budget_usd=key.budget_usd if key is not None else None,
+            prices=self.parts.prices,
+            writer=self.parts.writer,
+            spend=self.parts.spend,
+            on_spent=s.limits.on_budget_spent,
+        )
         bridge = Bridge(
             client=ws,
             upstream=connected.ws,
             client_transport=request.transport,
             timeouts=s.timeouts,
-            meter=self.meter_for(admission, connected),
+            meter=meter,
         )
         info = SessionInfo(
             session_id=admission.session_id,
@@ -159,10 +204,26 @@ class Relay:
             channel=connected.channel.name,
             started=time.monotonic(),
             bridge=bridge,
+            meter=meter,
         )
         self.sessions[info.session_id] = info
         self._idle.clear()
         ending: Ending | None = None
+        self.parts.writer.submit(
+            SessionStart(
+                session_id=info.session_id,
+                key_id=admission.key_id,
+                key_prefix=admission.key_prefix,
+                model=info.model,
+                channel=info.channel,
+                started_at=datetime.now(UTC),
+                shape="beta" if hello.beta else "ga",
+                origin=hello.origin,
+                request_id=hello.request_id,
+                node=self.parts.node,
+                channels_tried=_attempts(connected.attempts),
+            )
+        )
         try:
             await ws.prepare(request)
             edge_log.info(
@@ -186,11 +247,29 @@ class Relay:
                 with contextlib.suppress(Exception):
                     await connected.ws.close()
             await self.gate.release(admission)
-            self._log_end(info, ending)
+            self._settle(info, ending)
         return ws
 
-    def _log_end(self, info: SessionInfo, ending: Ending | None) -> None:
+    def _settle(self, info: SessionInfo, ending: Ending | None) -> None:
         c = info.bridge.counters
+        error = ending.error if ending else None
+        duration = time.monotonic() - info.started
+        self.parts.writer.submit(
+            SessionEnd(
+                session_id=info.session_id,
+                ended_at=datetime.now(UTC),
+                status="failed" if _is_failure(ending) else "completed",
+                frames_from_client=c.frames_in,
+                bytes_from_client=c.bytes_in,
+                frames_from_upstream=c.frames_out,
+                bytes_from_upstream=c.bytes_out,
+                client_close_code=info.bridge.client_close_code,
+                upstream_close_code=info.bridge.upstream_close_code,
+                error_code=error.code if error else None,
+                duration_s=duration,
+            )
+        )
+        usage = info.meter.usage
         edge_log.info(
             "session closed",
             extra={
@@ -200,7 +279,7 @@ class Relay:
                 "key_prefix": info.key_prefix,
                 "model": info.model,
                 "channel": info.channel,
-                "duration_s": round(time.monotonic() - info.started, 3),
+                "duration_s": round(duration, 3),
                 "frames_in": c.frames_in,
                 "frames_out": c.frames_out,
                 "bytes_in": c.bytes_in,
@@ -208,7 +287,11 @@ class Relay:
                 "closed_by": ending.closer if ending else "relay",
                 "client_close_code": info.bridge.client_close_code,
                 "upstream_close_code": info.bridge.upstream_close_code,
-                "error_code": ending.error.code if ending and ending.error else None,
+                "error_code": error.code if error else None,
+                "responses": usage.responses,
+                "tokens_in": usage.tokens_in,
+                "tokens_out": usage.tokens_out,
+                "cost_usd": str(usage.cost_usd),
             },
         )
 
@@ -225,3 +308,19 @@ class Relay:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(15.0):
                     await self._idle.wait()
+
+
+_NORMAL_ENDINGS = (IdleTimeout, SessionExpired, RelayShuttingDown)
+
+
+def _is_failure(ending: Ending | None) -> bool:
+    if ending is None:
+        return True  # the handler itself failed
+    return ending.error is not None and not isinstance(ending.error, _NORMAL_ENDINGS)
+
+
+def _attempts(attempts: tuple[Attempt, ...] | list[Attempt]) -> tuple[ChannelAttempt, ...]:
+    return tuple(
+        ChannelAttempt(channel=a.channel, outcome=a.outcome, detail=f"{a.seconds * 1000:.1f} ms")
+        for a in attempts
+    )

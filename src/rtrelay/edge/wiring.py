@@ -1,47 +1,108 @@
-"""Building the gate's parts from settings: limiters, key store, token verifier.
+"""Building the relay's parts from settings: store, ledger, limiters, gate, tokens.
 
-The only place that picks implementations (in-process vs Redis, which store),
-so the rest of the relay sees protocols.
+The only place that picks implementations (SQLite or PostgreSQL, in-process or
+Redis limits), so the rest of the relay sees protocols.
 """
 
 from __future__ import annotations
 
+import secrets
+import socket
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
 
 from rtrelay.config import Settings
 from rtrelay.gate.admission import Gate
 from rtrelay.gate.limits import LeaseKeeper, MemoryLeases, MemoryRateLimiter, RateLimiter
+from rtrelay.gate.tokens import TokenSigner
+from rtrelay.ledger.prices import PriceTable
+from rtrelay.ledger.store import Store, open_store
+from rtrelay.ledger.writer import LedgerWriter, SpendBook
+from rtrelay.log import edge_log
 
-__all__ = ["Closer", "build_gate", "close_all"]
+__all__ = ["Closer", "Parts", "build_parts", "close_all"]
 
 Closer = Callable[[], Awaitable[None]]
 
+TOKEN_SECRET_ENV: Final = "RTRELAY_TOKEN_SECRET"
 
-async def build_gate(settings: Settings, environ: Mapping[str, str]) -> tuple[Gate, list[Closer]]:
+
+@dataclass(slots=True)
+class Parts:
+    gate: Gate
+    store: Store
+    writer: LedgerWriter
+    spend: SpendBook
+    prices: PriceTable
+    tokens: TokenSigner
+    node: str
+    closers: list[Closer] = field(default_factory=list)
+
+
+def node_name(settings: Settings) -> str:
+    """Which relay process holds a session (scopes ``mark_interrupted`` on restart)."""
+    return f"{socket.gethostname()}:{settings.server.port}"
+
+
+async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
     closers: list[Closer] = []
-    rate: RateLimiter
-    if settings.redis.url:
-        from redis.asyncio import Redis
+    try:
+        store = await open_store(settings.store.url)
+        closers.append(store.close)
+        node = node_name(settings)
+        interrupted = await store.mark_interrupted(node=node)
+        if interrupted:
+            edge_log.warning(
+                "sessions left open by a previous run marked interrupted",
+                extra={"event": "interrupted", "count": interrupted, "node": node},
+            )
+        writer = LedgerWriter(store)
+        writer.start()
+        closers.append(writer.close)
+        spend = SpendBook(store)
+        rate: RateLimiter
+        if settings.redis.url:
+            from redis.asyncio import Redis
 
-        from rtrelay.gate.redis_limits import RedisLeases, RedisRateLimiter
+            from rtrelay.gate.redis_limits import RedisLeases, RedisRateLimiter
 
-        redis = Redis.from_url(settings.redis.url)
-        closers.append(redis.aclose)
-        keeper = LeaseKeeper(RedisLeases(redis))
-        rate = RedisRateLimiter(redis)
-    else:
-        keeper = LeaseKeeper(MemoryLeases())
-        rate = MemoryRateLimiter()
-    keeper.start()
-    closers.append(keeper.close)
-    gate = Gate(
-        keys=None,
-        leases=keeper,
-        rate=rate,
-        spend=None,
-        allowed_origins=settings.server.allowed_origins,
-    )
-    return gate, closers
+            redis = Redis.from_url(settings.redis.url)
+            closers.append(redis.aclose)
+            keeper = LeaseKeeper(RedisLeases(redis))
+            rate = RedisRateLimiter(redis)
+        else:
+            keeper = LeaseKeeper(MemoryLeases())
+            rate = MemoryRateLimiter()
+        keeper.start()
+        closers.append(keeper.close)
+        tokens = TokenSigner(_token_secret(settings, environ))
+        gate = Gate(
+            keys=store if settings.auth.mode == "keys" else None,
+            leases=keeper,
+            rate=rate,
+            spend=spend,
+            tokens=tokens,
+            allowed_origins=settings.server.allowed_origins,
+        )
+        prices = PriceTable().with_overrides(settings.prices)
+    except BaseException:
+        await close_all(closers)
+        raise
+    return Parts(gate, store, writer, spend, prices, tokens, node, closers)
+
+
+def _token_secret(settings: Settings, environ: Mapping[str, str]) -> bytes:
+    configured = environ.get(TOKEN_SECRET_ENV)
+    if configured:
+        return configured.encode()
+    if settings.server.workers > 1:
+        edge_log.warning(
+            "no %s set: each worker signs client tokens with its own secret, so a token "
+            "works only on the worker that minted it",
+            TOKEN_SECRET_ENV,
+        )
+    return secrets.token_bytes(32)
 
 
 async def close_all(closers: list[Closer]) -> None:

@@ -27,8 +27,10 @@ from rtrelay.errors import (
     OriginNotAllowed,
     RateLimitExceeded,
 )
+from rtrelay.gate.limits import RateLimiter
+from rtrelay.gate.tokens import TokenSigner
 
-__all__ = ["Admission", "Gate", "KeyDirectory", "KeyInfo", "Leases", "RateLimiter", "SpendBook"]
+__all__ = ["Admission", "Gate", "KeyDirectory", "KeyInfo", "LeaseHolder", "SpendBook"]
 
 
 class KeyInfo(Protocol):
@@ -56,22 +58,15 @@ class KeyDirectory(Protocol):
     async def get_key(self, key_id: str) -> KeyInfo | None: ...
 
 
-class Leases(Protocol):
+class LeaseHolder(Protocol):
+    """Takes and gives back leases (``LeaseKeeper``, which also renews them)."""
+
     async def acquire(self, key_id: str, session_id: str, limit: int | None) -> bool: ...
     async def release(self, key_id: str, session_id: str) -> None: ...
 
 
-class RateLimiter(Protocol):
-    async def hit(self, key_id: str, per_minute: int | None) -> float | None: ...
-
-
 class SpendBook(Protocol):
     async def spent(self, key_id: str) -> Decimal: ...
-
-
-class TokenVerifier(Protocol):
-    def verify_key_id(self, token: str, now: float) -> tuple[str, str | None] | None:
-        """``(key_id, model or None)`` of a valid short-lived token, else None."""
 
 
 @dataclass(slots=True)
@@ -107,10 +102,10 @@ class Gate:
         self,
         *,
         keys: KeyDirectory | None,
-        leases: Leases,
+        leases: LeaseHolder,
         rate: RateLimiter,
         spend: SpendBook | None,
-        tokens: TokenVerifier | None = None,
+        tokens: TokenSigner | None = None,
         allowed_origins: Sequence[str] = (),
         cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -143,10 +138,10 @@ class Gate:
             raise MissingApiKey()
         bound_model: str | None = None
         if credential.startswith("ek_") and self._tokens is not None:
-            claims = self._tokens.verify_key_id(credential, time.time())
+            claims = self._tokens.verify(credential, time.time())
             if claims is None:
                 raise InvalidApiKey("The client token is invalid or has expired.")
-            key_id, bound_model = claims
+            key_id, bound_model = claims.key_id, claims.model
             key = await self._cached(("id", key_id), lambda: self._keys_get(key_id))
         else:
             key = await self._cached(("secret", credential), lambda: self._keys_find(credential))
@@ -183,16 +178,23 @@ class Gate:
     def check_policy(
         self, key: KeyInfo | None, model: str, origin: str | None, bound: str | None
     ) -> None:
-        """Origin and model checks (no I/O).
+        """Origin, then model (no I/O).
 
         Raises:
             OriginNotAllowed, ModelNotAllowed
         """
-        if origin is not None:
-            if self._allowed_origins and origin not in self._allowed_origins:
-                raise OriginNotAllowed(f"The Origin '{origin}' is not allowed to connect.")
-            if key is not None and key.origins and origin not in key.origins:
-                raise OriginNotAllowed(f"The Origin '{origin}' is not allowed for this key.")
+        self.check_origin(key, origin)
+        self.check_model(key, model, bound)
+
+    def check_origin(self, key: KeyInfo | None, origin: str | None) -> None:
+        if origin is None:
+            return
+        if self._allowed_origins and origin not in self._allowed_origins:
+            raise OriginNotAllowed(f"The Origin '{origin}' is not allowed to connect.")
+        if key is not None and key.origins and origin not in key.origins:
+            raise OriginNotAllowed(f"The Origin '{origin}' is not allowed for this key.")
+
+    def check_model(self, key: KeyInfo | None, model: str, bound: str | None = None) -> None:
         if bound is not None and bound != model:
             raise ModelNotAllowed(f"This client token is bound to the model '{bound}'.")
         if key is not None and key.models is not None and model not in key.models:

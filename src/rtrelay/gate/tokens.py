@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import orjson
 
-from rtrelay.errors import BadRequest
+from rtrelay.errors import InvalidRequest
 
 __all__ = [
     "BETA_TOKEN_SECONDS",
@@ -61,13 +61,6 @@ MAX_TOKEN_LENGTH: Final = 4096
 _SIGNING_CONTEXT: Final = b"rtrelay.ek.v1."
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
 _SESSION_TYPES: Final = ("realtime", "transcription")
-
-
-class InvalidRequest(BadRequest):
-    """A request body field has a wrong type or value (``param`` names it)."""
-
-    code = "invalid_value"
-    default_message = "The request body is invalid."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -31,7 +31,7 @@ from rtrelay.route.breaker import BreakerPolicy, CircuitBreaker
 from rtrelay.route.dial import Dialer, DialFailure, FailureKind
 from rtrelay.route.upstream import build_request, provider_secret
 
-__all__ = ["Attempt", "Connected", "Router"]
+__all__ = ["Attempt", "Connected", "Router", "RoutingFailed"]
 
 DEFAULT_RETRY_AFTER = 5
 
@@ -41,6 +41,15 @@ class Attempt:
     channel: str
     outcome: str  # "ok", "skipped:open", "timeout", "connect", "refused:<status>"
     seconds: float
+
+
+class RoutingFailed(Exception):
+    """No channel answered: ``error`` is the table row, ``attempts`` what was tried."""
+
+    def __init__(self, error: RelayError, attempts: tuple[Attempt, ...]) -> None:
+        self.error = error
+        self.attempts = attempts
+        super().__init__(error.message)
 
 
 @dataclass(slots=True)
@@ -114,7 +123,7 @@ class Router:
         """Dial the first channel that answers 101.
 
         Raises:
-            RelayError: the table row that explains why no channel could be reached.
+            RoutingFailed: no channel could be reached; carries the table row explaining why.
         """
         attempts: list[Attempt] = []
         failures: list[DialFailure] = []
@@ -157,7 +166,7 @@ class Router:
             breaker.record_success(elapsed)
             attempts.append(Attempt(channel.name, "ok", elapsed))
             return Connected(ws=ws, channel=channel, attempts=attempts)
-        raise self._explain(failures, retry_after, attempts)
+        raise RoutingFailed(self._explain(failures, retry_after, attempts), tuple(attempts))
 
     def _explain(
         self, failures: list[DialFailure], retry_after: float | None, attempts: list[Attempt]

@@ -1,0 +1,116 @@
+"""``rtrelay serve``: run the relay (``--demo``: with a simulated provider, nothing to set up)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from rtrelay import config
+from rtrelay.edge.app import RELAY, create_app
+from rtrelay.log import configure_logging, edge_log
+
+__all__ = ["register", "serve"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("serve", help="run the relay")
+    p.add_argument("--config", help="TOML config file (RTRELAY_* variables override it)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    p.add_argument("--workers", type=int, help="worker processes sharing the port")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="simulated provider + local SQLite + a demo key: needs no config and no provider key",
+    )
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
+        settings = config.load(args.config, os.environ)
+    except config.ConfigError as exc:
+        print(f"rtrelay: {exc}", file=sys.stderr)
+        return 2
+    server = settings.server
+    server = dataclasses.replace(
+        server,
+        host=args.host or server.host,
+        port=server.port if args.port is None else args.port,
+        workers=args.workers or server.workers,
+    )
+    settings = dataclasses.replace(settings, server=server)
+    if args.demo:
+        from rtrelay.edge.demo import demo_settings
+
+        settings = demo_settings(settings)
+    if not settings.channels:
+        print("rtrelay: no channels configured (try --demo)", file=sys.stderr)
+        return 2
+    configure_logging(settings.logging.level, settings.logging.format)
+    if settings.server.workers == 1:
+        return _run(settings, demo=args.demo)
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=_run, args=(settings,), kwargs={"demo": args.demo and i == 0})
+        for i in range(settings.server.workers)
+    ]
+    for w in workers:
+        w.start()
+    signal.signal(signal.SIGTERM, lambda *_: [w.terminate() for w in workers])
+    try:
+        for w in workers:
+            w.join()
+    except KeyboardInterrupt:
+        for w in workers:
+            w.join()
+    return 0
+
+
+def _run(settings: config.Settings, *, demo: bool = False) -> int:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep serving without it
+        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, demo=demo))
+    return 0
+
+
+async def serve(settings: config.Settings, *, demo: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT, then drain: refuse new sessions, let live ones finish."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.server.host, settings.server.port, reuse_port=settings.server.workers > 1
+    )
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    edge_log.info("listening", extra={"event": "listening", "url": f"http://{host}:{port}"})
+    if demo:
+        from rtrelay.edge.demo import print_demo_banner
+
+        await print_demo_banner(app, f"{host}:{port}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        edge_log.info("draining", extra={"event": "draining", "window_s": settings.timeouts.drain})
+        await app[RELAY].drain(settings.timeouts.drain)
+    finally:
+        await runner.cleanup()
+        edge_log.info("stopped", extra={"event": "stopped"})

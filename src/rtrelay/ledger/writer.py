@@ -1,0 +1,139 @@
+"""Getting usage into the store without ever making the bridge wait for a database.
+
+``LedgerWriter`` owns one task per process that drains a queue of records into
+the store; a record is written as its response completes, so a crash loses at
+most what is in the queue at that instant. Writes are idempotent, so a retry
+after a transient database error can never double-bill.
+``SpendBook`` keeps each key's spend in memory (loaded once from the store,
+refreshed now and then for spend by other relays, bumped as responses are
+metered) so budget checks on the hot path are a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Final
+
+from rtrelay.ledger.records import (
+    Refusal,
+    ResponseRecord,
+    SessionEnd,
+    SessionStart,
+    TranscriptionRecord,
+)
+from rtrelay.ledger.store import Store
+from rtrelay.log import ledger_log
+
+__all__ = ["LedgerWriter", "Record", "SpendBook"]
+
+Record = SessionStart | SessionEnd | ResponseRecord | TranscriptionRecord | Refusal
+
+RETRY_DELAYS: Final = (0.1, 0.5, 2.0, 5.0)
+
+
+class LedgerWriter:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[Record] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="rtrelay.ledger-writer")
+
+    def submit(self, record: Record) -> None:
+        """Queue a record; never blocks (records are per response, not per frame)."""
+        self._queue.put_nowait(record)
+
+    async def flush(self) -> None:
+        await self._queue.join()
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10.0):
+                await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            record = await self._queue.get()
+            try:
+                await self._write(record)
+            finally:
+                self._queue.task_done()
+
+    async def _write(self, record: Record) -> None:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                await self._apply(record)
+                return
+            except Exception:
+                if delay is None:
+                    ledger_log.error(
+                        "ledger write failed for good",
+                        extra={"record": type(record).__name__},
+                        exc_info=True,
+                    )
+                    return
+                ledger_log.warning(
+                    "ledger write failed; retrying",
+                    extra={"record": type(record).__name__, "retry_in_s": delay},
+                    exc_info=True,
+                )
+                await asyncio.sleep(delay)
+
+    async def _apply(self, record: Record) -> None:
+        store = self._store
+        if isinstance(record, ResponseRecord):
+            await store.record_response(record)
+        elif isinstance(record, TranscriptionRecord):
+            await store.record_transcription(record)
+        elif isinstance(record, SessionStart):
+            await store.open_session(record)
+        elif isinstance(record, SessionEnd):
+            await store.close_session(record)
+        else:
+            await store.record_refusal(record)
+
+
+class SpendBook:
+    """Per-key spend, in memory, consistent enough for budget checks."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        refresh_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._spent: dict[str, Decimal] = {}
+        self._loaded_at: dict[str, float] = {}
+
+    async def spent(self, key_id: str) -> Decimal:
+        """The key's spend, reloaded from the store when the cached value is stale."""
+        now = self._clock()
+        if now - self._loaded_at.get(key_id, -1e18) > self._refresh:
+            stored = await self._store.spent_usd(key_id)
+            # Never step back: what this process metered may not be written yet.
+            self._spent[key_id] = max(stored, self._spent.get(key_id, Decimal(0)))
+            self._loaded_at[key_id] = now
+        return self._spent[key_id]
+
+    def current(self, key_id: str) -> Decimal:
+        """The cached spend (no I/O): what a ``response.create`` check uses."""
+        return self._spent.get(key_id, Decimal(0))
+
+    def add(self, key_id: str, cost: Decimal) -> None:
+        self._spent[key_id] = self._spent.get(key_id, Decimal(0)) + cost
