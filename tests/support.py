@@ -75,7 +75,7 @@ async def running_relay(
     settings: config.Settings, environ: Mapping[str, str] | None = None
 ) -> AsyncIterator[RunningRelay]:
     env = {"TEST_PROVIDER_KEY": "sk-test-provider-secret-0123456789", **(environ or {})}
-    app = create_app(settings, environ=env)
+    app = await create_app(settings, environ=env)
     async with serving(app) as url:
         yield RunningRelay(url, app)
 

@@ -90,7 +90,7 @@ def _run(settings: config.Settings, *, demo: bool = False) -> int:
 
 async def serve(settings: config.Settings, *, demo: bool = False) -> None:
     """Serve until SIGTERM/SIGINT, then drain: refuse new sessions, let live ones finish."""
-    app = create_app(settings)
+    app = await create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(

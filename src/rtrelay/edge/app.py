@@ -1,7 +1,8 @@
 """The aiohttp application: routes, and the resources each worker owns.
 
-Resources are built and closed in one ``cleanup_ctx`` generator, in dependency
-order, as aiohttp's docs advise.
+``create_app`` builds the resources first (store, ledger writer, limiters,
+simulated providers for ``mock`` channels, the upstream dialer) so that the
+admin sub-app can be given the store, and closes them on cleanup in reverse order.
 """
 
 from __future__ import annotations
@@ -9,17 +10,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import AsyncIterator, Mapping
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from aiohttp import web
 
+from rtrelay.admin.app import create_admin_app
+from rtrelay.admin.state import OPENAPI
 from rtrelay.config import Channel, Settings
 from rtrelay.edge.client_secrets import mint_handler
 from rtrelay.edge.relay import Relay
 from rtrelay.edge.wiring import Closer, build_parts, close_all
 from rtrelay.route.dial import Dialer
 from rtrelay.route.router import Router
+from rtrelay.route.status import channel_status
 
 __all__ = ["REALTIME_PATHS", "RELAY", "create_app"]
 
@@ -33,36 +37,70 @@ REALTIME_PATHS: Final = (
 )
 
 
-def create_app(settings: Settings, *, environ: Mapping[str, str] | None = None) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+async def create_app(
+    settings: Settings, *, environ: Mapping[str, str] | None = None
+) -> web.Application:
     env = os.environ if environ is None else environ
+    parts = await build_parts(settings, env)
+    closers = parts.closers
+    try:
+        channels = await _start_mock_channels(settings.channels, closers)
+        dialer = Dialer(
+            max_frame_bytes=settings.limits.max_frame_bytes,
+            heartbeat=settings.timeouts.heartbeat,
+        )
+        await dialer.start()
+        closers.append(dialer.close)
+        router = Router(channels, dialer, environ=env)
+    except BaseException:
+        await close_all(closers)
+        raise
+    relay = Relay(settings=settings, parts=parts, router=router)
 
-    async def resources(app: web.Application) -> AsyncIterator[None]:
-        parts = await build_parts(settings, env)
-        closers = parts.closers
-        try:
-            channels = await _start_mock_channels(settings.channels, closers)
-            dialer = Dialer(
-                max_frame_bytes=settings.limits.max_frame_bytes,
-                heartbeat=settings.timeouts.heartbeat,
-            )
-            await dialer.start()
-            closers.append(dialer.close)
-            router = Router(channels, dialer, environ=env)
-            app[RELAY] = Relay(settings=settings, parts=parts, router=router)
-            yield
-        finally:
-            await close_all(closers)
+    app = web.Application(client_max_size=1024 * 1024)
+    app[RELAY] = relay
 
-    app.cleanup_ctx.append(resources)
+    async def cleanup(app: web.Application) -> None:
+        await close_all(closers)
+
+    app.on_cleanup.append(cleanup)
     for path in REALTIME_PATHS:
         app.router.add_get(path, _realtime)
-    relay_of = _relay_of
-    app.router.add_post("/v1/realtime/client_secrets", mint_handler(relay_of, beta=False))
-    app.router.add_post("/v1/realtime/sessions", mint_handler(relay_of, beta=True))
+    app.router.add_post("/v1/realtime/client_secrets", mint_handler(_relay_of, beta=False))
+    app.router.add_post("/v1/realtime/sessions", mint_handler(_relay_of, beta=True))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    app.add_subapp("/admin/v1", _admin_app(relay, env))
     return app
+
+
+def _admin_app(relay: Relay, env: Mapping[str, str]) -> web.Application:
+    admin = create_admin_app(
+        relay.parts.store,
+        token=env.get(relay.settings.admin.token_env) or None,
+        live_sessions=relay.live_sessions,
+    )
+
+    async def channels(request: web.Request) -> web.Response:
+        return web.json_response({"data": channel_status(relay.router)})
+
+    admin.router.add_get("/channels", channels)
+    admin[OPENAPI]["paths"]["/channels"] = _CHANNELS_OPENAPI
+    return admin
+
+
+_CHANNELS_OPENAPI: Final[dict[str, Any]] = {
+    "get": {
+        "summary": "Upstream channels with circuit state, recent success rate and dial latency",
+        "operationId": "listChannels",
+        "responses": {
+            "200": {
+                "description": "One entry per configured channel",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    }
+}
 
 
 async def _start_mock_channels(

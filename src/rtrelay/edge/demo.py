@@ -1,0 +1,85 @@
+"""``rtrelay serve --demo``: everything embedded, nothing to configure.
+
+A simulated provider runs in-process as the only channel, state lives in a
+local SQLite file, and a fresh demo key is created (and shown once) at start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Final
+
+from aiohttp import web
+
+from rtrelay.config import Auth, Channel, Settings, Store
+from rtrelay.ledger.keys import KeySpec
+
+__all__ = ["DEMO_MODELS", "demo_settings", "print_demo_banner"]
+
+DEMO_MODELS: Final = (
+    "gpt-realtime",
+    "gpt-realtime-mini",
+    "gpt-4o-realtime-preview",
+    "gpt-4o-mini-realtime-preview",
+)
+DEMO_STORE: Final = "sqlite+aiosqlite:///rtrelay-demo.db"
+DEMO_KEY_NAME: Final = "demo"
+
+
+def demo_settings(settings: Settings) -> Settings:
+    channel = Channel(
+        name="simulated",
+        kind="mock",
+        models={m: m for m in DEMO_MODELS},
+        shapes=("ga", "beta"),
+    )
+    store = settings.store if settings.store.url != Store().url else Store(url=DEMO_STORE)
+    return dataclasses.replace(settings, channels=(channel,), store=store, auth=Auth(mode="keys"))
+
+
+async def print_demo_banner(app: web.Application, address: str) -> None:
+    from rtrelay.edge.app import RELAY
+
+    store = app[RELAY].parts.store
+    for old in await store.list_keys():
+        if old.name == DEMO_KEY_NAME and old.revoked_at is None:
+            await store.revoke_key(old.id)
+    _, secret = await store.create_key(KeySpec(name=DEMO_KEY_NAME))
+    print(_BANNER.format(address=address, key=secret), file=sys.stdout, flush=True)
+
+
+_BANNER: Final = """
+rtrelay demo: relaying to a simulated provider (no provider key needed)
+
+  endpoint   ws://{address}/v1/realtime?model=gpt-realtime
+  demo key   {key}      (shown once; a new one is made at each start)
+
+Python (pip install 'openai[realtime]'):
+
+    import asyncio
+    from openai import AsyncOpenAI
+
+    async def main():
+        client = AsyncOpenAI(api_key="{key}", websocket_base_url="ws://{address}/v1")
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.session.update(session={{"type": "realtime", "output_modalities": ["text"]}})
+            await conn.conversation.item.create(item={{"type": "message", "role": "user",
+                "content": [{{"type": "input_text", "text": "Say hello!"}}]}})
+            await conn.response.create()
+            async for event in conn:
+                print(event.type)
+                if event.type == "response.done":
+                    break
+
+    asyncio.run(main())
+
+Browser (devtools console):
+
+    const ws = new WebSocket("ws://{address}/v1/realtime?model=gpt-realtime",
+        ["realtime", "openai-insecure-api-key.{key}"]);
+    ws.onmessage = (e) => console.log(JSON.parse(e.data).type);
+
+Or try it from a terminal:  rtrelay probe ws://{address}/v1/realtime --key {key}
+Ctrl-C stops the relay (live sessions get a drain window first).
+"""
