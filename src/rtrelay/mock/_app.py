@@ -1,0 +1,200 @@
+"""The aiohttp application of the simulated provider: endpoints and shared observations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from aiohttp import web
+
+from rtrelay.mock._connection import Connection
+from rtrelay.mock._handshake import Accept, Endpoint, Refuse, decide, offered_subprotocols
+from rtrelay.mock._ids import IdFactory
+from rtrelay.mock._options import MockOptions
+from rtrelay.mock._protocol import RealtimeProtocol
+from rtrelay.mock._records import HandshakeRecord, SessionRecord
+
+__all__ = ["STATE", "MockState", "create_app"]
+
+logger = logging.getLogger("rtrelay.mock")
+
+# input_audio_buffer.append may carry 15 MiB of audio (protocol.md §3); base64 adds a third.
+MAX_CLIENT_FRAME: Final = 21 * 1024 * 1024
+# How long a server-initiated close waits for the client's close frame.
+CLOSE_TIMEOUT: Final = 5.0
+
+
+@dataclass(slots=True, kw_only=True)
+class MockState:
+    """Options in force and everything observed, shared by all connections of one app."""
+
+    options: MockOptions
+    record: bool = True
+    handshakes: list[HandshakeRecord] = field(default_factory=list)
+    events_received: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[SessionRecord] = field(default_factory=list)
+    connections: set[Connection] = field(default_factory=set)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self.connections)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if self.record:
+            self.events_received.append(event)
+
+
+STATE: Final = web.AppKey("rtrelay_mock_state", MockState)
+
+
+def create_app(options: MockOptions | None = None, *, record: bool = True) -> web.Application:
+    """The simulated provider as an aiohttp application.
+
+    Serves ``GET /v1/realtime?model=M`` (OpenAI), ``GET /openai/realtime?api-version=V&
+    deployment=D`` (Azure preview, beta shape), ``GET /openai/v1/realtime?model=D`` (Azure
+    GA) and ``GET /healthz``.
+
+    Args:
+        options: behaviour and faults; replace ``app[STATE].options`` to change them for
+            later connections.
+        record: keep handshakes, sessions and client events for inspection (turn off for
+            a long-running server, where they would only grow).
+    """
+    app = web.Application()
+    app[STATE] = MockState(options=options or MockOptions(), record=record)
+    for endpoint in Endpoint:
+        app.router.add_get(endpoint.value, _realtime_handler(endpoint))
+    app.router.add_get("/healthz", _healthz)
+    app.on_shutdown.append(_close_sessions)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def _realtime_handler(endpoint: Endpoint) -> Any:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await _realtime(request, endpoint)
+
+    return handler
+
+
+async def _realtime(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+    state = request.app[STATE]
+    options = state.options  # one snapshot per connection: later changes affect later ones
+    subprotocols = offered_subprotocols(request.headers.getall("Sec-WebSocket-Protocol", []))
+    handshake = HandshakeRecord(
+        path=request.path,
+        query=dict(request.query),
+        headers={str(name): value for name, value in request.headers.items()},
+        subprotocols=subprotocols,
+        accepted=False,
+    )
+    index = len(state.handshakes)
+    if state.record:
+        state.handshakes.append(handshake)
+    if options.stall_handshake:
+        await asyncio.sleep(options.stall_handshake)
+    decision = decide(endpoint, request.query, request.headers, subprotocols, options)
+    if isinstance(decision, Refuse):
+        return web.Response(
+            status=decision.status,
+            text=decision.body,
+            content_type="application/json",
+            headers={"x-request-id": IdFactory().new("req")},
+        )
+    ws = web.WebSocketResponse(
+        protocols=("realtime",),
+        compress=False,
+        max_msg_size=MAX_CLIENT_FRAME,
+        timeout=CLOSE_TIMEOUT,
+        decode_text=False,
+    )
+    if not ws.can_prepare(request).ok:
+        return web.json_response(
+            {
+                "error": {
+                    "message": "This endpoint only accepts WebSocket upgrade requests.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+            status=426,
+            headers={"Upgrade": "websocket"},
+        )
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return ws  # the client gave up during a stalled handshake
+    await ws.prepare(request)
+    if state.record:
+        state.handshakes[index] = replace(handshake, accepted=True)
+    await _run_session(request, ws, transport, decision, options, state)
+    return ws
+
+
+async def _run_session(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    transport: Any,
+    decision: Accept,
+    options: MockOptions,
+    state: MockState,
+) -> None:
+    record = SessionRecord(
+        session_id=None, path=request.path, model=decision.model, dialect=decision.dialect
+    )
+    if state.record:
+        state.sessions.append(record)
+    try:
+        if decision.fatal is not None:
+            await Connection.reject(
+                ws, transport, options, record, decision.fatal, decision.close_code
+            )
+            return
+        protocol = RealtimeProtocol(
+            model=decision.model,
+            dialect=decision.dialect,
+            now=time.time(),
+            reply_audio_ms=options.reply_audio_ms,
+            audio_chunk_ms=options.audio_chunk_ms,
+        )
+        record.session_id = protocol.session_id
+        connection = Connection(ws, transport, options, protocol, record, state.on_event)
+        state.connections.add(connection)
+        state.idle.clear()
+        logger.info(
+            "simulated session %s open: %s %s (%s)",
+            protocol.session_id,
+            request.path,
+            decision.model,
+            decision.dialect,
+        )
+        try:
+            await connection.run()
+        finally:
+            state.connections.discard(connection)
+            if not state.connections:
+                state.idle.set()
+            logger.info(
+                "simulated session %s closed: client %s, server %s",
+                protocol.session_id,
+                record.close_code,
+                record.server_close_code,
+            )
+    finally:
+        record.ended.set()
+
+
+async def _close_sessions(app: web.Application) -> None:
+    """On shutdown, close every session with 1001 rather than let it hang the runner."""
+    connections = list(app[STATE].connections)
+    await asyncio.gather(*(c.shutdown() for c in connections), return_exceptions=True)

@@ -1,0 +1,157 @@
+"""The errors OpenAI's Realtime server reports, as the simulated provider renders them.
+
+These are the *provider's* errors (protocol.md §3, §4), not rtrelay's error table: the
+relay must see exactly what a real provider sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ProviderError",
+    "active_response",
+    "beta_disabled",
+    "cancel_not_active",
+    "commit_empty",
+    "invalid_api_key",
+    "invalid_event",
+    "invalid_type",
+    "invalid_value",
+    "missing_parameter",
+    "session_expired",
+    "unknown_parameter",
+]
+
+
+class ProviderError(Exception):
+    """One ``error`` event's payload; raised inside the protocol, rendered by its dispatcher.
+
+    Args:
+        code: ``error.code`` (``None`` when OpenAI gives none).
+        message: ``error.message``.
+        type: ``error.type``.
+        param: ``error.param``, the dotted path of the offending field.
+    """
+
+    def __init__(
+        self,
+        code: str | None,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.type = type
+        self.param = param
+
+    def payload(self, client_event_id: str | None = None) -> dict[str, Any]:
+        """The ``error`` object; ``event_id`` names the client event that caused it."""
+        return {
+            "type": self.type,
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
+            "event_id": client_event_id,
+        }
+
+    @property
+    def close_reason(self) -> str:
+        """``<type>.<code>``, the reason OpenAI puts in a close frame after a fatal error."""
+        return f"{self.type}.{self.code}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def invalid_api_key(masked_key: str | None) -> ProviderError:
+    if masked_key is None:
+        message = (
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+    else:
+        message = (
+            f"Incorrect API key provided: {masked_key}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys."
+        )
+    return ProviderError("invalid_api_key", message)
+
+
+def beta_disabled() -> ProviderError:
+    return ProviderError(
+        "beta_api_shape_disabled",
+        "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
+    )
+
+
+def session_expired(max_seconds: float) -> ProviderError:
+    minutes = max_seconds / 60
+    amount = f"{minutes:g}" if minutes >= 1 else f"{minutes:.4g}"
+    return ProviderError(
+        "session_expired", f"Your session hit the maximum duration of {amount} minutes."
+    )
+
+
+def commit_empty(buffered_ms: float) -> ProviderError:
+    return ProviderError(
+        "input_audio_buffer_commit_empty",
+        f"Error committing input audio buffer: buffer too small. Expected at least 100ms of "
+        f"audio, but buffer only has {buffered_ms:.2f}ms of audio.",
+    )
+
+
+def active_response(response_id: str) -> ProviderError:
+    return ProviderError(
+        "conversation_already_has_active_response",
+        f"Conversation already has an active response in progress: {response_id}. "
+        "Wait until the response is finished before creating a new one.",
+    )
+
+
+def cancel_not_active() -> ProviderError:
+    return ProviderError(
+        "response_cancel_not_active", "Cancellation failed: no active response found."
+    )
+
+
+def invalid_event(message: str, *, param: str | None = None) -> ProviderError:
+    return ProviderError("invalid_event", message, param=param)
+
+
+def unknown_parameter(param: str) -> ProviderError:
+    return ProviderError("unknown_parameter", f"Unknown parameter: '{param}'.", param=param)
+
+
+def missing_parameter(param: str) -> ProviderError:
+    return ProviderError(
+        "missing_required_parameter", f"Missing required parameter: '{param}'.", param=param
+    )
+
+
+def invalid_type(param: str, expected: str, value: Any) -> ProviderError:
+    return ProviderError(
+        "invalid_type",
+        f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.",
+        param=param,
+    )
+
+
+def invalid_value(param: str, message: str) -> ProviderError:
+    return ProviderError("invalid_value", message, param=param)

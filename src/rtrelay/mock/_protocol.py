@@ -1,0 +1,598 @@
+"""The simulated provider's protocol logic: client events in, server events out.
+
+Like ``websockets``' ``Protocol`` this does no I/O and reads no clock: the connection layer
+feeds it frames and the current time, sends what it returns, and drives response
+streaming by calling ``stream_step()`` at the pace it chooses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import orjson
+
+from rtrelay.mock import _errors as errors
+from rtrelay.mock._audio import bytes_per_ms, decode, reply_audio, sample_rate
+from rtrelay.mock._dialect import names_for
+from rtrelay.mock._errors import ProviderError
+from rtrelay.mock._ids import IdFactory
+from rtrelay.mock._items import Conversation, Item, decode_base64, not_found, parse_item
+from rtrelay.mock._options import DEFAULT_AUDIO_CHUNK_MS, DEFAULT_REPLY_AUDIO_MS, Dialect
+from rtrelay.mock._response import Event, ResponsePlan, ResponseStream, Step, reply_words
+from rtrelay.mock._session_config import SessionConfig, apply_update
+from rtrelay.mock._usage import Segment, Tokens, cached_prefix, text_tokens, transcription_usage
+from rtrelay.mock._vad import EnergyVad, SpeechStarted, SpeechStopped
+
+__all__ = ["Inbound", "RealtimeProtocol", "error_event"]
+
+# GA sessions last at most 60 minutes (protocol.md §3); expires_at reflects that.
+SESSION_LIFETIME_S: Final = 3600
+MIN_COMMIT_MS: Final = 100
+_RATE_REQUESTS: Final = 5000
+_RATE_TOKENS: Final = 40_000
+_DEFAULT_RESERVED_TOKENS: Final = 4096
+_USER_TEXT: Final = "Hello, can you hear me? I would like to ask you something about this."
+_USER_WORDS: Final = tuple(_USER_TEXT.split())
+_RESPONSE_FIELDS_GA: Final = frozenset(
+    {
+        "conversation",
+        "input",
+        "instructions",
+        "output_modalities",
+        "audio",
+        "max_output_tokens",
+        "metadata",
+        "tools",
+        "tool_choice",
+        "prompt",
+    }
+)
+_RESPONSE_FIELDS_BETA: Final = frozenset(
+    {
+        "conversation",
+        "input",
+        "instructions",
+        "modalities",
+        "voice",
+        "output_audio_format",
+        "max_response_output_tokens",
+        "temperature",
+        "metadata",
+        "tools",
+        "tool_choice",
+    }
+)
+
+
+def error_event(error: ProviderError, ids: IdFactory, client_event_id: str | None = None) -> Event:
+    """An ``error`` server event (protocol.md §4)."""
+    return {"type": "error", "event_id": ids.event(), "error": error.payload(client_event_id)}
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What one client frame produced: the parsed event (if any) and the replies to send."""
+
+    event: dict[str, Any] | None
+    replies: list[Event]
+
+
+class RealtimeProtocol:
+    """One Realtime session's state machine, GA or beta shaped.
+
+    Args:
+        model: the model the client asked for, reported in the session.
+        dialect: ``"ga"`` or ``"beta"`` event names and shapes.
+        now: Unix time at connect, for ``expires_at``.
+        ids: where identifiers come from (inject a seeded one for reproducible tests).
+        reply_audio_ms: length of each spoken reply.
+        audio_chunk_ms: audio per ``response.output_audio.delta``.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        dialect: Dialect,
+        now: float,
+        ids: IdFactory | None = None,
+        reply_audio_ms: int = DEFAULT_REPLY_AUDIO_MS,
+        audio_chunk_ms: int = DEFAULT_AUDIO_CHUNK_MS,
+    ) -> None:
+        self._ids = ids if ids is not None else IdFactory()
+        self._dialect: Dialect = dialect
+        self._names = names_for(dialect)
+        self._reply_audio_ms = reply_audio_ms
+        self._chunk_ms = audio_chunk_ms
+        self.config = SessionConfig(
+            id=self._ids.session(), model=model, expires_at=int(now) + SESSION_LIFETIME_S
+        )
+        self._conversation = Conversation(self._ids.conversation())
+        # Input audio. Positions are ms of audio appended since the session began.
+        self._position_ms = 0.0
+        self._buffer_start_ms = 0.0
+        self._carry = b""  # a pcm16 sample split across two appends
+        self._speech: tuple[str, int] | None = None  # (item id, audio_start_ms) mid-turn
+        self._vad = self._make_vad()
+        # Responses.
+        self._response: ResponseStream | None = None
+        self._previous_context: list[Segment] = []
+        self._assistant_audio = False
+        self._responses_created = 0
+        self._handlers: dict[str, Callable[[dict[str, Any]], list[Event]]] = {
+            "session.update": self._session_update,
+            "input_audio_buffer.append": self._append,
+            "input_audio_buffer.commit": self._commit_manual,
+            "input_audio_buffer.clear": self._clear,
+            "conversation.item.create": self._item_create,
+            "conversation.item.retrieve": self._item_retrieve,
+            "conversation.item.truncate": self._item_truncate,
+            "conversation.item.delete": self._item_delete,
+            "response.create": self._response_create,
+            "response.cancel": self._response_cancel,
+        }
+
+    # --- public surface ------------------------------------------------------------------
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    @property
+    def session_id(self) -> str:
+        return self.config.id
+
+    @property
+    def response_active(self) -> bool:
+        return self._response is not None
+
+    @property
+    def active_response_id(self) -> str | None:
+        return None if self._response is None else self._response.id
+
+    @property
+    def buffered_ms(self) -> float:
+        """Audio appended and not yet committed or cleared."""
+        return self._position_ms - self._buffer_start_ms
+
+    def connect(self) -> list[Event]:
+        """The events sent unprompted right after the upgrade."""
+        return [self._event("session.created", session=self.config.render(self._dialect))]
+
+    def receive_text(self, data: str | bytes) -> Inbound:
+        """Handle one text frame; never raises for anything a client can send."""
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            error = errors.invalid_event(
+                "Invalid JSON in the event: the event could not be parsed."
+            )
+            return Inbound(None, [error_event(error, self._ids)])
+        if not isinstance(event, dict):
+            error = errors.invalid_event("Invalid event: expected a JSON object.")
+            return Inbound(None, [error_event(error, self._ids)])
+        client_id = event.get("event_id")
+        client_id = client_id if isinstance(client_id, str) else None
+        kind = event.get("type")
+        handler = self._handlers.get(kind) if isinstance(kind, str) else None
+        try:
+            if kind is None:
+                raise errors.invalid_event("The 'type' field is missing.", param="type")
+            if handler is None:
+                supported = ", ".join(f"'{name}'" for name in self._handlers)
+                raise errors.invalid_event(
+                    f"Invalid value: '{kind}'. Supported values are: {supported}.",
+                    param="type",
+                )
+            replies = handler(event)
+        except ProviderError as error:
+            replies = [error_event(error, self._ids, client_id)]
+        return Inbound(event, replies)
+
+    def receive_binary(self) -> list[Event]:
+        """Handle a binary frame: the API speaks JSON text only."""
+        error = errors.invalid_event(
+            "Binary frames are not supported: send each event as a JSON text frame."
+        )
+        return [error_event(error, self._ids)]
+
+    def stream_step(self) -> Step:
+        """Advance the active response by one step (see ``ResponseStream.step``)."""
+        if self._response is None:
+            return Step([], 0.0, True)
+        step = self._response.step()
+        if step.finished:
+            self._finish_response()
+        return step
+
+    def error(self, error: ProviderError) -> Event:
+        """An ``error`` event for a condition the connection layer detected."""
+        return error_event(error, self._ids)
+
+    # --- session -------------------------------------------------------------------------
+
+    def _session_update(self, event: dict[str, Any]) -> list[Event]:
+        if "session" not in event:
+            raise errors.missing_parameter("session")
+        before = self.config
+        self.config = apply_update(
+            before, event["session"], self._dialect, audio_produced=self._assistant_audio
+        )
+        if (
+            self.config.turn_detection != before.turn_detection
+            or self.config.input_format != before.input_format
+        ):
+            self._vad = self._make_vad()
+            self._speech = None
+        return [self._event("session.updated", session=self.config.render(self._dialect))]
+
+    # --- input audio ---------------------------------------------------------------------
+
+    def _make_vad(self) -> EnergyVad | None:
+        td = self.config.turn_detection
+        if td is None:
+            return None
+        return EnergyVad(
+            rate=sample_rate(self.config.input_format),
+            threshold=td.threshold,
+            prefix_padding_ms=td.prefix_padding_ms,
+            silence_duration_ms=td.effective_silence_ms,
+            origin_ms=self._position_ms,
+        )
+
+    def _append(self, event: dict[str, Any]) -> list[Event]:
+        if "audio" not in event:
+            raise errors.missing_parameter("audio")
+        audio = decode_base64(event["audio"], "audio")
+        fmt = self.config.input_format
+        self._position_ms += len(audio) / bytes_per_ms(fmt)
+        if self._vad is None:
+            return []
+        data = self._carry + audio
+        if fmt == "audio/pcm" and len(data) % 2:
+            self._carry, data = data[-1:], data[:-1]
+        else:
+            self._carry = b""
+        replies: list[Event] = []
+        for decision in self._vad.feed(decode(data, fmt)):
+            if isinstance(decision, SpeechStarted):
+                replies += self._speech_started(decision)
+            else:
+                replies += self._speech_stopped(decision)
+        return replies
+
+    def _speech_started(self, decision: SpeechStarted) -> list[Event]:
+        start = max(decision.audio_start_ms, round(self._buffer_start_ms))
+        item_id = self._ids.item()
+        self._speech = (item_id, start)
+        replies = [
+            self._event("input_audio_buffer.speech_started", audio_start_ms=start, item_id=item_id)
+        ]
+        td = self.config.turn_detection
+        if self._response is not None and td is not None and td.interrupt_response:
+            replies += self._cancel_response("turn_detected")
+        return replies
+
+    def _speech_stopped(self, decision: SpeechStopped) -> list[Event]:
+        if self._speech is None:  # the turn began before a clear or commit
+            return []
+        item_id, start = self._speech
+        self._speech = None
+        end = decision.audio_end_ms
+        replies = [
+            self._event("input_audio_buffer.speech_stopped", audio_end_ms=end, item_id=item_id)
+        ]
+        replies += self._commit(item_id, end - start, buffer_start_ms=end)
+        td = self.config.turn_detection
+        if td is not None and td.create_response and self._response is None:
+            replies += self._start_response(None)
+        return replies
+
+    def _commit_manual(self, event: dict[str, Any]) -> list[Event]:
+        buffered = self.buffered_ms
+        if buffered < MIN_COMMIT_MS:
+            raise errors.commit_empty(buffered)
+        item_id = self._speech[0] if self._speech is not None else self._ids.item()
+        self._speech = None
+        self._vad = self._make_vad()
+        return self._commit(item_id, buffered, buffer_start_ms=self._position_ms)
+
+    def _clear(self, event: dict[str, Any]) -> list[Event]:
+        self._buffer_start_ms = self._position_ms
+        self._speech = None
+        self._vad = self._make_vad()
+        return [self._event("input_audio_buffer.cleared")]
+
+    def _commit(self, item_id: str, audio_ms: float, *, buffer_start_ms: float) -> list[Event]:
+        item = Item(
+            id=item_id,
+            role="user",
+            content=[{"type": "input_audio", "transcript": None}],
+            audio_ms=audio_ms,
+        )
+        previous = self._conversation.insert(item)
+        self._buffer_start_ms = buffer_start_ms
+        replies = [
+            self._event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
+        ]
+        replies += self._item_added(item, previous)
+        replies += self._transcribe(item)
+        return replies
+
+    def _transcribe(self, item: Item) -> list[Event]:
+        settings = self.config.transcription
+        if settings is None:
+            return []
+        count = max(1, round(item.audio_ms / 400))
+        words = [_USER_WORDS[i % len(_USER_WORDS)] for i in range(count)]
+        replies = [
+            self._event(
+                "conversation.item.input_audio_transcription.delta",
+                item_id=item.id,
+                content_index=0,
+                delta=word if index == 0 else " " + word,
+            )
+            for index, word in enumerate(words)
+        ]
+        transcript = " ".join(words)
+        item.content[0]["transcript"] = transcript
+        replies.append(
+            self._event(
+                "conversation.item.input_audio_transcription.completed",
+                item_id=item.id,
+                content_index=0,
+                transcript=transcript,
+                usage=transcription_usage(settings["model"], item.audio_ms, transcript),
+            )
+        )
+        return replies
+
+    # --- conversation items --------------------------------------------------------------
+
+    def _item_added(self, item: Item, previous: str | None) -> list[Event]:
+        rendered = item.render(self._dialect)
+        names = self._names
+        replies = [self._event(names.item_added, previous_item_id=previous, item=rendered)]
+        if names.item_done is not None:
+            replies.append(self._event(names.item_done, previous_item_id=previous, item=rendered))
+        return replies
+
+    def _item_create(self, event: dict[str, Any]) -> list[Event]:
+        if "item" not in event:
+            raise errors.missing_parameter("item")
+        item = parse_item(event["item"], self._dialect, self._ids, self.config.input_format)
+        after = event.get("previous_item_id")
+        if after is not None and not isinstance(after, str):
+            raise errors.invalid_type("previous_item_id", "a string", after)
+        previous = self._conversation.insert(item, after)
+        return self._item_added(item, previous)
+
+    def _item_id(self, event: dict[str, Any]) -> tuple[str, Item]:
+        item_id = event.get("item_id")
+        if item_id is None:
+            raise errors.missing_parameter("item_id")
+        if not isinstance(item_id, str):
+            raise errors.invalid_type("item_id", "a string", item_id)
+        item = self._conversation.get(item_id)
+        if item is None:
+            raise not_found(item_id)
+        return item_id, item
+
+    def _item_retrieve(self, event: dict[str, Any]) -> list[Event]:
+        _, item = self._item_id(event)
+        return [self._event("conversation.item.retrieved", item=item.render(self._dialect))]
+
+    def _item_delete(self, event: dict[str, Any]) -> list[Event]:
+        item_id, _ = self._item_id(event)
+        self._conversation.delete(item_id)
+        return [self._event("conversation.item.deleted", item_id=item_id)]
+
+    def _item_truncate(self, event: dict[str, Any]) -> list[Event]:
+        item_id, item = self._item_id(event)
+        content_index = event.get("content_index", 0)
+        audio_end_ms = event.get("audio_end_ms")
+        if audio_end_ms is None:
+            raise errors.missing_parameter("audio_end_ms")
+        if isinstance(audio_end_ms, bool) or not isinstance(audio_end_ms, int):
+            raise errors.invalid_type("audio_end_ms", "an integer", audio_end_ms)
+        if not isinstance(content_index, int) or content_index != 0:
+            raise errors.invalid_value("content_index", "Only content_index 0 can be truncated.")
+        audio_parts = [p for p in item.content if p["type"] == "output_audio"]
+        if item.role != "assistant" or not audio_parts:
+            raise errors.invalid_value(
+                "item_id", "Only assistant messages with audio content can be truncated."
+            )
+        if self._response is not None and self._response.item is item:
+            raise errors.invalid_value(
+                "item_id", "Cannot truncate an item while its response is in progress."
+            )
+        if audio_end_ms < 0 or audio_end_ms > item.audio_ms:
+            raise errors.invalid_value(
+                "audio_end_ms",
+                f"Audio content of {item.audio_ms:.0f}ms is already shorter than {audio_end_ms}ms.",
+            )
+        item.audio_ms = float(audio_end_ms)
+        audio_parts[0]["transcript"] = ""  # OpenAI drops the transcript of truncated audio
+        return [
+            self._event(
+                "conversation.item.truncated",
+                item_id=item_id,
+                content_index=0,
+                audio_end_ms=audio_end_ms,
+            )
+        ]
+
+    # --- responses -----------------------------------------------------------------------
+
+    def _response_create(self, event: dict[str, Any]) -> list[Event]:
+        return self._start_response(event.get("response"))
+
+    def _response_cancel(self, event: dict[str, Any]) -> list[Event]:
+        wanted = event.get("response_id")
+        if self._response is None or (wanted is not None and wanted != self._response.id):
+            raise errors.cancel_not_active()
+        return self._cancel_response("client_cancelled")
+
+    def _cancel_response(self, reason: str) -> list[Event]:
+        assert self._response is not None
+        replies = self._response.cancel(reason)
+        self._finish_response()
+        return replies
+
+    def _finish_response(self) -> None:
+        assert self._response is not None
+        if self._response.audio_produced_ms > 0:
+            self._assistant_audio = True
+        self._response = None
+
+    def _start_response(self, raw: Any) -> list[Event]:
+        if self._response is not None:
+            raise errors.active_response(self._response.id)
+        params = self._response_params(raw)
+        config = self.config
+        instructions = params.get("instructions", config.instructions)
+        in_conversation = params.get("conversation", "auto") == "auto"
+        if "input" in params:
+            context = self._resolve_input(params["input"])
+        else:
+            context = list(self._conversation.items) if in_conversation else []
+        segments = [
+            Segment("instructions\0" + instructions, Tokens(text=text_tokens(instructions)))
+        ]
+        segments += [Segment(f"item\0{item.id}", item.tokens()) for item in context]
+        input_tokens = sum((segment.tokens for segment in segments), Tokens())
+        cached = cached_prefix(self._previous_context, segments)
+        self._previous_context = segments
+
+        modality: Literal["audio", "text"] = (
+            "audio" if "audio" in params.get("modalities", config.output_modalities) else "text"
+        )
+        fmt = params.get("format", config.output_format)
+        max_tokens = params.get("max_output_tokens", config.max_output_tokens)
+        item = Item(id=self._ids.item(), role="assistant", status="in_progress")
+        previous = self._conversation.insert(item) if in_conversation else None
+        plan = ResponsePlan(
+            response_id=self._ids.response(),
+            item=item,
+            conversation_id=self._conversation.id if in_conversation else None,
+            previous_item_id=previous,
+            modality=modality,
+            words=reply_words(self._reply_audio_ms if modality == "audio" else None),
+            audio=reply_audio(self._reply_audio_ms, fmt) if modality == "audio" else b"",
+            audio_format=fmt,
+            voice=params.get("voice", config.voice),
+            chunk_ms=self._chunk_ms,
+            max_output_tokens=max_tokens,
+            temperature=params.get("temperature", config.temperature),
+            metadata=params.get("metadata"),
+            input_tokens=input_tokens,
+            cached_tokens=cached,
+        )
+        self._response = ResponseStream(plan, self._names, self._event)
+        self._responses_created += 1
+        reserved = max_tokens if isinstance(max_tokens, int) else _DEFAULT_RESERVED_TOKENS
+        return self._response.opening(self._rate_limits(reserved))
+
+    def _response_params(self, raw: Any) -> dict[str, Any]:
+        """Validated per-response overrides, normalised to internal names."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise errors.invalid_type("response", "an object", raw)
+        ga = self._dialect == "ga"
+        allowed = _RESPONSE_FIELDS_GA if ga else _RESPONSE_FIELDS_BETA
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            param = f"response.{key}"
+            if key not in allowed:
+                raise errors.unknown_parameter(param)
+            if key == "instructions":
+                if not isinstance(value, str):
+                    raise errors.invalid_type(param, "a string", value)
+                out["instructions"] = value
+            elif key == "conversation":
+                if value not in ("auto", "none"):
+                    raise errors.invalid_value(
+                        param, f"Invalid value: '{value}'. Supported values are: 'auto', 'none'."
+                    )
+                out["conversation"] = value
+            elif key in ("output_modalities", "modalities", "audio", "voice",
+                         "output_audio_format", "max_output_tokens",
+                         "max_response_output_tokens", "temperature"):  # fmt: skip
+                out.update(self._session_overrides(key, value))
+            elif key in ("input", "metadata"):
+                out[key] = value
+        return out
+
+    def _session_overrides(self, key: str, value: Any) -> dict[str, Any]:
+        """Response fields that mirror session fields, validated by the session parser."""
+        session: dict[str, Any] = {key: value}
+        if key == "max_response_output_tokens":
+            session = {"max_response_output_tokens": value}
+        if self._dialect == "ga":
+            session["type"] = "realtime"
+        try:
+            merged = apply_update(self.config, session, self._dialect, audio_produced=False)
+        except ProviderError as error:
+            if error.param is not None:
+                error.param = "response." + error.param.removeprefix("session.")
+                error.message = error.message.replace("session.", "response.")
+            raise
+        out: dict[str, Any] = {}
+        if key in ("output_modalities", "modalities"):
+            out["modalities"] = merged.output_modalities
+        elif key == "audio":
+            out["format"] = merged.output_format
+            out["voice"] = merged.voice
+        elif key == "voice":
+            out["voice"] = merged.voice
+        elif key == "output_audio_format":
+            out["format"] = merged.output_format
+        elif key == "temperature":
+            out["temperature"] = merged.temperature
+        else:
+            out["max_output_tokens"] = merged.max_output_tokens
+        return out
+
+    def _resolve_input(self, raw: Any) -> list[Item]:
+        if not isinstance(raw, list):
+            raise errors.invalid_type("response.input", "an array", raw)
+        items: list[Item] = []
+        for index, entry in enumerate(raw):
+            if isinstance(entry, dict) and entry.get("type") == "item_reference":
+                item = self._conversation.get(str(entry.get("id")))
+                if item is None:
+                    raise errors.invalid_value(
+                        f"response.input[{index}].id",
+                        f"Item with item_id '{entry.get('id')}' not found in the conversation.",
+                    )
+                items.append(item)
+            else:
+                items.append(parse_item(entry, self._dialect, self._ids, self.config.input_format))
+        return items
+
+    def _rate_limits(self, reserved: int) -> Event:
+        return self._event(
+            "rate_limits.updated",
+            rate_limits=[
+                {
+                    "name": "requests",
+                    "limit": _RATE_REQUESTS,
+                    "remaining": max(0, _RATE_REQUESTS - self._responses_created),
+                    "reset_seconds": round(0.012 * self._responses_created, 3),
+                },
+                {
+                    "name": "tokens",
+                    "limit": _RATE_TOKENS,
+                    "remaining": _RATE_TOKENS - reserved,
+                    "reset_seconds": round(reserved * 60 / _RATE_TOKENS, 3),
+                },
+            ],
+        )
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _event(self, kind: str, **fields: Any) -> Event:
+        return {"type": kind, "event_id": self._ids.event(), **fields}
