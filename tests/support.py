@@ -169,3 +169,34 @@ async def scripted_upstream() -> AsyncIterator[ScriptedUpstream]:
     async with serving(upstream.app) as url:
         upstream.url = "ws" + url[len("http") :] + "/v1"
         yield upstream
+
+
+def mock_channel_settings(
+    provider_url: str, *, auth: str = "keys", **sections: Any
+) -> config.Settings:
+    """A relay in front of one simulated provider run by the test (so it can inspect it)."""
+    return settings_for(
+        channels=[
+            {
+                "name": "sim",
+                "kind": "openai",
+                "base_url": provider_url,
+                "api_key_env": "TEST_PROVIDER_KEY",
+                "models": ["gpt-realtime", "gpt-realtime-mini"],
+                "shapes": ["ga", "beta"],
+            }
+        ],
+        auth={"mode": auth},
+        **sections,
+    )
+
+
+def upgrade_headers(**extra: str) -> dict[str, str]:
+    """Headers of a WebSocket upgrade, for testing the HTTP answer to one."""
+    return {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        **extra,
+    }
