@@ -116,7 +116,8 @@ async def test_concurrency_lease_is_released_when_the_session_ends(
             provider.options = MockOptions(realtime_pacing=0, drop_after_events=1)
         async with http.ws_connect(relay.realtime(), headers=auth) as ws:
             error_event, code, _ = await read_error_and_close(ws)
-            assert code == 1011
+            assert error_event is not None
+            assert (error_event["error"]["code"], code) == ("upstream_disconnected", 1011)
         await _until(lambda: not relay.relay.sessions)
         provider.options = MockOptions(realtime_pacing=0)
         async with http.ws_connect(relay.realtime(), headers=auth) as ws:
