@@ -1,0 +1,48 @@
+"""Fixtures for rtrelay.client tests: a watched event loop, and the endpoints to test against."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+
+class LoopWatch:
+    """What reached the loop's exception handler, which must be nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.calls.append(context)
+
+
+@pytest.fixture
+async def loop_watch() -> AsyncIterator[LoopWatch]:
+    """Debug mode on (as PYTHONASYNCIODEBUG=1), every exception-handler call collected.
+
+    At teardown: no task of the test is left, and after a garbage collection (which
+    is when "Task exception was never retrieved" and "Unclosed client session" are
+    reported) the handler has seen nothing.
+    """
+    loop = asyncio.get_running_loop()
+    watch = LoopWatch()
+    previous_handler = loop.get_exception_handler()
+    previous_debug = loop.get_debug()
+    loop.set_exception_handler(watch.handler)
+    loop.set_debug(True)
+    before = asyncio.all_tasks()
+    try:
+        yield watch
+        left = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()}
+        assert not left, f"tasks left running: {left}"
+        for _ in range(3):
+            gc.collect()
+            await asyncio.sleep(0)
+        assert watch.calls == [], f"the loop's exception handler was called: {watch.calls}"
+    finally:
+        loop.set_exception_handler(previous_handler)
+        loop.set_debug(previous_debug)
