@@ -427,6 +427,11 @@ def _close(close: CloseSeen, session: SessionObservation, shown: set[str | None]
     reason = f" {close.reason!r}" if close.reason else ""
     clean = close.code == 1000 and session.session_created_ms is not None
     details: list[str] = []
+    if close.code == 3000:
+        details.append(
+            "3000 comes from the provider (OpenAI or one speaking its protocol); rtrelay relays "
+            "it unchanged, while its own refusals close with 44xx/45xx"
+        )
     code = reason_error_code(close.reason)
     if code is not None and code not in shown:
         meaning = error_meaning(code)

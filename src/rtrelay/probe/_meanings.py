@@ -46,6 +46,7 @@ ADVICE: Final[Mapping[type[RelayError], str]] = {
         "key's model list"
     ),
     errors.MissingModel: "the URL names no model: add ?model=<model> (--model)",
+    errors.InvalidRequest: "a request field has a wrong type or value: fix the field 'param' names",
     errors.UpgradeRequired: (
         "the request reached the server without 'Upgrade: websocket': a proxy in between drops "
         "the upgrade headers; configure it to pass WebSocket upgrades"
