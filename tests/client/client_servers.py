@@ -16,7 +16,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 WsHandler = Callable[[web.WebSocketResponse, web.Request], Awaitable[None]]
 
@@ -30,6 +30,7 @@ class Served:
     received: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     headers: list[dict[str, str]] = dataclasses.field(default_factory=list)
     protocols: list[list[str]] = dataclasses.field(default_factory=list)
+    closes: list[tuple[int | None, str]] = dataclasses.field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -79,9 +80,14 @@ async def refusing(
 
 
 async def echo_session(ws: web.WebSocketResponse, served: Served) -> None:
-    """``session.created``, then one ``echo`` event per client event."""
+    """``session.created``, then one ``echo`` event per client event; records the close."""
     await ws.send_str(json.dumps({"type": "session.created", "session": {"id": "sess_1"}}))
-    async for msg in ws:
+    while True:
+        msg = await ws.receive()
+        if msg.type is not WSMsgType.TEXT:
+            if msg.type is WSMsgType.CLOSE:
+                served.closes.append((msg.data, msg.extra or ""))
+            return
         event = json.loads(msg.data)
         served.received.append(event)
         await ws.send_str(json.dumps({"type": "echo", "of": event.get("type")}))
@@ -186,6 +192,15 @@ async def stall_mid_handshake(reader: asyncio.StreamReader, writer: asyncio.Stre
     await reader.readuntil(b"\r\n\r\n")
     writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n")
     await writer.drain()
+
+
+async def drain(conn: Any, into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Enter ``conn`` and read every event until the stream ends (or raises)."""
+    received = [] if into is None else into
+    async with conn:
+        async for event in conn:
+            received.append(event)
+    return received
 
 
 def unused_port() -> int:

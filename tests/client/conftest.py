@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
+from rtrelay.mock import MockOptions, MockProvider
 
 
 class LoopWatch:
@@ -46,3 +49,26 @@ async def loop_watch() -> AsyncIterator[LoopWatch]:
     finally:
         loop.set_exception_handler(previous_handler)
         loop.set_debug(previous_debug)
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """A realtime endpoint to test against, with the simulated provider behind it."""
+
+    name: str
+    url: str  # a base URL: the client appends /realtime?model=
+    api_key: str
+    provider: MockProvider
+
+
+ENDPOINTS = ["mock"]
+"""Where the end-to-end tests run. Adding rtrelay is one more name here and one branch below."""
+
+
+@pytest.fixture(params=ENDPOINTS)
+async def endpoint(request: pytest.FixtureRequest) -> AsyncIterator[Endpoint]:
+    async with MockProvider(MockOptions(realtime_pacing=0)) as provider:
+        if request.param == "mock":
+            yield Endpoint("mock", provider.url, "sk-test-client-key", provider)
+        else:  # pragma: no cover - a new endpoint needs its branch
+            raise AssertionError(f"unknown endpoint {request.param}")

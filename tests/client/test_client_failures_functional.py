@@ -7,13 +7,14 @@ nothing seen by the loop's exception handler.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 
 import pytest
 from client_servers import raw_tcp_server, silent, stall_mid_handshake, unused_port
-from conftest import LoopWatch
 
+from conftest import LoopWatch
 from rtrelay.client import (
     ConnectionState,
     ConnectTimeoutError,
@@ -152,7 +153,7 @@ async def test_retries_wait_the_configured_backoff(loop_watch: LoopWatch) -> Non
     expected = backoff_delays(0.05, 0.2, 2, random.Random(7))
     times = [at for at, _ in seen.errors]
     assert len(times) == 5
-    for before, after in zip(times, times[1:], strict=False):
+    for before, after in itertools.pairwise(times):
         delay = next(expected)
         # Lower bound exact (the sleep); upper bound generous (a slow machine).
         assert delay <= after - before + 0.005 < delay + 5

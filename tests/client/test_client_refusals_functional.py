@@ -12,9 +12,9 @@ import json
 
 import pytest
 from aiohttp import web
-from client_servers import Served, event_refusal, refusing, websocket_server
-from conftest import LoopWatch
+from client_servers import Served, drain, event_refusal, refusing, websocket_server
 
+from conftest import LoopWatch
 from rtrelay import errors as table
 from rtrelay.client import (
     APIError,
@@ -107,9 +107,7 @@ async def test_event_refusal_maps_to_its_class(
         conn = RealtimeConnection(served.base_url, max_retries=0)
         received = []
         with pytest.raises(APIError) as info:
-            async with conn:
-                async for ev in conn:
-                    received.append(ev)
+            await drain(conn, received)
     error = info.value
     assert received == [event]  # the explanation is delivered as an event too
     assert type(error) is cls
@@ -251,9 +249,7 @@ async def test_openai_style_3000_close_after_a_bad_key(loop_watch: LoopWatch) ->
     async with websocket_server(refusal) as served:
         conn = RealtimeConnection(served.base_url, max_retries=5, min_reconnection_delay=0)
         with pytest.raises(AuthenticationError) as info:
-            async with conn:
-                async for _ in conn:
-                    pass
+            await drain(conn)
         assert served.attempts == 1
     assert info.value.close_code == 3000
     assert info.value.code == "invalid_api_key"
@@ -273,9 +269,7 @@ async def test_beta_shape_disabled_close_4000(loop_watch: LoopWatch) -> None:
     async with websocket_server(refusal) as served:
         conn = RealtimeConnection(served.base_url, beta=True, max_retries=3)
         with pytest.raises(BadRequestError) as info:
-            async with conn:
-                async for _ in conn:
-                    pass
+            await drain(conn)
         assert served.attempts == 1
         assert served.headers[0].get("OpenAI-Beta") == "realtime=v1"
     assert info.value.close_code == 4000
