@@ -295,10 +295,20 @@ class Bridge:
 
     @staticmethod
     async def _guarded(awaitable: Any) -> bool:
-        """Await a close step with a deadline; a peer that went silent must not hold us."""
+        """Await a close step with a deadline; a peer that went silent must not hold us.
+
+        aiohttp shares one drain-waiter future per connection, so the pump we just
+        cancelled (blocked sending to a slow client) cancelled that future too, and a
+        close step waiting on it sees a ``CancelledError`` not aimed at this task.
+        """
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await awaitable
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return False
         except (TimeoutError, ConnectionError, aiohttp.ClientError):
             return False
         return True
