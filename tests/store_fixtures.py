@@ -94,13 +94,15 @@ def postgres_admin_url() -> str:
     try:
         run_in_thread(probe)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({type(exc).__name__}: {exc}). "
-            "Start it (.ci/run does), point RTRELAY_TEST_POSTGRES_URL at one, "
-            "or set RTRELAY_TEST_POSTGRES=0 to skip the PostgreSQL half of the store tests.",
-            pytrace=False,
-        )
-    return PG_ADMIN_URL
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        return PG_ADMIN_URL
+    pytest.fail(
+        f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({problem}). "
+        "Start it (.ci/run does), point RTRELAY_TEST_POSTGRES_URL at one, "
+        "or set RTRELAY_TEST_POSTGRES=0 to skip the PostgreSQL half of the store tests.",
+        pytrace=False,
+    )
 
 
 @contextlib.contextmanager
