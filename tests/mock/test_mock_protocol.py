@@ -680,3 +680,24 @@ def test_voice_cannot_change_after_assistant_audio() -> None:
 
 def test_ids_are_reproducible_with_a_seeded_factory() -> None:
     assert make().connect()[0]["session"]["id"] == make().connect()[0]["session"]["id"]
+
+
+def test_client_audio_items_count_their_audio_and_respect_previous_item_id() -> None:
+    protocol = make()
+    manual(protocol)
+    audio = base64.b64encode(speech_pcm16(500)).decode()
+    item = {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": audio}]}
+    added, _ = send(
+        protocol, {"type": "conversation.item.create", "item": {**item, "id": "item_b"}}
+    )
+    assert added["item"]["content"] == [{"type": "input_audio", "transcript": None}]  # no echo
+    first, _ = send(protocol, {**user_text("first", "item_a"), "previous_item_id": "root"})
+    assert first["previous_item_id"] is None
+    send(protocol, {"type": "response.create"})
+    done = drain(protocol)[-1]["response"]
+    assert done["usage"]["input_token_details"]["audio_tokens"] == 5
+    assert (
+        done["usage"]["input_token_details"]["text_tokens"] == math.ceil(len(INSTRUCTIONS) / 4) + 2
+    )
+    error = error_of(send(protocol, {**user_text("x"), "previous_item_id": "item_zzz"}))
+    assert error["param"] == "previous_item_id"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -53,6 +54,8 @@ class MockState:
 
 STATE: Final = web.AppKey("rtrelay_mock_state", MockState)
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 def create_app(options: MockOptions | None = None, *, record: bool = True) -> web.Application:
     """The simulated provider as an aiohttp application.
@@ -80,7 +83,7 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _realtime_handler(endpoint: Endpoint) -> Any:
+def _realtime_handler(endpoint: Endpoint) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         return await _realtime(request, endpoint)
 
@@ -144,7 +147,7 @@ async def _realtime(request: web.Request, endpoint: Endpoint) -> web.StreamRespo
 async def _run_session(
     request: web.Request,
     ws: web.WebSocketResponse,
-    transport: Any,
+    transport: asyncio.Transport | None,
     decision: Accept,
     options: MockOptions,
     state: MockState,

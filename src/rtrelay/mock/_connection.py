@@ -45,7 +45,7 @@ class Outbox:
     def __init__(
         self,
         ws: web.WebSocketResponse,
-        transport: Any,
+        transport: asyncio.Transport | None,
         options: MockOptions,
         record: SessionRecord,
     ) -> None:
@@ -130,7 +130,7 @@ class Connection:
     def __init__(
         self,
         ws: web.WebSocketResponse,
-        transport: Any,
+        transport: asyncio.Transport | None,
         options: MockOptions,
         protocol: RealtimeProtocol,
         record: SessionRecord,
@@ -147,7 +147,7 @@ class Connection:
     @staticmethod
     async def reject(
         ws: web.WebSocketResponse,
-        transport: Any,
+        transport: asyncio.Transport | None,
         options: MockOptions,
         record: SessionRecord,
         error: ProviderError,
