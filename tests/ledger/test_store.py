@@ -154,6 +154,20 @@ async def test_rotate_keeps_identity_limits_and_spend_and_retires_the_old_secret
         await store.rotate_key(created.id)
 
 
+async def test_concurrent_rotations_leave_exactly_one_live_secret(store: Store) -> None:
+    created, first = await store.create_key(KeySpec(name="a"))
+    results = await asyncio.gather(*(store.rotate_key(created.id) for _ in range(4)))
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    live = []
+    for secret in [first, *(s for _, s in results)]:
+        found = await store.find_key(secret)
+        assert found is not None
+        if found.is_active(later):
+            live.append(found.prefix)
+    current = await store.get_key(created.id)
+    assert current is not None and live == [current.prefix]
+
+
 async def test_missing_keys_raise_key_not_found(store: Store) -> None:
     assert await store.get_key("key_nope") is None
     assert await store.get_key_by_prefix("zzzzzzzz") is None

@@ -189,9 +189,10 @@ class SqlStore:
             prefix, secret = new_secret()
             try:
                 async with self._writer.begin() as conn:
-                    row = (
-                        await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))
-                    ).first()
+                    # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises):
+                    # two rotations at once must not leave two live secrets.
+                    locked = sa.select(api_keys).where(api_keys.c.id == key_id).with_for_update()
+                    row = (await conn.execute(locked)).first()
                     if row is None:
                         raise KeyNotFound(key_id)
                     if row.revoked_at is not None:
