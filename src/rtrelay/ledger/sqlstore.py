@@ -443,42 +443,22 @@ class SqlStore:
         live_only: bool = False,
         limit: int = 100,
     ) -> list[SessionRow]:
-        query = (
-            self._session_query()
-            .order_by(sessions.c.started_at.desc(), sessions.c.id)
-            .limit(max(0, limit))
-        )
+        where: list[sa.ColumnElement[bool]] = []
         if key_id is not None:
-            query = query.where(sessions.c.key_id == key_id)
+            where.append(sessions.c.key_id == key_id)
         if since is not None:
-            query = query.where(sessions.c.started_at >= since)
+            where.append(sessions.c.started_at >= since)
         if live_only:
-            query = query.where(sessions.c.status == "live")
+            where.append(sessions.c.status == "live")
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_sessions_page(where, limit=max(0, limit)))).all()
         return [_session_row(r) for r in rows]
 
     async def get_session(self, session_id: str) -> SessionRow | None:
-        query = self._session_query().where(sessions.c.id == session_id)
+        query = _sessions_page([sessions.c.id == session_id], limit=1)
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else _session_row(row)
-
-    def _session_query(self) -> sa.Select[Any]:
-        u = usage_records.c
-        totals = (
-            sa.select(
-                u.session_id,
-                sa.func.count(sa.case((u.kind == "response", 1))).label("responses"),
-                sa.func.coalesce(sa.func.sum(u.cost_usd), 0).label("cost"),
-                sa.func.count(sa.case((u.priced.is_(False), 1))).label("unpriced"),
-            )
-            .group_by(u.session_id)
-            .subquery()
-        )
-        return sa.select(
-            sessions, totals.c.responses, totals.c.cost, totals.c.unpriced
-        ).select_from(sessions.outerjoin(totals, totals.c.session_id == sessions.c.id))
 
     async def refusals(
         self, *, key_id: str | None = None, since: datetime | None = None, limit: int = 100
@@ -505,6 +485,38 @@ class SqlStore:
             )
             for r in rows
         ]
+
+
+def _sessions_page(where: list[sa.ColumnElement[bool]], *, limit: int) -> sa.Select[Any]:
+    """One page of sessions, newest first, with usage summed over *that page only*.
+
+    The page is chosen first (a CTE) so the usage aggregate touches only its
+    sessions' rows (via the (session_id, kind, ref) index), not the whole ledger.
+    """
+    page = (
+        sa.select(sessions)
+        .where(*where)
+        .order_by(sessions.c.started_at.desc(), sessions.c.id)
+        .limit(limit)
+        .cte("page")
+    )
+    u = usage_records.c
+    totals = (
+        sa.select(
+            u.session_id,
+            sa.func.count(sa.case((u.kind == "response", 1))).label("responses"),
+            sa.func.coalesce(sa.func.sum(u.cost_usd), 0).label("cost"),
+            sa.func.count(sa.case((u.priced.is_(False), 1))).label("unpriced"),
+        )
+        .where(u.session_id.in_(sa.select(page.c.id)))
+        .group_by(u.session_id)
+        .subquery("totals")
+    )
+    return (
+        sa.select(page, totals.c.responses, totals.c.cost, totals.c.unpriced)
+        .select_from(page.outerjoin(totals, totals.c.session_id == page.c.id))
+        .order_by(page.c.started_at.desc(), page.c.id)
+    )
 
 
 def _window(
