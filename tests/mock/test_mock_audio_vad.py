@@ -71,3 +71,18 @@ def test_vad_decisions_do_not_depend_on_how_audio_is_split() -> None:
         pieces += split.feed(pcm[start : start + 1000])
     assert pieces == whole
     assert len(whole) == 2
+
+
+def test_input_buffer_takes_each_turn_and_forgets_a_cleared_one() -> None:
+    from rtrelay.mock._input_buffer import InputBuffer, TurnEnded, TurnStarted
+    from rtrelay.mock._session_config import TurnDetection
+
+    buffer = InputBuffer("audio/pcm", TurnDetection())
+    turns = buffer.append(silence_pcm16(500) + speech_pcm16(600) + silence_pcm16(300))
+    assert turns == [TurnStarted(200), TurnEnded(1300, 1100)]
+    assert buffer.buffered_ms == pytest.approx(100)  # audio after the turn stays
+    assert buffer.append(speech_pcm16(300)) == [TurnStarted(1300)]  # padding stops at the commit
+    buffer.clear()
+    assert buffer.buffered_ms == 0
+    assert buffer.append(silence_pcm16(500)) == []  # the cleared turn never ends
+    assert buffer.take_all() == pytest.approx(500)

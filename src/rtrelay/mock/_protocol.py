@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import orjson
 
 from rtrelay.mock import _errors as errors
-from rtrelay.mock._audio import bytes_per_ms, decode, reply_audio, sample_rate
+from rtrelay.mock._audio import reply_audio
 from rtrelay.mock._dialect import names_for
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._ids import IdFactory
+from rtrelay.mock._input_buffer import InputBuffer, TurnEnded, TurnStarted
 from rtrelay.mock._items import Conversation, Item, decode_base64, not_found, parse_item
 from rtrelay.mock._options import DEFAULT_AUDIO_CHUNK_MS, DEFAULT_REPLY_AUDIO_MS, Dialect
 from rtrelay.mock._response import Event, ResponsePlan, ResponseStream, Step, reply_words
+from rtrelay.mock._response_params import parse_response_params
 from rtrelay.mock._session_config import SessionConfig, apply_update
 from rtrelay.mock._usage import Segment, Tokens, cached_prefix, text_tokens, transcription_usage
-from rtrelay.mock._vad import EnergyVad, SpeechStarted, SpeechStopped
 
 __all__ = ["Inbound", "RealtimeProtocol", "error_event"]
 
@@ -35,35 +36,6 @@ _RATE_TOKENS: Final = 40_000
 _DEFAULT_RESERVED_TOKENS: Final = 4096
 _USER_TEXT: Final = "Hello, can you hear me? I would like to ask you something about this."
 _USER_WORDS: Final = tuple(_USER_TEXT.split())
-_RESPONSE_FIELDS_GA: Final = frozenset(
-    {
-        "conversation",
-        "input",
-        "instructions",
-        "output_modalities",
-        "audio",
-        "max_output_tokens",
-        "metadata",
-        "tools",
-        "tool_choice",
-        "prompt",
-    }
-)
-_RESPONSE_FIELDS_BETA: Final = frozenset(
-    {
-        "conversation",
-        "input",
-        "instructions",
-        "modalities",
-        "voice",
-        "output_audio_format",
-        "max_response_output_tokens",
-        "temperature",
-        "metadata",
-        "tools",
-        "tool_choice",
-    }
-)
 
 
 def error_event(error: ProviderError, ids: IdFactory, client_event_id: str | None = None) -> Event:
@@ -110,12 +82,8 @@ class RealtimeProtocol:
             id=self._ids.session(), model=model, expires_at=int(now) + SESSION_LIFETIME_S
         )
         self._conversation = Conversation(self._ids.conversation())
-        # Input audio. Positions are ms of audio appended since the session began.
-        self._position_ms = 0.0
-        self._buffer_start_ms = 0.0
-        self._carry = b""  # a pcm16 sample split across two appends
-        self._speech: tuple[str, int] | None = None  # (item id, audio_start_ms) mid-turn
-        self._vad = self._make_vad()
+        self._input = InputBuffer(self.config.input_format, self.config.turn_detection)
+        self._turn_item: str | None = None  # the user item of the turn VAD is hearing
         # Responses.
         self._response: ResponseStream | None = None
         self._previous_context: list[Segment] = []
@@ -155,7 +123,7 @@ class RealtimeProtocol:
     @property
     def buffered_ms(self) -> float:
         """Audio appended and not yet committed or cleared."""
-        return self._position_ms - self._buffer_start_ms
+        return self._input.buffered_ms
 
     def connect(self) -> list[Event]:
         """The events sent unprompted right after the upgrade."""
@@ -224,88 +192,65 @@ class RealtimeProtocol:
             self.config.turn_detection != before.turn_detection
             or self.config.input_format != before.input_format
         ):
-            self._vad = self._make_vad()
-            self._speech = None
+            self._input.configure(self.config.input_format, self.config.turn_detection)
+            self._turn_item = None
         return [self._event("session.updated", session=self.config.render(self._dialect))]
 
     # --- input audio ---------------------------------------------------------------------
 
-    def _make_vad(self) -> EnergyVad | None:
-        td = self.config.turn_detection
-        if td is None:
-            return None
-        return EnergyVad(
-            rate=sample_rate(self.config.input_format),
-            threshold=td.threshold,
-            prefix_padding_ms=td.prefix_padding_ms,
-            silence_duration_ms=td.effective_silence_ms,
-            origin_ms=self._position_ms,
-        )
-
     def _append(self, event: dict[str, Any]) -> list[Event]:
         if "audio" not in event:
             raise errors.missing_parameter("audio")
-        audio = decode_base64(event["audio"], "audio")
-        fmt = self.config.input_format
-        self._position_ms += len(audio) / bytes_per_ms(fmt)
-        if self._vad is None:
-            return []
-        data = self._carry + audio
-        if fmt == "audio/pcm" and len(data) % 2:
-            self._carry, data = data[-1:], data[:-1]
-        else:
-            self._carry = b""
         replies: list[Event] = []
-        for decision in self._vad.feed(decode(data, fmt)):
-            if isinstance(decision, SpeechStarted):
-                replies += self._speech_started(decision)
+        for turn in self._input.append(decode_base64(event["audio"], "audio")):
+            if isinstance(turn, TurnStarted):
+                replies += self._turn_started(turn)
             else:
-                replies += self._speech_stopped(decision)
+                replies += self._turn_ended(turn)
         return replies
 
-    def _speech_started(self, decision: SpeechStarted) -> list[Event]:
-        start = max(decision.audio_start_ms, round(self._buffer_start_ms))
-        item_id = self._ids.item()
-        self._speech = (item_id, start)
+    def _turn_started(self, turn: TurnStarted) -> list[Event]:
+        self._turn_item = item_id = self._ids.item()
         replies = [
-            self._event("input_audio_buffer.speech_started", audio_start_ms=start, item_id=item_id)
+            self._event(
+                "input_audio_buffer.speech_started",
+                audio_start_ms=turn.audio_start_ms,
+                item_id=item_id,
+            )
         ]
         td = self.config.turn_detection
         if self._response is not None and td is not None and td.interrupt_response:
             replies += self._cancel_response("turn_detected")
         return replies
 
-    def _speech_stopped(self, decision: SpeechStopped) -> list[Event]:
-        if self._speech is None:  # the turn began before a clear or commit
-            return []
-        item_id, start = self._speech
-        self._speech = None
-        end = decision.audio_end_ms
+    def _turn_ended(self, turn: TurnEnded) -> list[Event]:
+        item_id = self._turn_item or self._ids.item()
+        self._turn_item = None
         replies = [
-            self._event("input_audio_buffer.speech_stopped", audio_end_ms=end, item_id=item_id)
+            self._event(
+                "input_audio_buffer.speech_stopped", audio_end_ms=turn.audio_end_ms, item_id=item_id
+            )
         ]
-        replies += self._commit(item_id, end - start, buffer_start_ms=end)
+        replies += self._commit(item_id, turn.audio_ms)
         td = self.config.turn_detection
         if td is not None and td.create_response and self._response is None:
             replies += self._start_response(None)
         return replies
 
     def _commit_manual(self, event: dict[str, Any]) -> list[Event]:
-        buffered = self.buffered_ms
+        buffered = self._input.buffered_ms
         if buffered < MIN_COMMIT_MS:
             raise errors.commit_empty(buffered)
-        item_id = self._speech[0] if self._speech is not None else self._ids.item()
-        self._speech = None
-        self._vad = self._make_vad()
-        return self._commit(item_id, buffered, buffer_start_ms=self._position_ms)
+        item_id = self._turn_item or self._ids.item()
+        self._turn_item = None
+        return self._commit(item_id, self._input.take_all())
 
     def _clear(self, event: dict[str, Any]) -> list[Event]:
-        self._buffer_start_ms = self._position_ms
-        self._speech = None
-        self._vad = self._make_vad()
+        self._input.clear()
+        self._turn_item = None
         return [self._event("input_audio_buffer.cleared")]
 
-    def _commit(self, item_id: str, audio_ms: float, *, buffer_start_ms: float) -> list[Event]:
+    def _commit(self, item_id: str, audio_ms: float) -> list[Event]:
         item = Item(
             id=item_id,
             role="user",
@@ -313,7 +258,6 @@ class RealtimeProtocol:
             audio_ms=audio_ms,
         )
         previous = self._conversation.insert(item)
-        self._buffer_start_ms = buffer_start_ms
         replies = [
             self._event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
         ]
@@ -450,14 +394,14 @@ class RealtimeProtocol:
     def _start_response(self, raw: Any) -> list[Event]:
         if self._response is not None:
             raise errors.active_response(self._response.id)
-        params = self._response_params(raw)
-        config = self.config
-        instructions = params.get("instructions", config.instructions)
-        in_conversation = params.get("conversation", "auto") == "auto"
-        if "input" in params:
-            context = self._resolve_input(params["input"])
+        params = parse_response_params(
+            raw, self.config, self._dialect, self._conversation, self._ids
+        )
+        if params.input is not None:
+            context = params.input
         else:
-            context = list(self._conversation.items) if in_conversation else []
+            context = list(self._conversation.items) if params.in_conversation else []
+        instructions = params.instructions
         segments = [
             Segment("instructions\0" + instructions, Tokens(text=text_tokens(instructions)))
         ]
@@ -466,112 +410,31 @@ class RealtimeProtocol:
         cached = cached_prefix(self._previous_context, segments)
         self._previous_context = segments
 
-        modality: Literal["audio", "text"] = (
-            "audio" if "audio" in params.get("modalities", config.output_modalities) else "text"
-        )
-        fmt = params.get("format", config.output_format)
-        max_tokens = params.get("max_output_tokens", config.max_output_tokens)
+        audio = params.modality == "audio"
         item = Item(id=self._ids.item(), role="assistant", status="in_progress")
-        previous = self._conversation.insert(item) if in_conversation else None
+        previous = self._conversation.insert(item) if params.in_conversation else None
         plan = ResponsePlan(
             response_id=self._ids.response(),
             item=item,
-            conversation_id=self._conversation.id if in_conversation else None,
+            conversation_id=self._conversation.id if params.in_conversation else None,
             previous_item_id=previous,
-            modality=modality,
-            words=reply_words(self._reply_audio_ms if modality == "audio" else None),
-            audio=reply_audio(self._reply_audio_ms, fmt) if modality == "audio" else b"",
-            audio_format=fmt,
-            voice=params.get("voice", config.voice),
+            modality=params.modality,
+            words=reply_words(self._reply_audio_ms if audio else None),
+            audio=reply_audio(self._reply_audio_ms, params.format) if audio else b"",
+            audio_format=params.format,
+            voice=params.voice,
             chunk_ms=self._chunk_ms,
-            max_output_tokens=max_tokens,
-            temperature=params.get("temperature", config.temperature),
-            metadata=params.get("metadata"),
+            max_output_tokens=params.max_output_tokens,
+            temperature=params.temperature,
+            metadata=params.metadata,
             input_tokens=input_tokens,
             cached_tokens=cached,
         )
         self._response = ResponseStream(plan, self._names, self._event)
         self._responses_created += 1
-        reserved = max_tokens if isinstance(max_tokens, int) else _DEFAULT_RESERVED_TOKENS
+        limit = params.max_output_tokens
+        reserved = limit if isinstance(limit, int) else _DEFAULT_RESERVED_TOKENS
         return self._response.opening(self._rate_limits(reserved))
-
-    def _response_params(self, raw: Any) -> dict[str, Any]:
-        """Validated per-response overrides, normalised to internal names."""
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            raise errors.invalid_type("response", "an object", raw)
-        ga = self._dialect == "ga"
-        allowed = _RESPONSE_FIELDS_GA if ga else _RESPONSE_FIELDS_BETA
-        out: dict[str, Any] = {}
-        for key, value in raw.items():
-            param = f"response.{key}"
-            if key not in allowed:
-                raise errors.unknown_parameter(param)
-            if key == "instructions":
-                if not isinstance(value, str):
-                    raise errors.invalid_type(param, "a string", value)
-                out["instructions"] = value
-            elif key == "conversation":
-                if value not in ("auto", "none"):
-                    raise errors.invalid_value(
-                        param, f"Invalid value: '{value}'. Supported values are: 'auto', 'none'."
-                    )
-                out["conversation"] = value
-            elif key in ("output_modalities", "modalities", "audio", "voice",
-                         "output_audio_format", "max_output_tokens",
-                         "max_response_output_tokens", "temperature"):  # fmt: skip
-                out.update(self._session_overrides(key, value))
-            elif key in ("input", "metadata"):
-                out[key] = value
-        return out
-
-    def _session_overrides(self, key: str, value: Any) -> dict[str, Any]:
-        """Response fields that mirror session fields, validated by the session parser."""
-        session: dict[str, Any] = {key: value}
-        if key == "max_response_output_tokens":
-            session = {"max_response_output_tokens": value}
-        if self._dialect == "ga":
-            session["type"] = "realtime"
-        try:
-            merged = apply_update(self.config, session, self._dialect, audio_produced=False)
-        except ProviderError as error:
-            if error.param is not None:
-                error.param = "response." + error.param.removeprefix("session.")
-                error.message = error.message.replace("session.", "response.")
-            raise
-        out: dict[str, Any] = {}
-        if key in ("output_modalities", "modalities"):
-            out["modalities"] = merged.output_modalities
-        elif key == "audio":
-            out["format"] = merged.output_format
-            out["voice"] = merged.voice
-        elif key == "voice":
-            out["voice"] = merged.voice
-        elif key == "output_audio_format":
-            out["format"] = merged.output_format
-        elif key == "temperature":
-            out["temperature"] = merged.temperature
-        else:
-            out["max_output_tokens"] = merged.max_output_tokens
-        return out
-
-    def _resolve_input(self, raw: Any) -> list[Item]:
-        if not isinstance(raw, list):
-            raise errors.invalid_type("response.input", "an array", raw)
-        items: list[Item] = []
-        for index, entry in enumerate(raw):
-            if isinstance(entry, dict) and entry.get("type") == "item_reference":
-                item = self._conversation.get(str(entry.get("id")))
-                if item is None:
-                    raise errors.invalid_value(
-                        f"response.input[{index}].id",
-                        f"Item with item_id '{entry.get('id')}' not found in the conversation.",
-                    )
-                items.append(item)
-            else:
-                items.append(parse_item(entry, self._dialect, self._ids, self.config.input_format))
-        return items
 
     def _rate_limits(self, reserved: int) -> Event:
         return self._event(
