@@ -90,7 +90,10 @@ class CircuitBreaker:
         self.consecutive_failures += 1
         was_trial = self.trial_in_flight
         self.trial_in_flight = False
-        if trip or was_trial or self.consecutive_failures >= self.policy.failure_threshold:
+        # Dials that began before the circuit opened fail after it did; they belong to
+        # the same opening and must not push the cooldown up another step.
+        should_open = trip or self.consecutive_failures >= self.policy.failure_threshold
+        if was_trial or (should_open and not self._opened):
             self.openings += 1
             self._opened = True
             self.open_until = self.clock() + full_jitter_cooldown(
