@@ -1,0 +1,138 @@
+"""The LiteLLM target: LiteLLM's proxy with its realtime route pointed at the simulated provider.
+
+LiteLLM is installed on request into a virtual environment of its own
+(``~/.cache/rtrelay-bench/litellm-venv``), never into rtrelay's. Its realtime route
+(``/v1/realtime``) dials ``api_base`` with ``/v1/realtime?model=…`` appended, so the
+simulated provider's HTTP base is all it needs. One uvicorn worker, no database: the
+master key admits the sessions, as in LiteLLM's own quick start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from rtrelay.bench._procs import Child, ChildFailed, Children, free_port
+from rtrelay.bench._target import MODEL, Target
+
+__all__ = [
+    "DEFAULT_VENV",
+    "LiteLLMUnavailable",
+    "ensure_litellm",
+    "litellm_config",
+    "start_litellm",
+]
+
+DEFAULT_VENV: Final = Path.home() / ".cache" / "rtrelay-bench" / "litellm-venv"
+START_TIMEOUT: Final = 120.0
+INSTALL_TIMEOUT: Final = 900.0
+# A throw-away key for a proxy that only ever listens on 127.0.0.1 during the run.
+_MASTER_KEY: Final = "sk-bench-litellm-master"
+
+
+class LiteLLMUnavailable(RuntimeError):
+    """LiteLLM could not be installed or started; the benchmark skips it."""
+
+
+def ensure_litellm(venv_dir: Path) -> Path:
+    """The ``litellm`` executable, installing ``litellm[proxy]`` into ``venv_dir`` if needed.
+
+    Raises:
+        LiteLLMUnavailable: creating the environment or installing failed.
+    """
+    exe = venv_dir / "bin" / "litellm"
+    if exe.exists():
+        return exe
+    print(
+        f"rtrelay bench: installing LiteLLM into {venv_dir} (pip install 'litellm[proxy]')",
+        file=sys.stderr,
+    )
+    try:
+        venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
+        subprocess.run(
+            [str(venv_dir / "bin" / "pip"), "install", "-q", "litellm[proxy]"],
+            check=True,
+            timeout=INSTALL_TIMEOUT,
+            stdout=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise LiteLLMUnavailable(f"cannot install litellm[proxy]: {exc}") from exc
+    if not exe.exists():
+        raise LiteLLMUnavailable(f"pip installed litellm[proxy] but {exe} is missing")
+    return exe
+
+
+def litellm_config(provider_base: str) -> str:
+    """LiteLLM's config (JSON is YAML): one realtime model served by the simulated provider."""
+    netloc = urlsplit(provider_base).netloc
+    config = {
+        "model_list": [
+            {
+                "model_name": MODEL,
+                "litellm_params": {
+                    "model": f"openai/{MODEL}",
+                    "api_base": f"http://{netloc}",
+                    "api_key": "sk-bench-provider",
+                },
+                "model_info": {"mode": "realtime"},
+            }
+        ],
+        "general_settings": {"master_key": _MASTER_KEY},
+        "litellm_settings": {"telemetry": False},
+    }
+    return json.dumps(config, indent=2)
+
+
+async def start_litellm(
+    children: Children, workdir: Path, provider_base: str, *, venv_dir: Path | None = None
+) -> Target:
+    """Install LiteLLM if needed and start its proxy in front of the provider.
+
+    Raises:
+        LiteLLMUnavailable: it could not be installed or did not start.
+    """
+    exe = await asyncio.to_thread(ensure_litellm, venv_dir or DEFAULT_VENV)
+    config = workdir / "litellm.yaml"
+    config.write_text(litellm_config(provider_base))
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RTRELAY_", "VIRTUAL_ENV"))},
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no network fetch at start
+        "LITELLM_LOG": "ERROR",
+    }
+    child = children.add(
+        Child(
+            "litellm",
+            [
+                str(exe),
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ],
+            log_path=workdir / "litellm.log",
+            env=env,
+        )
+    )
+    child.start()
+    try:
+        await child.wait_for(r"Uvicorn running on|Application startup complete", START_TIMEOUT)
+    except ChildFailed as exc:
+        raise LiteLLMUnavailable(str(exc)) from exc
+    return Target(
+        "litellm",
+        f"ws://127.0.0.1:{port}/v1/realtime?model={MODEL}",
+        {"Authorization": f"Bearer {_MASTER_KEY}"},
+        pid=child.pid,
+    )

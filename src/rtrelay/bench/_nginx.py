@@ -1,0 +1,163 @@
+"""The nginx target: the floor for a proxy that forwards WebSocket bytes without parsing frames.
+
+One process (``master_process off``), so its CPU time is all relay work; proxy
+buffering off and a 64 KB buffer, because with the 4 KB default nginx copies a 32 KB
+frame in pieces and looks worse than it is. Installed from the Debian package when
+missing, the first time a benchmark needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from rtrelay.bench._procs import Child, ChildFailed, Children, free_port
+from rtrelay.bench._target import MODEL, Target
+
+__all__ = ["NginxUnavailable", "ensure_nginx", "nginx_config", "start_nginx"]
+
+START_TIMEOUT: Final = 15.0
+_CANDIDATES: Final = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
+
+
+class NginxUnavailable(RuntimeError):
+    """nginx is not installed and could not be installed."""
+
+
+def find_nginx() -> str | None:
+    found = shutil.which("nginx")
+    if found is not None:
+        return found
+    return next((c for c in _CANDIDATES if os.access(c, os.X_OK)), None)
+
+
+def ensure_nginx(*, install: bool) -> str:
+    """The nginx binary; with ``install``, ``apt-get install -y nginx`` first if it is missing.
+
+    Raises:
+        NginxUnavailable: not installed, and installing was not allowed or failed.
+    """
+    found = find_nginx()
+    if found is not None:
+        return found
+    if not install:
+        raise NginxUnavailable("nginx is not installed (apt-get install -y nginx)")
+    if shutil.which("apt-get") is None:
+        raise NginxUnavailable("nginx is not installed and apt-get is not available")
+    # Ours runs from a generated config on its own port, whatever the package's own
+    # service (if the system starts one) does.
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install_cmd = ["apt-get", "install", "-y", "nginx"]
+    # A fresh container has no package lists yet: update once if the first try fails.
+    for command in (install_cmd, ["apt-get", "update"], install_cmd):
+        print(f"rtrelay bench: nginx is missing; running: {' '.join(command)}", file=sys.stderr)
+        done = subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL)
+        if command is install_cmd and done.returncode == 0:
+            break
+    found = find_nginx()
+    if found is None:
+        raise NginxUnavailable("apt-get install -y nginx did not install nginx")
+    return found
+
+
+def nginx_config(prefix: Path, port: int, upstream: str) -> str:
+    """A one-process WebSocket reverse proxy on ``127.0.0.1:port`` to ``upstream`` (host:port)."""
+    temp = prefix / "temp"
+    return f"""\
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{
+    worker_connections 16384;
+    multi_accept on;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      close;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_buffering off;
+            proxy_buffer_size 64k;
+            proxy_read_timeout 3600s;
+            proxy_send_timeout 3600s;
+        }}
+    }}
+}}
+"""
+
+
+async def start_nginx(
+    children: Children, workdir: Path, provider_base: str, *, install: bool
+) -> Target:
+    """Install nginx if needed and allowed, then run it in front of the provider.
+
+    Raises:
+        NginxUnavailable: nginx is missing and cannot be installed.
+        ChildFailed: nginx did not start.
+    """
+    binary = await asyncio.to_thread(ensure_nginx, install=install)
+    prefix = workdir / "nginx"
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / "temp" / sub).mkdir(parents=True, exist_ok=True)
+    upstream = urlsplit(provider_base).netloc
+    port = free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(nginx_config(prefix, port, upstream))
+    child = children.add(
+        Child(
+            "nginx",
+            [binary, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
+            log_path=prefix / "stdout.log",
+        )
+    )
+    child.start()
+    await _wait_listening(child, port)
+    return Target(
+        "nginx",
+        f"ws://127.0.0.1:{port}/v1/realtime?model={MODEL}",
+        {"Authorization": "Bearer sk-bench-direct"},
+        pid=child.pid,
+    )
+
+
+async def _wait_listening(child: Child, port: int) -> None:
+    """nginx prints nothing when ready: connect until it accepts."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if not child.running or loop.time() > deadline:
+                error_log = (child.log_path.parent / "error.log").read_text(errors="replace")
+                raise ChildFailed(
+                    f"nginx did not start:\n{child.log_tail()}\n{error_log}"
+                ) from None
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return

@@ -1,0 +1,97 @@
+"""PNG plots of a results document (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_plots"]
+
+_STYLES = {"direct": "black", "rtrelay": "tab:blue", "nginx": "tab:green", "litellm": "tab:red"}
+
+
+def write_plots(doc: dict[str, Any], out: Path) -> list[Path]:
+    """Write the latency-vs-sessions and CPU-per-frame plots; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[Path] = []
+    series = _latency_series(doc)
+    if series:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for name, points in series.items():
+            xs = [n for n, _ in points]
+            color = _STYLES.get(name)
+            for key, style in (("p50", "-"), ("p99", "--"), ("p999", ":")):
+                ys = [_number(f.get(key)) for _, f in points]
+                if any(y == y for y in ys):  # NaN marks a missing value
+                    ax.plot(xs, ys, style, marker="o", color=color, label=f"{name} {key}")
+        limit = _limit(doc)
+        if limit is not None:
+            ax.axhline(limit, color="grey", linewidth=0.8)
+        ax.set_xlabel("concurrent audio sessions")
+        ax.set_ylabel("added round-trip latency over direct (ms)")
+        ax.set_title("Added latency vs concurrent sessions")
+        ax.set_yscale("symlog", linthresh=0.1)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small", ncol=2)
+        path = out / "latency_vs_sessions.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    cpu = _cpu_series(doc)
+    if cpu:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for name, values in cpu.items():
+            ax.plot(
+                [n for n, _ in values],
+                [v for _, v in values],
+                marker="o",
+                color=_STYLES.get(name),
+                label=name,
+            )
+        ax.set_xlabel("concurrent audio sessions")
+        ax.set_ylabel("relay CPU per forwarded frame (µs)")
+        ax.set_title("CPU per forwarded frame")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        path = out / "cpu_per_frame.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _limit(doc: dict[str, Any]) -> float | None:
+    capacity = doc.get("capacity")
+    return None if not capacity else float(capacity["latency_limit_ms"])
+
+
+def _latency_series(doc: dict[str, Any]) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Per relay target: (sessions, added RTT percentiles), one point per session count."""
+    series: dict[str, dict[int, dict[str, Any]]] = {}
+    for run in doc.get("runs", []):
+        for name, figures in run["targets"].items():
+            added = figures.get("added_rtt_ms")
+            if added:
+                series.setdefault(name, {})[run["sessions"]] = added
+    return {name: sorted(points.items()) for name, points in series.items()}
+
+
+def _cpu_series(doc: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
+    series: dict[str, dict[int, float]] = {}
+    for run in doc.get("runs", []):
+        for name, figures in run["targets"].items():
+            value = figures.get("cpu_us_per_frame")
+            if value is not None:
+                series.setdefault(name, {})[run["sessions"]] = value
+    return {name: sorted(points.items()) for name, points in series.items()}

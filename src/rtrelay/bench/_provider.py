@@ -1,0 +1,64 @@
+"""The simulated provider every target relays to, in a process of its own (``rtrelay mock``)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from rtrelay.bench._procs import Child, Children
+from rtrelay.bench._target import MODEL, Target
+
+__all__ = ["START_TIMEOUT", "Provider", "rtrelay_argv", "start_provider"]
+
+START_TIMEOUT: Final = 30.0
+# The provider does not check keys; direct sessions still send one, as an SDK would.
+_DIRECT_KEY: Final = "sk-bench-direct"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """The running simulated provider: its base URL, its process, and the direct target."""
+
+    base_url: str
+    pid: int
+    direct: Target
+
+
+def rtrelay_argv(*args: str) -> list[str]:
+    """``rtrelay <args>`` run by this interpreter, so the child uses the same install."""
+    return [sys.executable, "-m", "rtrelay.cli.main", *args]
+
+
+async def start_provider(
+    children: Children, workdir: Path, *, reply_audio_ms: int, chunk_ms: int
+) -> Provider:
+    """Start ``rtrelay mock`` on an ephemeral port, replies paced in real time."""
+    child = children.add(
+        Child(
+            "simulated provider",
+            rtrelay_argv(
+                "mock",
+                "--port",
+                "0",
+                "--pacing",
+                "1.0",
+                "--reply-audio-ms",
+                str(reply_audio_ms),
+                "--audio-chunk-ms",
+                str(chunk_ms),
+            ),
+            log_path=workdir / "provider.log",
+        )
+    )
+    child.start()
+    match = await child.wait_for(r"listening: (ws://\S+?/v1)/realtime", START_TIMEOUT)
+    base = match.group(1)
+    direct = Target(
+        "direct",
+        f"{base}/realtime?model={MODEL}",
+        {"Authorization": f"Bearer {_DIRECT_KEY}"},
+        pid=None,
+    )
+    return Provider(base, child.pid, direct)

@@ -1,0 +1,143 @@
+"""``rtrelay bench``: measure rtrelay beside a direct connection, nginx and LiteLLM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import resource
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rtrelay.bench import ALL_TARGETS, BenchOptions, markdown, quick, run_bench, write_results
+from rtrelay.bench._options import TargetName
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "bench",
+        help="benchmark rtrelay against direct, nginx and LiteLLM",
+        description="Paced realtime audio sessions through each target and directly to the "
+        "same simulated provider; writes results.json, results.md and plots to --out.",
+    )
+    p.add_argument("--sessions", type=int, default=100, help="concurrent audio sessions (100)")
+    p.add_argument("--duration", type=float, default=20.0, help="measured s per target (20)")
+    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds (4)")
+    p.add_argument(
+        "--targets",
+        type=_targets,
+        default=None,
+        help="comma-separated: direct,rtrelay,nginx,litellm (default direct,rtrelay,nginx)",
+    )
+    p.add_argument(
+        "--with-litellm", action="store_true", help="add LiteLLM (installed in its own venv)"
+    )
+    p.add_argument("--capacity", action="store_true", help="also step N up to find capacity")
+    p.add_argument("--max-sessions", type=int, default=800, help="capacity search bound (800)")
+    p.add_argument(
+        "--capacity-budget", type=float, default=1200.0, help="capacity search bound, s (1200)"
+    )
+    p.add_argument("--text-sessions", type=int, default=0, help="extra text-only sessions")
+    p.add_argument("--idle-sessions", type=int, default=0, help="extra idle sessions")
+    p.add_argument("--chunk-ms", type=int, default=100, help="audio per append (100)")
+    p.add_argument("--turn-ms", type=int, default=3000, help="user turn length (3000)")
+    p.add_argument("--reply-audio-ms", type=int, default=2000, help="reply length (2000)")
+    p.add_argument("--probe-ms", type=int, default=100, help="latency probe interval (100)")
+    p.add_argument("--out", type=Path, help="results folder (./bench-results/<timestamp>)")
+    p.add_argument("--quick", action="store_true", help="a few sessions for a few seconds")
+    p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--json", action="store_true", help="print results.json on stdout")
+    p.set_defaults(func=_main)
+
+
+def _targets(value: str) -> tuple[TargetName, ...]:
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [n for n in names if n not in ALL_TARGETS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown target(s): {', '.join(unknown)}")
+    return tuple(n for n in ALL_TARGETS if n in names)
+
+
+def options_from_args(args: argparse.Namespace) -> BenchOptions:
+    """The ``BenchOptions`` the command line asks for.
+
+    Raises:
+        ValueError: an option is out of range.
+    """
+    targets: tuple[TargetName, ...] = args.targets or ("direct", "rtrelay", "nginx")
+    if args.with_litellm and "litellm" not in targets:
+        targets = (*targets, "litellm")
+    options = BenchOptions(
+        sessions=args.sessions,
+        text_sessions=args.text_sessions,
+        idle_sessions=args.idle_sessions,
+        targets=targets,
+        duration=args.duration,
+        rounds=args.rounds,
+        chunk_ms=args.chunk_ms,
+        turn_ms=args.turn_ms,
+        reply_audio_ms=args.reply_audio_ms,
+        probe_ms=args.probe_ms,
+        capacity=args.capacity,
+        max_sessions=args.max_sessions,
+        capacity_budget=args.capacity_budget,
+        plots=not args.no_plots,
+        install_nginx=not args.no_install,
+    )
+    return quick(options) if args.quick else options
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
+        options = options_from_args(args)
+    except ValueError as exc:
+        print(f"rtrelay bench: {exc}", file=sys.stderr)
+        return 2
+    out: Path = args.out or Path("bench-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    options = dataclasses.replace(options, out=out)
+    _raise_fd_limit()
+    doc = _run(options, out / "logs")
+    files = write_results(doc, out, plots=options.plots)
+    table = markdown(doc)
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+        print(table, file=sys.stderr)
+    else:
+        print(table)
+    print(f"rtrelay bench: wrote {', '.join(str(f) for f in files)}", file=sys.stderr)
+    return 0
+
+
+def _run(options: BenchOptions, workdir: Path) -> dict[str, Any]:
+    """Run on uvloop; SIGTERM cancels the run like Ctrl-C, so children are always stopped."""
+
+    async def main() -> dict[str, Any]:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        return await run_bench(options, workdir=workdir)
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+def _raise_fd_limit() -> None:
+    """Hundreds of sessions need more descriptors than the usual soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
