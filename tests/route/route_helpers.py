@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from multidict import CIMultiDictProxy
 
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.ledger.records import SessionRow
@@ -68,14 +69,14 @@ async def first_event(ws: aiohttp.ClientWebSocketResponse[Any]) -> dict[str, Any
 
 async def http_refusal(
     relay: RunningRelay, model: str = "gpt-realtime", **headers: str
-) -> tuple[int, dict[str, str], dict[str, Any]]:
+) -> tuple[int, CIMultiDictProxy[str], dict[str, Any]]:
     """Status, headers and ``error`` object of a refused plain (non-browser) upgrade."""
     async with (
         aiohttp.ClientSession() as http,
         http.get(relay.realtime(model), headers=upgrade_headers(**headers)) as resp,
     ):
         body = await resp.json()
-        return resp.status, dict(resp.headers), body["error"]
+        return resp.status, CIMultiDictProxy(resp.headers.copy()), body["error"]
 
 
 def pin_cooldowns(relay: RunningRelay, seconds: float) -> None:
