@@ -41,6 +41,8 @@ __all__ = ["Bridge", "ClientLeg", "Ending", "Meter", "NullMeter", "new_event_id"
 CLOSE_TIMEOUT: Final = 5.0
 """How long a close handshake may take before the transport is aborted."""
 
+_SAMPLE_MASK: Final = 63
+_MAX_SAMPLES: Final = 1024
 _TEXT: Final = WSMsgType.TEXT
 _BINARY: Final = WSMsgType.BINARY
 
@@ -125,6 +127,10 @@ class Bridge:
     counters: Counters = field(default_factory=Counters)
     client_close_code: int | None = None
     upstream_close_code: int | None = None
+    first_frame_at: float = 0.0
+    """When the first provider frame reached the client (``clock()``)."""
+    latency_samples: list[float] = field(default_factory=list)
+    """Seconds spent in the relay by sampled provider frames; drained by the metrics flush."""
     _sending_since: float = 0.0
     _stop: asyncio.Future[RelayError] | None = None
 
@@ -209,15 +215,21 @@ class Bridge:
                 data: bytes = msg.data
                 counters.frames_out += 1
                 counters.bytes_out += len(data)
+                received = self._sending_since = clock()
                 verdict = None
                 if kind is _TEXT and (tap := server_tap(data)) is not None:
                     verdict = meter.on_server_event(*tap)
-                self._sending_since = clock()
                 try:
                     await send(data, kind)
                 except ConnectionResetError:
                     return Ending("client", dropped=True)
                 self._sending_since = 0.0
+                if counters.frames_out & _SAMPLE_MASK == 1:  # 1st, 65th, 129th… frame
+                    sent = clock()
+                    if counters.frames_out == 1:
+                        self.first_frame_at = sent
+                    if len(self.latency_samples) < _MAX_SAMPLES:
+                        self.latency_samples.append(sent - received)
                 if verdict is not None:
                     return Ending("relay", error=verdict)
             elif kind is WSMsgType.CLOSE:

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 from typing import Any
 
 from aiohttp import web
@@ -59,6 +60,9 @@ def _main(args: argparse.Namespace) -> int:
     configure_logging(settings.logging.level, settings.logging.format)
     if settings.server.workers == 1:
         return _run(settings, demo=args.demo)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Workers write their metrics here; /metrics on any worker shows the sum.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rtrelay-metrics-")
     ctx = multiprocessing.get_context("spawn")
     workers = [
         ctx.Process(target=_run, args=(settings,), kwargs={"demo": args.demo and i == 0})
@@ -66,7 +70,12 @@ def _main(args: argparse.Namespace) -> int:
     ]
     for w in workers:
         w.start()
-    signal.signal(signal.SIGTERM, lambda *_: [w.terminate() for w in workers])
+
+    def forward_sigterm(*_: object) -> None:
+        for w in workers:
+            w.terminate()  # each worker drains on its own SIGTERM
+
+    signal.signal(signal.SIGTERM, forward_sigterm)
     try:
         for w in workers:
             w.join()
@@ -77,6 +86,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _run(settings: config.Settings, *, demo: bool = False) -> int:
+    configure_logging(settings.logging.level, settings.logging.format)  # also in spawned workers
     try:
         import uvloop
 

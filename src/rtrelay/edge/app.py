@@ -7,10 +7,11 @@ admin sub-app can be given the store, and closes them on cleanup in reverse orde
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from rtrelay.config import Channel, Settings
 from rtrelay.edge.client_secrets import mint_handler
 from rtrelay.edge.relay import Relay
 from rtrelay.edge.wiring import Closer, build_parts, close_all
+from rtrelay.observe.metrics import CONTENT_TYPE_LATEST
 from rtrelay.route.dial import Dialer
 from rtrelay.route.router import Router
 from rtrelay.route.status import channel_status
@@ -64,12 +66,14 @@ async def create_app(
         await close_all(closers)
 
     app.on_cleanup.append(cleanup)
+    app.cleanup_ctx.append(_metrics_flusher)
     for path in REALTIME_PATHS:
         app.router.add_get(path, _realtime)
     app.router.add_post("/v1/realtime/client_secrets", mint_handler(_relay_of, beta=False))
     app.router.add_post("/v1/realtime/sessions", mint_handler(_relay_of, beta=True))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
     app.add_subapp("/admin/v1", _admin_app(relay, env))
     return app
 
@@ -118,9 +122,36 @@ async def _start_mock_channels(
         if channel.kind != "mock":
             started.append(channel)
             continue
-        provider = await stack.enter_async_context(MockProvider(MockOptions()))
+        provider = await stack.enter_async_context(MockProvider(MockOptions(), record=False))
         started.append(dataclasses.replace(channel, base_url=provider.url))
     return tuple(started)
+
+
+METRICS_FLUSH_SECONDS: Final = 5.0
+
+
+async def _metrics_flusher(app: web.Application) -> AsyncIterator[None]:
+    """Fold live sessions' counters into the metrics now and then (never per frame)."""
+    relay = app[RELAY]
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(METRICS_FLUSH_SECONDS)
+            relay.flush_metrics()
+
+    task = asyncio.create_task(run(), name="rtrelay.metrics-flush")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    relay = request.app[RELAY]
+    relay.flush_metrics()
+    body = relay.metrics.exposition()
+    headers = {"Content-Type": CONTENT_TYPE_LATEST, "X-Rtrelay-Worker": str(os.getpid())}
+    return web.Response(body=body, headers=headers)
 
 
 def _relay_of(request: web.Request) -> Relay:

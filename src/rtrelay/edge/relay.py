@@ -11,6 +11,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -29,8 +30,10 @@ from rtrelay.errors import (
     UpgradeRequired,
 )
 from rtrelay.gate.admission import Admission, Gate
+from rtrelay.ledger.prices import Usage
 from rtrelay.ledger.records import ChannelAttempt, Refusal, SessionEnd, SessionStart
 from rtrelay.log import edge_log
+from rtrelay.observe.metrics import CIRCUIT_STATES, Metrics
 from rtrelay.route.router import Attempt, Connected, Router, RoutingFailed
 
 __all__ = ["Relay", "SessionInfo"]
@@ -48,6 +51,8 @@ class SessionInfo:
     started: float
     bridge: Bridge
     meter: SessionMeter
+    flushed: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    """Frames/bytes each way already added to the metrics."""
 
     def describe(self) -> dict[str, Any]:
         c = self.bridge.counters
@@ -72,6 +77,7 @@ class Relay:
     settings: Settings
     parts: Parts
     router: Router
+    metrics: Metrics = field(default_factory=Metrics)
     sessions: dict[str, SessionInfo] = field(default_factory=dict)
     draining: bool = False
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -84,6 +90,7 @@ class Relay:
         return [info.describe() for info in self.sessions.values()]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
         hello = parse_hello(
             request.headers,
             request.query,
@@ -114,13 +121,15 @@ class Relay:
             if admission is not None:
                 await self.gate.release(admission)
             if isinstance(exc, RoutingFailed):
+                self._observe_attempts(exc.attempts)
                 return await self._refuse(request, hello, exc.error, admission, exc.attempts)
             return await self._refuse(request, hello, exc, admission)
         except BaseException:
             if admission is not None:
                 await self.gate.release(admission)
             raise
-        return await self._run_session(request, hello, admission, connected)
+        self._observe_attempts(connected.attempts)
+        return await self._run_session(request, hello, admission, connected, arrived)
 
     async def _refuse(
         self,
@@ -131,6 +140,9 @@ class Relay:
         attempts: tuple[Attempt, ...] = (),
     ) -> web.StreamResponse:
         event_style = hello.error_style == "event"
+        self.metrics.handshakes.labels(error.code).inc()
+        if error.code == "insufficient_quota":
+            self.metrics.budget_refusals.labels("connect").inc()
         self.parts.writer.submit(
             Refusal(
                 request_id=hello.request_id,
@@ -165,6 +177,7 @@ class Relay:
         hello: ClientHello,
         admission: Admission,
         connected: Connected,
+        arrived: float,
     ) -> web.StreamResponse:
         s = self.settings
         ws = ClientLeg(
@@ -188,6 +201,7 @@ class Relay:
             writer=self.parts.writer,
             spend=self.parts.spend,
             on_spent=s.limits.on_budget_spent,
+            observe=self._observe_usage,
         )
         bridge = Bridge(
             client=ws,
@@ -226,6 +240,8 @@ class Relay:
         )
         try:
             await ws.prepare(request)
+            self.metrics.handshakes.labels("success").inc()
+            self.metrics.active_sessions.inc()
             edge_log.info(
                 "session open",
                 extra={
@@ -240,6 +256,10 @@ class Relay:
             )
             ending = await bridge.run()
         finally:
+            if ws.prepared:
+                self.metrics.active_sessions.dec()
+                if bridge.first_frame_at:
+                    self.metrics.first_event.observe(bridge.first_frame_at - arrived)
             del self.sessions[info.session_id]
             if not self.sessions:
                 self._idle.set()
@@ -269,6 +289,17 @@ class Relay:
                 duration_s=duration,
             )
         )
+        self._flush_counters(info)
+        m = self.metrics
+        m.session_duration.observe(duration)
+        if info.bridge.client_close_code is not None:
+            m.closes.labels("client", str(info.bridge.client_close_code)).inc()
+        if info.bridge.upstream_close_code is not None:
+            m.closes.labels("upstream", str(info.bridge.upstream_close_code)).inc()
+        if error is not None:
+            m.session_errors.labels(error.code).inc()
+        if info.meter.refused:
+            m.budget_refusals.labels("response.create").inc(info.meter.refused)
         usage = info.meter.usage
         edge_log.info(
             "session closed",
@@ -294,6 +325,54 @@ class Relay:
                 "cost_usd": str(usage.cost_usd),
             },
         )
+
+    def _observe_attempts(self, attempts: tuple[Attempt, ...] | list[Attempt]) -> None:
+        m = self.metrics
+        for a in attempts:
+            if a.outcome == "ok":
+                m.dial_latency.labels(a.channel).observe(a.seconds)
+            elif not a.outcome.startswith("skipped"):
+                m.dial_failures.labels(a.channel, a.outcome).inc()
+            state = self.router.breakers[a.channel].state
+            m.circuit_state.labels(a.channel).set(CIRCUIT_STATES[state.value])
+
+    def _observe_usage(self, model: str, usage: Usage, cost: Decimal | None) -> None:
+        self.metrics.observe_usage(
+            model,
+            {
+                "text_in": usage.input_text - usage.cached_text,
+                "audio_in": usage.input_audio - usage.cached_audio,
+                "image_in": usage.input_image - usage.cached_image,
+                "cached_in": usage.cached_text + usage.cached_audio + usage.cached_image,
+                "text_out": usage.output_text,
+                "audio_out": usage.output_audio,
+            },
+            cost,
+        )
+
+    def _flush_counters(self, info: SessionInfo) -> None:
+        """Add what a session forwarded since the last flush to the metrics."""
+        c = info.bridge.counters
+        now = [c.frames_in, c.frames_out, c.bytes_in, c.bytes_out]
+        m = self.metrics
+        for series, value, before in zip(
+            (m.frames_in, m.frames_out, m.bytes_in, m.bytes_out), now, info.flushed, strict=True
+        ):
+            if value > before:
+                series.inc(value - before)
+        info.flushed = now
+        samples = info.bridge.latency_samples
+        if samples:
+            for seconds in samples:
+                m.added_latency.observe(seconds)
+            samples.clear()
+
+    def flush_metrics(self) -> None:
+        """Fold live sessions' counters and channel states into the metrics."""
+        for info in list(self.sessions.values()):
+            self._flush_counters(info)
+        for name, breaker in self.router.breakers.items():
+            self.metrics.circuit_state.labels(name).set(CIRCUIT_STATES[breaker.state.value])
 
     async def drain(self, window: float) -> None:
         """Refuse new sessions, let live ones finish for ``window`` s, then end them."""

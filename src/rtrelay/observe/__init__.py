@@ -1,0 +1,1 @@
+"""rtrelay.observe: metrics."""

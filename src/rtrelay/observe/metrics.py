@@ -1,0 +1,171 @@
+"""Prometheus metrics, defined once, cheap enough to leave on under load.
+
+Nothing here runs per frame: the bridge counts frames and bytes in plain integer
+attributes, samples relay-added latency on one frame in 64, and ``Metrics``
+folds those into the Prometheus series at session end and every few seconds
+for live sessions. With ``--workers N`` each process writes to
+``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` on any worker shows the sum.
+
+Connection success rate = ``rtrelay_handshakes_total{outcome="success"}`` /
+``sum(rtrelay_handshakes_total)``.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prom_multiprocess
+
+from rtrelay.errors import ERROR_CLASSES
+
+__all__ = ["CONTENT_TYPE_LATEST", "HANDSHAKE_OUTCOMES", "Metrics", "multiprocess_dir"]
+
+HANDSHAKE_OUTCOMES: Final = ("success", *(cls.code for cls in ERROR_CLASSES))
+"""Every outcome is exported from the start (at 0), so rates never miss a series."""
+
+_LATENCY_BUCKETS: Final = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+)
+_DIAL_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20)
+_DURATION_BUCKETS: Final = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+CIRCUIT_STATES: Final = {"closed": 0, "half-open": 1, "open": 2}
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """All of rtrelay's series, on their own registry (tests make one per relay)."""
+
+    def __init__(self) -> None:
+        self.multiprocess = multiprocess_dir() is not None
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        livesum: dict[str, str] = {"multiprocess_mode": "livesum"} if self.multiprocess else {}
+        self.handshakes = Counter(
+            "rtrelay_handshakes",
+            "Client handshakes by outcome: success or the error code that refused them.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in HANDSHAKE_OUTCOMES:
+            self.handshakes.labels(outcome)
+        self.active_sessions = Gauge(
+            "rtrelay_active_sessions",
+            "Sessions open now.",
+            registry=r,
+            **livesum,  # type: ignore[arg-type]
+        )
+        self.session_duration = Histogram(
+            "rtrelay_session_duration_seconds",
+            "Length of relayed sessions.",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.dial_latency = Histogram(
+            "rtrelay_upstream_dial_seconds",
+            "Provider handshake time per channel (successful dials).",
+            ["channel"],
+            buckets=_DIAL_BUCKETS,
+            registry=r,
+        )
+        self.dial_failures = Counter(
+            "rtrelay_upstream_dial_failures",
+            "Failed provider handshakes per channel and outcome.",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.first_event = Histogram(
+            "rtrelay_first_event_seconds",
+            "Time from the client's upgrade request to the first provider event it receives.",
+            buckets=_DIAL_BUCKETS,
+            registry=r,
+        )
+        self.frames = Counter("rtrelay_frames", "Frames forwarded.", ["direction"], registry=r)
+        self.bytes = Counter("rtrelay_bytes", "Bytes forwarded.", ["direction"], registry=r)
+        self.added_latency = Histogram(
+            "rtrelay_relay_added_seconds",
+            "Time a forwarded frame spends in the relay (provider to client, sampled 1/64).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.closes = Counter(
+            "rtrelay_close_codes",
+            "Close codes by the side that received them from the relay or sent them.",
+            ["side", "code"],
+            registry=r,
+        )
+        self.session_errors = Counter(
+            "rtrelay_session_errors",
+            "Sessions the relay ended on an error, by code.",
+            ["code"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "rtrelay_tokens",
+            "Metered tokens by model and modality.",
+            ["model", "modality"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "rtrelay_cost_usd", "Metered cost in USD by model.", ["model"], registry=r
+        )
+        self.unpriced = Counter(
+            "rtrelay_unpriced_responses",
+            "Responses metered in tokens for a model with no price.",
+            ["model"],
+            registry=r,
+        )
+        self.budget_refusals = Counter(
+            "rtrelay_budget_refusals",
+            "Refusals for a spent budget: at connect or on response.create.",
+            ["stage"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "rtrelay_channel_circuit_state",
+            "Circuit breaker state per channel: 0 closed, 1 half-open, 2 open.",
+            ["channel"],
+            registry=r,
+            **({"multiprocess_mode": "max"} if self.multiprocess else {}),  # type: ignore[arg-type]
+        )
+        self.frames_in = self.frames.labels("client_to_upstream")
+        self.frames_out = self.frames.labels("upstream_to_client")
+        self.bytes_in = self.bytes.labels("client_to_upstream")
+        self.bytes_out = self.bytes.labels("upstream_to_client")
+
+    def observe_usage(self, model: str, tokens: dict[str, int], cost: Decimal | None) -> None:
+        for modality, count in tokens.items():
+            if count:
+                self.tokens.labels(model, modality).inc(count)
+        if cost is None:
+            self.unpriced.labels(model).inc()
+        else:
+            self.cost.labels(model).inc(float(cost))
+
+    def exposition(self) -> bytes:
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
