@@ -8,7 +8,6 @@ after frames have flowed.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import time
@@ -140,11 +139,11 @@ class Router:
             if remaining <= 0:
                 breaker.release_trial()
                 break
-            request = build_request(
-                channel, model, beta=beta, request_id=request_id, environ=self._environ
-            )
             started = self._clock()
             try:
+                request = build_request(
+                    channel, model, beta=beta, request_id=request_id, environ=self._environ
+                )
                 ws = await self._dialer.dial(request, min(dial_timeout, remaining))
             except DialFailure as failure:
                 elapsed = self._clock() - started
@@ -159,7 +158,9 @@ class Router:
                 if not failure.retryable and not failure.misconfigured:
                     break  # the provider judged the request itself; another channel won't differ
                 continue
-            except asyncio.CancelledError:
+            except BaseException:
+                # Cancelled, or a bug: no verdict on the channel, but a half-open trial
+                # slot must not stay taken, or the circuit could never close again.
                 breaker.release_trial()
                 raise
             elapsed = self._clock() - started
