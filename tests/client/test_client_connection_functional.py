@@ -24,6 +24,8 @@ from rtrelay.client import (
 )
 from rtrelay.mock import MockOptions, MockProvider
 
+pytestmark = pytest.mark.timeout(30)
+
 SECRET = "sk-very-secret-key-0123456789"
 
 

@@ -26,6 +26,8 @@ from rtrelay.client import (
     backoff_delays,
 )
 
+pytestmark = pytest.mark.timeout(30)
+
 FAST = {"min_reconnection_delay": 0.01, "max_reconnection_delay": 0.05}
 
 

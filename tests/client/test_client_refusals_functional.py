@@ -31,6 +31,8 @@ from rtrelay.client import (
     UpstreamError,
 )
 
+pytestmark = pytest.mark.timeout(30)
+
 # code -> (exception class, fault, retried by the default policy)
 EXPECTED: dict[str, tuple[type[APIError], str, bool]] = {
     "missing_api_key": (AuthenticationError, "client", False),
