@@ -9,6 +9,7 @@ holding provider keys, the admin token); it never holds them.
 from __future__ import annotations
 
 import dataclasses
+import string
 import tomllib
 import types
 import typing
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "Admin",
     "Auth",
+    "Breaker",
     "Channel",
     "ConfigError",
     "Limits",
@@ -119,6 +121,22 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Breaker:
+    """Per-channel circuit breaker: opens after consecutive failed dials."""
+
+    failure_threshold: int = 3
+    base_cooldown: float = 1.0
+    """Cap of the first cooldown; each re-opening doubles it (full jitter below the cap)."""
+    max_cooldown: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1:
+            raise ConfigError("breaker.failure_threshold must be at least 1")
+        if not 0 < self.base_cooldown <= self.max_cooldown:
+            raise ConfigError("breaker: need 0 < base_cooldown <= max_cooldown")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Store:
     url: str = "sqlite+aiosqlite:///rtrelay.db"
     """SQLAlchemy URL: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://…``."""
@@ -175,8 +193,15 @@ class Channel:
         for shape in self.shapes:
             if shape not in ("ga", "beta"):
                 raise ConfigError(f"channel {self.name!r}: unknown shape {shape!r}")
-        if self.kind == "openai-compatible" and not self.url_template:
-            raise ConfigError(f"channel {self.name!r}: openai-compatible needs url_template")
+        if self.kind == "openai-compatible":
+            if not self.url_template:
+                raise ConfigError(f"channel {self.name!r}: openai-compatible needs url_template")
+            fields = {f for _, f, _, _ in string.Formatter().parse(self.url_template) if f}
+            if fields - {"model"}:
+                raise ConfigError(
+                    f"channel {self.name!r}: url_template may only use {{model}}, "
+                    f"not {', '.join(sorted(fields - {'model'}))}"
+                )
 
     def upstream_model(self, public: str) -> str:
         return self.models[public]
@@ -188,6 +213,7 @@ class Settings:
     auth: Auth = field(default_factory=Auth)
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
+    breaker: Breaker = field(default_factory=Breaker)
     store: Store = field(default_factory=Store)
     redis: Redis = field(default_factory=Redis)
     admin: Admin = field(default_factory=Admin)
@@ -207,6 +233,7 @@ _SECTIONS: Final[dict[str, type[Any]]] = {
     "auth": Auth,
     "timeouts": Timeouts,
     "limits": Limits,
+    "breaker": Breaker,
     "store": Store,
     "redis": Redis,
     "admin": Admin,

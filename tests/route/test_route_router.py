@@ -77,9 +77,11 @@ async def test_a_trial_that_fails_to_build_its_request_gives_its_slot_back() -> 
         channel = Channel(
             name="c",
             kind="openai-compatible",
-            url_template="ws://127.0.0.1:9/rt/{deployment}",  # not a known placeholder
+            url_template="ws://127.0.0.1:9/rt/{model}",
             models={"gpt-realtime": "gpt-realtime"},
         )
+        # Config rejects unknown placeholders; force one in to make building the request fail.
+        object.__setattr__(channel, "url_template", "ws://127.0.0.1:9/rt/{deployment}")
         router = Router([channel], dialer, rng=random.Random(1), environ={})
         half_open(router, "c")
         with pytest.raises(KeyError):

@@ -23,6 +23,7 @@ from rtrelay.edge.client_secrets import mint_handler
 from rtrelay.edge.relay import Relay
 from rtrelay.edge.wiring import Closer, build_parts, close_all
 from rtrelay.observe.metrics import CONTENT_TYPE_LATEST
+from rtrelay.route.breaker import BreakerPolicy
 from rtrelay.route.dial import Dialer
 from rtrelay.route.router import Router
 from rtrelay.route.status import channel_status
@@ -53,7 +54,13 @@ async def create_app(
         )
         await dialer.start()
         closers.append(dialer.close)
-        router = Router(channels, dialer, environ=env)
+        b = settings.breaker
+        policy = BreakerPolicy(
+            failure_threshold=b.failure_threshold,
+            base_cooldown=b.base_cooldown,
+            max_cooldown=b.max_cooldown,
+        )
+        router = Router(channels, dialer, policy=policy, environ=env)
     except BaseException:
         await close_all(closers)
         raise

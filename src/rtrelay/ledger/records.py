@@ -36,7 +36,7 @@ class ChannelAttempt:
 
     channel: str
     outcome: str
-    """``connected``, or the error code the attempt failed with (``upstream_timeout``…)."""
+    """``ok``, ``skipped:open`` (circuit open), ``timeout``, ``connect`` or ``refused:<status>``."""
     detail: str | None = None
 
 
