@@ -306,3 +306,28 @@ async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-u
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
+
+
+async def test_sdk_beta_client_gets_the_beta_shape_through_the_relay(
+    relay: RunningRelay, provider: MockProvider
+) -> None:
+    key = await make_key(relay)
+    client = AsyncOpenAI(api_key=key, websocket_base_url=relay.ws_url + "/v1")
+    async with client.beta.realtime.connect(model="gpt-realtime") as conn:
+        assert (await conn.recv()).type == "session.created"
+        await conn.session.update(session={"modalities": ["text", "audio"]})
+        audio = speech_pcm16(600) + silence_pcm16(800)
+        for i in range(0, len(audio), 4800):
+            chunk = base64.b64encode(audio[i : i + 4800]).decode()
+            await conn.input_audio_buffer.append(audio=chunk)
+        types = []
+        async for event in conn:
+            types.append(event.type)
+            if event.type == "response.done":
+                usage = event.response.usage
+                break
+    assert "conversation.item.created" in types  # beta names, not GA's item.added
+    assert "response.audio.delta" in types
+    assert usage is not None
+    assert usage.output_tokens > 0
+    assert provider.handshakes[-1].headers["OpenAI-Beta"] == "realtime=v1"
