@@ -58,7 +58,11 @@ def test_table_row(code: str, status: int | None, close_code: int) -> None:
 
 
 def test_every_class_is_in_the_table() -> None:
-    codes = {row[0] for row in TABLE} | {"internal_error", "websocket_upgrade_required", "invalid_value"}
+    codes = {row[0] for row in TABLE} | {
+        "internal_error",
+        "websocket_upgrade_required",
+        "invalid_value",
+    }
     assert {cls.code for cls in errors.ERROR_CLASSES} == codes
 
 
