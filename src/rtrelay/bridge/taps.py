@@ -48,33 +48,37 @@ def _parse(frame: bytes) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
+_CLIENT_NEEDLES: Final = (
+    (_RESPONSE_CREATE, "response.create"),
+    (_SESSION_UPDATE, "session.update"),
+)
+_SERVER_NEEDLES: Final = (
+    (_RESPONSE_DONE, "response.done"),
+    (_TRANSCRIPTION_DONE, "conversation.item.input_audio_transcription.completed"),
+)
+
+
+def _match(
+    frame: bytes, needles: tuple[tuple[bytes, str], ...]
+) -> tuple[str, dict[str, Any]] | None:
+    for needle, wanted in needles:
+        if needle in frame:
+            event = _parse(frame)
+            if event is None or event.get("type") != wanted:
+                return None
+            return wanted, event
+    return None
+
+
 def client_tap(frame: bytes) -> ClientTap | None:
     """``("response.create" | "session.update", event)`` for frames the gate must see."""
     if frame.startswith(_APPEND_PREFIX):
         return None
-    if _RESPONSE_CREATE in frame:
-        wanted = "response.create"
-    elif _SESSION_UPDATE in frame:
-        wanted = "session.update"
-    else:
-        return None
-    event = _parse(frame)
-    if event is None or event.get("type") != wanted:
-        return None
-    return wanted, event
+    return _match(frame, _CLIENT_NEEDLES)
 
 
 def server_tap(frame: bytes) -> ServerTap | None:
     """``(type, event)`` for ``response.done`` and transcription completions."""
     if frame.startswith(_BULK_PREFIXES):
         return None
-    if _RESPONSE_DONE in frame:
-        wanted = "response.done"
-    elif _TRANSCRIPTION_DONE in frame:
-        wanted = "conversation.item.input_audio_transcription.completed"
-    else:
-        return None
-    event = _parse(frame)
-    if event is None or event.get("type") != wanted:
-        return None
-    return wanted, event
+    return _match(frame, _SERVER_NEEDLES)
