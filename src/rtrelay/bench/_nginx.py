@@ -101,6 +101,9 @@ http {{
             proxy_set_header Host $host;
             proxy_buffering off;
             proxy_buffer_size 64k;
+            # Only checked for consistency with the 64k buffer; unused while buffering is off.
+            proxy_buffers 4 64k;
+            proxy_busy_buffers_size 128k;
             proxy_read_timeout 3600s;
             proxy_send_timeout 3600s;
         }}

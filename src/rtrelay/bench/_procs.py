@@ -190,10 +190,17 @@ class Usage:
 
 
 class ResourceMeter:
-    """CPU time and RSS of a process and its descendants, read from the kernel."""
+    """CPU time and RSS of a process (and its descendants), read from the kernel.
 
-    def __init__(self, pid: int) -> None:
+    Args:
+        pid: the process.
+        descendants: count its children too (a server that forks workers); off for the
+            benchmark's own process, whose children are the targets.
+    """
+
+    def __init__(self, pid: int, *, descendants: bool = True) -> None:
         self._root = psutil.Process(pid)
+        self._descendants = descendants
 
     def read(self) -> Usage:
         cpu = 0.0
@@ -206,6 +213,8 @@ class ResourceMeter:
         return Usage(cpu, rss)
 
     def _tree(self) -> list[psutil.Process]:
+        if not self._descendants:
+            return [self._root]
         try:
             return [self._root, *self._root.children(recursive=True)]
         except psutil.NoSuchProcess:

@@ -38,7 +38,10 @@ async def start_provider(
     child = children.add(
         Child(
             "simulated provider",
-            rtrelay_argv(
+            [
+                sys.executable,
+                "-m",
+                "rtrelay.bench._quiet",
                 "mock",
                 "--port",
                 "0",
@@ -48,7 +51,7 @@ async def start_provider(
                 str(reply_audio_ms),
                 "--audio-chunk-ms",
                 str(chunk_ms),
-            ),
+            ],
             log_path=workdir / "provider.log",
         )
     )

@@ -180,14 +180,14 @@ async def _start(
                     children, workdir, provider.base_url, venv_dir=options.litellm_venv
                 )
         except (NginxUnavailable, LiteLLMUnavailable, ChildFailed) as exc:
-            doc["skipped"][name] = str(exc).splitlines()[0]
+            doc["skipped"][name] = " ".join(str(exc).split())[:300]
             log(f"{name}: skipped: {exc}")
             continue
         targets[name] = target
         log(f"{name}: {target.url.split('?')[0]} (pid {target.pid})")
     for name, target in targets.items():
         doc["targets"][name] = {"url": target.url, "pid": target.pid, "workers": target.workers}
-    own = ResourceMeter(os.getpid())
+    own = ResourceMeter(os.getpid(), descendants=False)
     provider_meter = ResourceMeter(provider.pid)
     meters = {
         name: Meters(ResourceMeter(t.pid) if t.pid is not None else None, provider_meter, own)

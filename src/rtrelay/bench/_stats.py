@@ -87,6 +87,10 @@ def target_figures(
         "audio_deltas": sum(r.tally.audio_deltas for r in rounds),
         "responses": sum(r.tally.responses for r in rounds),
         "rtt_ms": rtt,
+        "rtt_ms_by_round": [
+            {k: v for k, v in percentiles(r.recorder.rtts_ns).items() if k in ("p50", "p99")}
+            for r in rounds
+        ],
         "handshake_ms": handshake,
     }
     if direct and rounds and rounds[0].target != "direct":
