@@ -8,6 +8,7 @@ import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psutil
 import pytest
 
 from rtrelay.mock import MockOptions, MockProvider
@@ -23,13 +24,18 @@ class LoopWatch:
         self.calls.append(context)
 
 
+def _inet_sockets() -> set[tuple[int, Any, Any]]:
+    """This process's open TCP/UDP sockets, by descriptor and addresses."""
+    return {(c.fd, c.laddr, c.raddr) for c in psutil.Process().net_connections(kind="inet")}
+
+
 @pytest.fixture
 async def loop_watch() -> AsyncIterator[LoopWatch]:
     """Debug mode on (as PYTHONASYNCIODEBUG=1), every exception-handler call collected.
 
-    At teardown: no task of the test is left, and after a garbage collection (which
-    is when "Task exception was never retrieved" and "Unclosed client session" are
-    reported) the handler has seen nothing.
+    At teardown: no task of the test is left, no socket the test opened is still open,
+    and after a garbage collection (which is when "Task exception was never retrieved"
+    and "Unclosed client session" are reported) the handler has seen nothing.
     """
     loop = asyncio.get_running_loop()
     watch = LoopWatch()
@@ -38,12 +44,15 @@ async def loop_watch() -> AsyncIterator[LoopWatch]:
     loop.set_exception_handler(watch.handler)
     loop.set_debug(True)
     before = asyncio.all_tasks()
+    sockets_before = _inet_sockets()
     try:
         yield watch
         left = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()}
         assert not left, f"tasks left running: {left}"
+        leaked = _inet_sockets() - sockets_before
+        assert not leaked, f"sockets left open: {leaked}"
+        gc.collect()
         for _ in range(3):
-            gc.collect()
             await asyncio.sleep(0)
         assert watch.calls == [], f"the loop's exception handler was called: {watch.calls}"
     finally:

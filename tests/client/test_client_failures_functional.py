@@ -210,3 +210,16 @@ async def test_many_connections_to_a_dead_port_in_parallel(loop_watch: LoopWatch
     # Closing all of them at once, in every state they are in, is fine too.
     await asyncio.gather(*(c.close() for c in conns))
     assert {c.state for c in conns} == {ConnectionState.CLOSED}
+
+
+async def test_close_before_the_first_attempt_even_starts(loop_watch: LoopWatch) -> None:
+    conn = RealtimeConnection(f"ws://127.0.0.1:{unused_port()}/v1")
+    connecting = asyncio.create_task(conn.connect())
+    await asyncio.sleep(0)  # connect() ran and scheduled the supervisor; it has not run yet
+    assert conn.state is ConnectionState.CLOSED
+    await conn.close()
+    assert conn.state is ConnectionState.CLOSED
+    with pytest.raises(InvalidStateError):
+        await connecting
+    with pytest.raises(InvalidStateError):
+        await conn.send({"type": "x"})

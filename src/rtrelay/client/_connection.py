@@ -325,9 +325,13 @@ class RealtimeConnection:
                 return
             self._set_state(ConnectionState.CLOSING)
             task.cancel()
-        if task is None or task is asyncio.current_task() or task.done():
+        if task is None or task is asyncio.current_task():
             return
-        await asyncio.wait([task])
+        if not task.done():
+            await asyncio.wait([task])
+        if not self._finished:
+            # Cancelled before its first step, the supervisor never ran its ``finally``.
+            self._finish()
 
     # -- sending -----------------------------------------------------------------------
 
