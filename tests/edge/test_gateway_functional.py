@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -331,3 +332,21 @@ async def test_sdk_beta_client_gets_the_beta_shape_through_the_relay(
     assert usage is not None
     assert usage.output_tokens > 0
     assert provider.handshakes[-1].headers["OpenAI-Beta"] == "realtime=v1"
+
+
+async def test_a_failing_dependency_is_a_json_500_with_details_only_in_the_log(
+    provider: MockProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as s:  # Redis "configured" on a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        dead_redis = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    settings = mock_channel_settings(provider.url, redis={"url": dead_redis})
+    async with running_relay(settings) as relay:
+        key = await make_key(relay)
+        status, _, error = await refused(relay, Authorization=f"Bearer {key}")
+        async with aiohttp.ClientSession() as http, http.get(f"{relay.url}/healthz") as resp:
+            assert resp.status == 200
+    assert (status, error["code"], error["type"]) == (500, "internal_error", "server_error")
+    assert "redis" not in error["message"].lower()  # details stay in the log
+    assert "handshake failed" in caplog.text
+    assert relay.relay.sessions == {}

@@ -24,6 +24,7 @@ from rtrelay.edge.refuse import refuse
 from rtrelay.edge.wiring import Parts
 from rtrelay.errors import (
     IdleTimeout,
+    InternalError,
     RelayError,
     RelayShuttingDown,
     SessionExpired,
@@ -124,6 +125,15 @@ class Relay:
                 self._observe_attempts(exc.attempts)
                 return await self._refuse(request, hello, exc.error, admission, exc.attempts)
             return await self._refuse(request, hello, exc, admission)
+        except Exception:
+            # A dependency failed (store, Redis) or a bug: log it, explain it generically.
+            edge_log.exception(
+                "handshake failed", extra={"event": "error", "request_id": hello.request_id}
+            )
+            if admission is not None:
+                with contextlib.suppress(Exception):
+                    await self.gate.release(admission)
+            return await self._refuse(request, hello, InternalError(), admission)
         except BaseException:
             if admission is not None:
                 await self.gate.release(admission)
