@@ -124,6 +124,7 @@ async def run_bench(options: BenchOptions, *, workdir: Path, log: Log = _stderr)
     started = datetime.now(UTC)
     doc: dict[str, Any] = {
         "meta": _meta(options, started),
+        "provider": None,
         "targets": {},
         "skipped": {},
         "idle_rss": {},
@@ -161,6 +162,7 @@ async def _start(
         children, workdir, reply_audio_ms=options.reply_audio_ms, chunk_ms=options.chunk_ms
     )
     log(f"simulated provider: {provider.base_url} (pid {provider.pid})")
+    doc["provider"] = {"url": provider.base_url, "pid": provider.pid}
     targets: dict[TargetName, Target] = {"direct": provider.direct}
     most = max(options.sessions, options.max_sessions if options.capacity else 0)
     most += options.text_sessions + options.idle_sessions + options.warmup_sessions

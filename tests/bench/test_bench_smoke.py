@@ -1,0 +1,114 @@
+"""``rtrelay bench --quick`` end to end: real processes on 127.0.0.1, figures that make sense.
+
+Runs the real command (direct + rtrelay only: no nginx or LiteLLM install in a test) and
+checks the results document, the table and the plots; that every process it started
+is gone afterwards; and that the rtrelay key it created never reached a file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+import pytest
+
+pytestmark = pytest.mark.timeout(90)
+
+SECRET = re.compile(rb"rk_[a-z0-9]{8}_[A-Za-z0-9_-]{20,}")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtrelay.cli.main",
+            "bench",
+            "--quick",
+            "--targets",
+            "direct,rtrelay",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        timeout=75,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    doc = orjson.loads((out / "results.json").read_bytes())
+    return doc, out, done.stdout.decode()
+
+
+def _main(doc: dict[str, Any]) -> dict[str, Any]:
+    (run,) = [r for r in doc["runs"] if r["phase"] == "main"]
+    assert run["sessions"] == 8
+    targets: dict[str, Any] = run["targets"]
+    return targets
+
+
+@pytest.mark.parametrize("name", ["direct", "rtrelay"])
+def test_every_session_talked_and_none_failed(quick_run: Any, name: str) -> None:
+    figures = _main(quick_run[0])[name]
+    assert figures["sessions_failed"] == 0
+    assert figures["connect_failures"] == {} and figures["dropped_sessions"] == {}
+    assert figures["error_events"] == {}
+    assert figures["frames_sent"] > 0 and figures["frames_received"] > 0
+    assert figures["bytes_sent"] > figures["frames_sent"]
+    assert figures["audio_deltas"] > 0 and figures["responses"] > 0
+    rtt, handshake = figures["rtt_ms"], figures["handshake_ms"]
+    assert rtt["count"] > 50
+    assert 0 <= rtt["p50"] <= rtt["p99"] <= rtt["p999"] <= rtt["max"]
+    assert 0 < handshake["p50"] <= handshake["p99"]
+
+
+def test_relay_figures_are_sane(quick_run: Any) -> None:
+    doc = quick_run[0]
+    relay = _main(doc)["rtrelay"]
+    assert relay["cpu_s"] > 0 and relay["cpu_us_per_frame"] > 0 and relay["cpu_s_per_gb"] > 0
+    for key in ("added_rtt_ms", "added_per_frame_ms", "added_handshake_ms"):
+        assert set(relay[key]) >= {"p50", "p99"}
+        assert all(math.isfinite(v) for v in relay[key].values())
+    assert relay["added_per_frame_ms"]["p50"] == pytest.approx(
+        relay["added_rtt_ms"]["p50"] / 2, abs=1e-3
+    )
+    idle = doc["idle_rss"]["rtrelay"]
+    assert idle["connected"] == idle["sessions"] > 0
+    assert idle["kb_per_session"] >= 0
+    assert relay["rss_kb_per_active_session"] >= 0
+    # Direct has no relay process: no CPU or memory figures, rather than zeros.
+    assert _main(doc)["direct"]["cpu_us_per_frame"] is None
+
+
+def test_table_plots_and_goals_are_written(quick_run: Any) -> None:
+    doc, out, stdout = quick_run
+    assert "| rtrelay |" in stdout and "| direct |" in stdout
+    assert (out / "results.md").read_text().startswith("rtrelay bench:")
+    for plot in ("latency_vs_sessions.png", "cpu_per_frame.png"):
+        assert (out / plot).read_bytes().startswith(b"\x89PNG")
+    goals = {g["goal"]: g for g in doc["goals"]}
+    assert (
+        goals["relay CPU <= 45 µs per frame"]["value"] == _main(doc)["rtrelay"]["cpu_us_per_frame"]
+    )
+
+
+def test_every_process_is_stopped(quick_run: Any) -> None:
+    doc = quick_run[0]
+    pids = [doc["provider"]["pid"], doc["targets"]["rtrelay"]["pid"]]
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_relay_key_never_reaches_a_file(quick_run: Any) -> None:
+    out = quick_run[1]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "rtrelay.log" for p in files)
+    for path in files:
+        assert SECRET.search(path.read_bytes()) is None, path
