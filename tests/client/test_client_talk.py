@@ -59,9 +59,11 @@ async def test_talk_command_round_trip_in_a_subprocess(
     with wave.open(str(reply), "rb") as wav:
         assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 24_000)
         assert wav.getnframes() == 24_000  # the mock's 1000 ms reply
-    # The key went in the Authorization header, and the file was one manual turn.
-    handshake = endpoint.provider.handshakes[-1]
-    assert handshake.headers.get("Authorization") == f"Bearer {endpoint.api_key}"
+    # The key went in the Authorization header (seen by the provider when it is the
+    # endpoint), and the file was one manual turn.
+    if endpoint.name == "mock":
+        handshake = endpoint.provider.handshakes[-1]
+        assert handshake.headers.get("Authorization") == f"Bearer {endpoint.api_key}"
     update = endpoint.provider.events_received[0]
     assert update["session"]["audio"] == {
         "input": {"turn_detection": None},
@@ -83,10 +85,11 @@ async def test_talk_text_with_subprotocol_auth(
     assert code == 0, err.getvalue()
     assert out.getvalue().startswith("Sure!")
     assert reply.exists()
-    assert endpoint.provider.handshakes[-1].subprotocols[:2] == (
-        "realtime",
-        f"openai-insecure-api-key.{endpoint.api_key}",
-    )
+    if endpoint.name == "mock":
+        assert endpoint.provider.handshakes[-1].subprotocols[:2] == (
+            "realtime",
+            f"openai-insecure-api-key.{endpoint.api_key}",
+        )
     # Text needs no session.update: talk sends none.
     assert [e["type"] for e in endpoint.provider.events_received] == [
         "conversation.item.create",

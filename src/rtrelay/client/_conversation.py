@@ -10,6 +10,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Final
 
 from ._events import canonical_type
@@ -214,7 +215,9 @@ def _session(conversation: Conversation, event: dict[str, Any]) -> None:
     conversation._on_session(event)
 
 
-_HANDLERS: Final[dict[str, Any]] = {
+_Fold = Callable[[Conversation, dict[str, Any]], ConversationItem | None]
+
+_HANDLERS: Final[dict[str, _Fold]] = {
     "session.created": _session,
     "session.updated": _session,
     "conversation.item.added": Conversation._on_item,
