@@ -70,8 +70,8 @@ class Endpoint:
     provider: MockProvider
 
 
-ENDPOINTS = ["mock"]
-"""Where the end-to-end tests run. Adding rtrelay is one more name here and one branch below."""
+ENDPOINTS = ["mock", "relay"]
+"""Where the end-to-end tests run: the simulated provider directly, and through rtrelay."""
 
 
 @pytest.fixture(params=ENDPOINTS)
@@ -79,5 +79,12 @@ async def endpoint(request: pytest.FixtureRequest) -> AsyncIterator[Endpoint]:
     async with MockProvider(MockOptions(realtime_pacing=0)) as provider:
         if request.param == "mock":
             yield Endpoint("mock", provider.url, "sk-test-client-key", provider)
+        elif request.param == "relay":
+            from rtrelay.ledger.keys import KeySpec
+            from support import mock_channel_settings, running_relay
+
+            async with running_relay(mock_channel_settings(provider.url)) as relay:
+                _, key = await relay.relay.parts.store.create_key(KeySpec(name="client"))
+                yield Endpoint("relay", relay.ws_url + "/v1", key, provider)
         else:  # pragma: no cover - a new endpoint needs its branch
             raise AssertionError(f"unknown endpoint {request.param}")
