@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from rtrelay.bench._procs import Child, ChildFailed, Children, free_port
 from rtrelay.bench._target import MODEL, Target
 
@@ -69,6 +71,25 @@ def ensure_litellm(venv_dir: Path) -> Path:
     return exe
 
 
+async def _wait_healthy(child: Child, url: str) -> None:
+    """Poll LiteLLM's liveness endpoint: its log says nothing reliable about readiness."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        while True:
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass  # not listening yet
+            if not child.running:
+                raise ChildFailed(f"litellm exited before it was ready:\n{child.log_tail()}")
+            if loop.time() > deadline:
+                raise ChildFailed(f"litellm not ready after {START_TIMEOUT:g} s")
+            await asyncio.sleep(0.25)
+
+
 def litellm_config(provider_base: str) -> str:
     """LiteLLM's config (JSON is YAML): one realtime model served by the simulated provider."""
     netloc = urlsplit(provider_base).netloc
@@ -105,7 +126,6 @@ async def start_litellm(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("RTRELAY_", "VIRTUAL_ENV"))},
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no network fetch at start
-        "LITELLM_LOG": "ERROR",
     }
     child = children.add(
         Child(
@@ -127,7 +147,7 @@ async def start_litellm(
     )
     child.start()
     try:
-        await child.wait_for(r"Uvicorn running on|Application startup complete", START_TIMEOUT)
+        await _wait_healthy(child, f"http://127.0.0.1:{port}/health/liveliness")
     except ChildFailed as exc:
         raise LiteLLMUnavailable(str(exc)) from exc
     return Target(
