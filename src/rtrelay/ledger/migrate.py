@@ -8,6 +8,7 @@ leaves the previous schema intact.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from alembic import command
@@ -17,7 +18,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rtrelay.ledger.engine import WRITE, describe_url
@@ -28,6 +29,7 @@ __all__ = ["SCRIPT_LOCATION", "VERSION_TABLE", "current_revision", "head_revisio
 SCRIPT_LOCATION: Final = "rtrelay.ledger:migrations"
 VERSION_TABLE: Final = "rtrelay_alembic_version"
 _PG_LOCK_ID: Final = 0x72_74_72_6C_79  # "rtrly": any constant shared by all relays
+_SQLITE_LOCKED_RETRY_S: Final = 30.0
 
 
 def _config() -> Config:
@@ -58,10 +60,31 @@ def _current(conn: Connection) -> str | None:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
     """Migrate the database to ``revision`` and return the revision it is at.
 
+    Several relays may start at once on one fresh SQLite file (``serve --workers N``).
+    Turning on WAL needs an exclusive lock and SQLite answers "database is locked" at
+    once, without waiting, when waiting could deadlock; so a locked SQLite migration is
+    simply tried again for a while. PostgreSQL serialises on an advisory lock instead.
+
     Raises:
         StoreUnavailable: the database is unreachable, or at a revision this code
             does not know (a newer rtrelay migrated it).
     """
+    delay = 0.05
+    deadline = asyncio.get_running_loop().time() + _SQLITE_LOCKED_RETRY_S
+    while True:
+        try:
+            return await _upgrade_once(engine, revision)
+        except OperationalError as exc:
+            locked = engine.dialect.name == "sqlite" and "locked" in str(exc)
+            if not locked or asyncio.get_running_loop().time() + delay > deadline:
+                raise StoreUnavailable(
+                    f"cannot open store {describe_url(engine.url)}: {exc}"
+                ) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+async def _upgrade_once(engine: AsyncEngine, revision: str) -> str:
     try:
         async with engine.execution_options(**{WRITE: True}).begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -72,6 +95,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
             f"cannot migrate {describe_url(engine.url)}: {exc} "
             "(was it migrated by a newer rtrelay?)"
         ) from exc
+    except OperationalError:
+        raise  # the caller decides whether a locked SQLite file is worth another try
     except (SQLAlchemyError, OSError) as exc:
         raise StoreUnavailable(f"cannot open store {describe_url(engine.url)}: {exc}") from exc
 
