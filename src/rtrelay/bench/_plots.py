@@ -18,25 +18,38 @@ def write_plots(doc: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written: list[Path] = []
-    series = _latency_series(doc)
-    if series:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for name, points in series.items():
-            xs = [n for n, _ in points]
-            color = _STYLES.get(name)
-            for key, style in (("p50", "-"), ("p99", "--"), ("p999", ":")):
-                ys = [_number(f.get(key)) for _, f in points]
-                if any(y == y for y in ys):  # NaN marks a missing value
-                    ax.plot(xs, ys, style, marker="o", color=color, label=f"{name} {key}")
+    absolute = _series(doc, "rtt_ms")
+    added = _series(doc, "added_rtt_ms")
+    if absolute:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+        for ax, series, keys in (
+            (left, absolute, ("p50", "p99", "p999")),
+            (right, added, ("p50", "p99")),
+        ):
+            for name, points in series.items():
+                xs = [n for n, _ in points]
+                for key, style in zip(keys, ("-", "--", ":"), strict=False):
+                    ys = [_number(f.get(key)) for _, f in points]
+                    if any(y == y for y in ys):  # NaN marks a missing value
+                        ax.plot(
+                            xs,
+                            ys,
+                            style,
+                            marker="o",
+                            color=_STYLES.get(name),
+                            label=f"{name} {key}",
+                        )
+            ax.set_xlabel("concurrent audio sessions")
+            ax.set_yscale("symlog", linthresh=0.1)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize="small", ncol=2)
+        left.set_ylabel("probe round trip (ms)")
+        left.set_title("Round trip through each target")
+        right.set_ylabel("added round trip over direct (ms)")
+        right.set_title("Added latency (target minus direct)")
         limit = _limit(doc)
         if limit is not None:
-            ax.axhline(limit, color="grey", linewidth=0.8)
-        ax.set_xlabel("concurrent audio sessions")
-        ax.set_ylabel("added round-trip latency over direct (ms)")
-        ax.set_title("Added latency vs concurrent sessions")
-        ax.set_yscale("symlog", linthresh=0.1)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize="small", ncol=2)
+            right.axhline(limit, color="grey", linewidth=0.8)
         path = out / "latency_vs_sessions.png"
         fig.tight_layout()
         fig.savefig(path, dpi=110)
@@ -76,14 +89,14 @@ def _limit(doc: dict[str, Any]) -> float | None:
     return None if not capacity else float(capacity["latency_limit_ms"])
 
 
-def _latency_series(doc: dict[str, Any]) -> dict[str, list[tuple[int, dict[str, Any]]]]:
-    """Per relay target: (sessions, added RTT percentiles), one point per session count."""
+def _series(doc: dict[str, Any], key: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Per target: (sessions, percentiles under ``key``), one point per session count."""
     series: dict[str, dict[int, dict[str, Any]]] = {}
     for run in doc.get("runs", []):
         for name, figures in run["targets"].items():
-            added = figures.get("added_rtt_ms")
-            if added:
-                series.setdefault(name, {})[run["sessions"]] = added
+            value = figures.get(key)
+            if value:
+                series.setdefault(name, {})[run["sessions"]] = value
     return {name: sorted(points.items()) for name, points in series.items()}
 
 

@@ -208,7 +208,13 @@ async def _capacity(
     relays = [n for n in names if n != "direct"]
     alive = list(relays)
     outcome: dict[str, dict[str, Any]] = {
-        name: {"sessions": None, "per_core": None, "failed_at": None, "reason": None}
+        name: {
+            "sessions": None,
+            "per_core": None,
+            "lower_bound": False,
+            "failed_at": None,
+            "reason": None,
+        }
         for name in relays
     }
     budget_end = time.monotonic() + options.capacity_budget
@@ -242,6 +248,8 @@ async def _capacity(
                 alive.remove(name)
                 log(f"capacity: {name} stops at {n}: {reason}")
     for name in alive:
+        # Never failed: what it carried is only a lower bound of its capacity.
+        outcome[name]["lower_bound"] = True
         outcome[name]["reason"] = stopped_by or f"--max-sessions {options.max_sessions} reached"
     return {"latency_limit_ms": limit, "targets": outcome}
 

@@ -140,10 +140,14 @@ def _cpu(rounds: Sequence[RoundResult], frames: int, nbytes: int, window: float)
         out.update(cpu_s=None, cpu_cores=None, cpu_us_per_frame=None, cpu_s_per_gb=None)
         return out
     cpu = sum(v for v in cpu_values if v is not None)
+    cores = cpu / window if window else 0.0
     out.update(
         cpu_s=round(cpu, 3),
         cpu_cores=round(cpu / window, 3) if window else None,
         cpu_us_per_frame=round(cpu * 1e6 / frames, 2) if frames else None,
         cpu_s_per_gb=round(cpu / (nbytes / 1e9), 2) if nbytes else None,
+        # An extrapolation, not a measurement: sessions one fully busy core would carry at
+        # this CPU cost per session (latency degrades well before a core is saturated).
+        sessions_per_core_cpu_bound=round(rounds[0].sessions / cores) if cores > 0 else None,
     )
     return out
