@@ -95,9 +95,11 @@ def _series(doc: dict[str, Any], key: str) -> dict[str, list[tuple[int, dict[str
     for run in doc.get("runs", []):
         for name, figures in run["targets"].items():
             value = figures.get(key)
-            if value:
-                series.setdefault(name, {})[run["sessions"]] = value
-    return {name: sorted(points.items()) for name, points in series.items()}
+            points = series.setdefault(name, {})
+            # The main run has the most samples: a capacity step at the same N does not replace it.
+            if value and (run["phase"] == "main" or run["sessions"] not in points):
+                points[run["sessions"]] = value
+    return {name: sorted(points.items()) for name, points in series.items() if points}
 
 
 def _cpu_series(doc: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
@@ -105,6 +107,7 @@ def _cpu_series(doc: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
     for run in doc.get("runs", []):
         for name, figures in run["targets"].items():
             value = figures.get("cpu_us_per_frame")
-            if value is not None:
-                series.setdefault(name, {})[run["sessions"]] = value
-    return {name: sorted(points.items()) for name, points in series.items()}
+            points = series.setdefault(name, {})
+            if value is not None and (run["phase"] == "main" or run["sessions"] not in points):
+                points[run["sessions"]] = value
+    return {name: sorted(points.items()) for name, points in series.items() if points}

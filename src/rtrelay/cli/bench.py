@@ -107,7 +107,11 @@ def _main(args: argparse.Namespace) -> int:
     options = dataclasses.replace(options, out=out)
     _raise_fd_limit()
     freeze_startup()  # the load generator's own GC pauses would read as relay latency
-    doc = _run(options, out / "logs")
+    try:
+        doc = _run(options, out / "logs")
+    except asyncio.CancelledError:  # SIGTERM: every child is already stopped
+        print("rtrelay bench: stopped by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
     files = write_results(doc, out, plots=options.plots)
     table = markdown(doc)
     if args.json:
