@@ -25,10 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import aiohttp
+
 from rtrelay.bench._frames import Audio
 from rtrelay.bench._litellm import DEFAULT_VENV, LiteLLMUnavailable, start_litellm
 from rtrelay.bench._nginx import NginxUnavailable, start_nginx
-from rtrelay.bench._options import BenchOptions, TargetName
+from rtrelay.bench._options import ALL_TARGETS, BenchOptions, TargetName
 from rtrelay.bench._procs import ChildFailed, Children, ResourceMeter
 from rtrelay.bench._provider import Provider, start_provider
 from rtrelay.bench._relay import start_rtrelay
@@ -277,10 +279,6 @@ def _round_line(index: int, rounds: int, result: RoundResult) -> str:
 
 
 def _meta(options: BenchOptions, started: datetime) -> dict[str, Any]:
-    import aiohttp
-
-    from rtrelay.bench._options import ALL_TARGETS
-
     load = os.getloadavg()
     return {
         "started": started.isoformat(timespec="seconds"),
