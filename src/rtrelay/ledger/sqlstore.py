@@ -75,6 +75,21 @@ class SqlStore:
         self._insert: Any = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
+        # The per-response write path runs ~30 times a second per 100 sessions: its
+        # statements are built once, and each write passes only parameters.
+        self._session_key = sa.select(sessions.c.key_id).where(
+            sessions.c.id == sa.bindparam("b_session_id")
+        )
+        self._usage_insert = (
+            self._insert(usage_records)
+            .on_conflict_do_nothing(index_elements=["session_id", "kind", "ref"])
+            .returning(usage_records.c.id)
+        )
+        self._add_spend = (
+            api_keys.update()
+            .where(api_keys.c.id == sa.bindparam("b_key_id"))
+            .values(spent_usd=api_keys.c.spent_usd + sa.bindparam("b_cost"))
+        )
 
     @property
     def engine(self) -> AsyncEngine:
@@ -289,38 +304,27 @@ class SqlStore:
         at: datetime,
     ) -> bool:
         async with self._writer.begin() as conn:
-            found = await conn.execute(
-                sa.select(sessions.c.key_id).where(sessions.c.id == session_id)
-            )
+            found = await conn.execute(self._session_key, {"b_session_id": session_id})
             session = found.first()
             if session is None:
                 raise UnknownSession(session_id)
             key_id: str | None = session.key_id
-            insert = (
-                self._insert(usage_records)
-                .values(
-                    session_id=session_id,
-                    kind=kind,
-                    ref=ref,
-                    key_id=key_id,
-                    model=model,
-                    status=status,
-                    at=at,
-                    transcription_seconds=usage.transcription_seconds,
-                    cost_usd=cost,
-                    priced=cost is not None,
-                    **{c: getattr(usage, c) for c in _TOKEN_COLUMNS},
-                )
-                .on_conflict_do_nothing(index_elements=["session_id", "kind", "ref"])
-                .returning(usage_records.c.id)
-            )
-            inserted = (await conn.execute(insert)).first() is not None
+            row = {
+                "session_id": session_id,
+                "kind": kind,
+                "ref": ref,
+                "key_id": key_id,
+                "model": model,
+                "status": status,
+                "at": at,
+                "transcription_seconds": usage.transcription_seconds,
+                "cost_usd": cost,
+                "priced": cost is not None,
+                **{c: getattr(usage, c) for c in _TOKEN_COLUMNS},
+            }
+            inserted = (await conn.execute(self._usage_insert, row)).first() is not None
             if inserted and cost and key_id is not None:
-                await conn.execute(
-                    api_keys.update()
-                    .where(api_keys.c.id == key_id)
-                    .values(spent_usd=api_keys.c.spent_usd + cost)
-                )
+                await conn.execute(self._add_spend, {"b_key_id": key_id, "b_cost": cost})
         return inserted
 
     async def close_session(self, end: SessionEnd) -> bool:
