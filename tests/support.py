@@ -200,3 +200,52 @@ def upgrade_headers(**extra: str) -> dict[str, str]:
         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
         **extra,
     }
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (for "unreachable" targets and subprocesses)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@contextlib.asynccontextmanager
+async def serve_process(
+    *args: str, port: int | None = None, env: Mapping[str, str] | None = None
+) -> AsyncIterator[tuple[Any, int]]:
+    """Run ``rtrelay serve ARGS --port P`` as a real process; yield it once it answers."""
+    import asyncio
+    import os
+    import sys
+
+    port = port or free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rtrelay.cli.main",
+        "serve",
+        *args,
+        "--port",
+        str(port),
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
+            while True:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    assert proc.returncode is None, "rtrelay serve exited during start-up"
+                    await asyncio.sleep(0.1)
+        yield proc, port
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

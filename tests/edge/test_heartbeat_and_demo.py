@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 
-from support import running_relay, scripted_upstream, settings_for
+from support import free_port, running_relay, scripted_upstream, settings_for
 
 
 async def test_a_client_that_stops_answering_pings_is_dropped_and_the_provider_leg_closed() -> None:
@@ -34,9 +33,7 @@ async def test_a_client_that_stops_answering_pings_is_dropped_and_the_provider_l
 
 
 async def test_demo_starts_with_nothing_configured_and_its_key_works(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 import aiohttp
 import orjson
 import pytest
 
-from support import read_error_and_close, running_relay, scripted_upstream, settings_for
+from support import (
+    free_port,
+    read_error_and_close,
+    running_relay,
+    scripted_upstream,
+    settings_for,
+)
 
 PROVIDER_KEY = "sk-test-provider-secret-0123456789"
 
@@ -48,7 +53,7 @@ async def test_stalled_provider_handshake_is_upstream_timeout() -> None:
 
 
 async def test_unreachable_provider_is_upstream_unavailable_with_retry_after() -> None:
-    port = _free_port()
+    port = free_port()
     settings = settings_for(f"ws://127.0.0.1:{port}/v1")
     async with running_relay(settings) as relay, aiohttp.ClientSession() as http:
         async with http.get(relay.realtime(), headers=_upgrade_headers()) as resp:
@@ -58,7 +63,7 @@ async def test_unreachable_provider_is_upstream_unavailable_with_retry_after() -
 
 
 async def test_event_style_refusal_for_browser_like_clients() -> None:
-    port = _free_port()
+    port = free_port()
     settings = settings_for(f"ws://127.0.0.1:{port}/v1")
     async with running_relay(settings) as relay, aiohttp.ClientSession() as http:
         async with http.ws_connect(
@@ -254,13 +259,6 @@ def _upgrade_headers() -> dict[str, str]:
         "Sec-WebSocket-Version": "13",
         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]

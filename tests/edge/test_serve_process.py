@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -17,14 +14,7 @@ import pytest
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.ledger.store import open_store
 from rtrelay.mock import MockOptions, MockProvider
-from support import read_error_and_close, upgrade_headers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+from support import read_error_and_close, serve_process, upgrade_headers
 
 
 def write_config(path: Path, provider_url: str, db: Path, *, auth: str, drain: float) -> Path:
@@ -48,37 +38,6 @@ models = ["gpt-realtime"]
     return path
 
 
-@asynccontextmanager
-async def serve(config: Path, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rtrelay.cli.main",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    assert proc.returncode is None, "rtrelay serve exited during start-up"
-                    await asyncio.sleep(0.1)
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
 @pytest.fixture
 async def provider() -> AsyncIterator[MockProvider]:
     async with MockProvider(MockOptions(realtime_pacing=0, reply_audio_ms=300)) as p:
@@ -88,12 +47,14 @@ async def provider() -> AsyncIterator[MockProvider]:
 async def test_sigterm_refuses_new_sessions_then_ends_live_ones_after_the_drain_window(
     provider: MockProvider, tmp_path: Path
 ) -> None:
-    port = free_port()
     config = write_config(
         tmp_path / "r.toml", provider.url, tmp_path / "r.db", auth="none", drain=1.5
     )
-    url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-    async with serve(config, port) as proc, aiohttp.ClientSession() as http:
+    async with (
+        serve_process("--config", str(config)) as (proc, port),
+        aiohttp.ClientSession() as http,
+    ):
+        url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
         async with http.ws_connect(url) as ws:
             assert (await ws.receive_json())["type"] == "session.created"
             proc.send_signal(signal.SIGTERM)
@@ -124,10 +85,12 @@ async def test_sigkill_mid_session_keeps_completed_responses_and_marks_it_interr
         _, key = await store.create_key(KeySpec(name="crash"))
     finally:
         await store.close()
-    port = free_port()
     config = write_config(tmp_path / "r.toml", provider.url, db, auth="keys", drain=1)
-    url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-    async with serve(config, port) as proc, aiohttp.ClientSession() as http:
+    async with (
+        serve_process("--config", str(config)) as (proc, port),
+        aiohttp.ClientSession() as http,
+    ):
+        url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
         ws = await http.ws_connect(url, headers={"Authorization": f"Bearer {key}"})
         await ws.receive_json()
         for _ in range(2):
@@ -146,7 +109,7 @@ async def test_sigkill_mid_session_keeps_completed_responses_and_marks_it_interr
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
         await ws.close()
-    async with serve(config, port):
+    async with serve_process("--config", str(config), port=port):
         store = await open_store(f"sqlite+aiosqlite:///{db}", migrate=False)
         try:
             [session] = await store.sessions()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.mock import MockOptions, MockProvider
-from support import read_error_and_close, running_relay, settings_for, upgrade_headers
+from support import (
+    free_port,
+    read_error_and_close,
+    running_relay,
+    serve_process,
+    settings_for,
+    upgrade_headers,
+)
 
 
 def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -28,13 +32,6 @@ def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -135,7 +132,6 @@ async def test_counters_move_by_exactly_what_happened(provider: MockProvider) ->
 async def test_metrics_aggregate_across_two_worker_processes(
     provider: MockProvider, tmp_path: Path
 ) -> None:
-    port = free_port()
     config = tmp_path / "r.toml"
     config.write_text(
         f"""
@@ -154,37 +150,21 @@ models = ["gpt-realtime"]
     )
     env_dir = tmp_path / "prom"
     env_dir.mkdir()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rtrelay.cli.main",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(env_dir)},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-    try:
+    async with serve_process(
+        "--config", str(config), "--workers", "2", env={"PROMETHEUS_MULTIPROC_DIR": str(env_dir)}
+    ) as (_, port):
+        url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
         async with asyncio.timeout(60):
             pids: set[int] = set()
             sessions = 0
             # keep opening sessions until both workers have served some
             while len(provider.sessions) < 12 or len(pids) < 2:
-                try:
-                    async with aiohttp.ClientSession() as http:
-                        async with http.ws_connect(url) as ws:
-                            await ws.receive_json()
-                            sessions += 1
-                        async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
-                            pids.add(int(resp.headers.get("X-Rtrelay-Worker", "0")))
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
+                async with aiohttp.ClientSession() as http:
+                    async with http.ws_connect(url) as ws:
+                        await ws.receive_json()
+                        sessions += 1
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                        pids.add(int(resp.headers["X-Rtrelay-Worker"]))
             await asyncio.sleep(0.3)
             for _ in range(6):  # every scrape, whichever worker answers, sees the sum
                 async with (
@@ -193,7 +173,4 @@ models = ["gpt-realtime"]
                 ):
                     samples = scrape(await resp.text())
                 assert value(samples, "rtrelay_handshakes_total", outcome="success") == sessions
-        assert len(pids - {0}) == 2
-    finally:
-        proc.terminate()
-        await proc.wait()
+        assert len(pids) == 2
