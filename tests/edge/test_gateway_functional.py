@@ -350,3 +350,16 @@ async def test_a_failing_dependency_is_a_json_500_with_details_only_in_the_log(
     assert "redis" not in error["message"].lower()  # details stay in the log
     assert "handshake failed" in caplog.text
     assert relay.relay.sessions == {}
+
+
+async def test_a_refusal_after_authentication_is_recorded_against_the_key(
+    relay: RunningRelay,
+) -> None:
+    record, key = await relay.relay.parts.store.create_key(
+        KeySpec(name="narrow", models=("gpt-realtime-mini",))
+    )
+    status, _, _ = await refused(relay, Authorization=f"Bearer {key}")
+    assert status == 403
+    await relay.relay.parts.writer.flush()
+    [refusal] = await relay.relay.parts.store.refusals(key_id=record.id)
+    assert (refusal.error_code, refusal.key_prefix) == ("model_not_allowed", record.prefix)

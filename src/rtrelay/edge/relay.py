@@ -30,7 +30,7 @@ from rtrelay.errors import (
     SessionExpired,
     UpgradeRequired,
 )
-from rtrelay.gate.admission import Admission, Gate
+from rtrelay.gate.admission import Admission, Gate, KeyInfo
 from rtrelay.ledger.prices import Usage
 from rtrelay.ledger.records import ChannelAttempt, Refusal, SessionEnd, SessionStart
 from rtrelay.log import edge_log
@@ -102,6 +102,7 @@ class Relay:
             hello = replace(hello, error_style="http")
             return await self._refuse(request, hello, UpgradeRequired(), None)
         admission: Admission | None = None
+        key: KeyInfo | None = None
         try:
             if self.draining:
                 raise RelayShuttingDown(retry_after=1)
@@ -123,8 +124,8 @@ class Relay:
                 await self.gate.release(admission)
             if isinstance(exc, RoutingFailed):
                 self._observe_attempts(exc.attempts)
-                return await self._refuse(request, hello, exc.error, admission, exc.attempts)
-            return await self._refuse(request, hello, exc, admission)
+                return await self._refuse(request, hello, exc.error, key, exc.attempts)
+            return await self._refuse(request, hello, exc, key)
         except Exception:
             # A dependency failed (store, Redis) or a bug: log it, explain it generically.
             edge_log.exception(
@@ -133,7 +134,7 @@ class Relay:
             if admission is not None:
                 with contextlib.suppress(Exception):
                     await self.gate.release(admission)
-            return await self._refuse(request, hello, InternalError(), admission)
+            return await self._refuse(request, hello, InternalError(), key)
         except BaseException:
             if admission is not None:
                 await self.gate.release(admission)
@@ -146,7 +147,7 @@ class Relay:
         request: web.Request,
         hello: ClientHello,
         error: RelayError,
-        admission: Admission | None,
+        key: KeyInfo | None,
         attempts: tuple[Attempt, ...] = (),
     ) -> web.StreamResponse:
         event_style = hello.error_style == "event"
@@ -160,8 +161,8 @@ class Relay:
                 http_status=None if event_style else error.http_status,
                 close_code=error.close_code if event_style else None,
                 at=datetime.now(UTC),
-                key_id=admission.key_id if admission else None,
-                key_prefix=admission.key_prefix if admission else None,
+                key_id=key.id if key else None,
+                key_prefix=key.prefix if key else None,
                 model=hello.model,
                 origin=hello.origin,
                 channels_tried=_attempts(attempts),
@@ -176,7 +177,7 @@ class Relay:
                 "status": error.http_status,
                 "close_code": error.close_code if event_style else None,
                 "model": hello.model,
-                "key_prefix": admission.key_prefix if admission else None,
+                "key_prefix": key.prefix if key else None,
             },
         )
         return await refuse(request, hello, error)
