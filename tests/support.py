@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -10,8 +11,12 @@ import aiohttp
 from aiohttp import web
 
 from rtrelay import config
+
 from rtrelay.edge.app import RELAY, create_app
 from rtrelay.edge.relay import Relay
+
+_STORES = tempfile.TemporaryDirectory(prefix="rtrelay-test-stores-")
+"""Parent of every throw-away store; removed when the test process exits."""
 
 
 @contextlib.asynccontextmanager
@@ -50,9 +55,7 @@ def settings_for(
     **sections: Any,
 ) -> config.Settings:
     """Settings for a test relay: auth off and a throw-away SQLite store unless given."""
-    import tempfile
-
-    store = {"url": f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='rtrelay-t-')}/relay.db"}
+    store = {"url": f"sqlite+aiosqlite:///{tempfile.mkdtemp(dir=_STORES.name)}/relay.db"}
     raw: dict[str, Any] = {"auth": {"mode": "none"}, "store": store, **sections}
     if channels is None:
         assert upstream_base is not None
