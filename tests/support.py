@@ -11,7 +11,6 @@ import aiohttp
 from aiohttp import web
 
 from rtrelay import config
-
 from rtrelay.edge.app import RELAY, create_app
 from rtrelay.edge.relay import Relay
 
