@@ -107,50 +107,43 @@ class SessionMeter:
         response = event.get("response")
         if not isinstance(response, dict):
             return
-        usage = Usage.from_response_done(response)
-        cost = self.prices.cost(self.model, usage)
         response_id = response.get("id")
-        self._account(usage, cost)
-        if self.writer is not None and isinstance(response_id, str):
-            self.writer.submit(
-                ResponseRecord(
-                    session_id=self.session_id,
-                    response_id=response_id,
-                    model=self.model,
-                    status=str(response.get("status", "unknown")),
-                    usage=usage,
-                    cost_usd=cost,
-                    at=self.now(),
-                )
-            )
-        if self.observe is not None:
-            self.observe(self.model, usage, cost)
+        record = ResponseRecord.priced_by(
+            self.prices,
+            session_id=self.session_id,
+            response_id=response_id if isinstance(response_id, str) else "",
+            model=self.model,
+            status=str(response.get("status", "unknown")),
+            usage=Usage.from_response_done(response),
+            at=self.now(),
+        )
+        # A response.done without an id still counts against the budget; it cannot be stored.
+        self._settle(record, count_response=True, store=isinstance(response_id, str))
 
     def _transcription_done(self, event: dict[str, Any]) -> None:
         raw = event.get("usage")
         item_id = event.get("item_id")
         if not isinstance(raw, dict) or not isinstance(item_id, str):
             return
-        usage = Usage.from_transcription(raw)
-        model = self.transcription_model
-        cost = self.prices.cost(model, usage)
-        self._account(usage, cost, count_response=False)
-        if self.writer is not None:
-            self.writer.submit(
-                TranscriptionRecord(
-                    session_id=self.session_id,
-                    item_id=item_id,
-                    model=model,
-                    usage=usage,
-                    cost_usd=cost,
-                    at=self.now(),
-                )
-            )
-        if self.observe is not None:
-            self.observe(model, usage, cost)
+        record = TranscriptionRecord.priced_by(
+            self.prices,
+            session_id=self.session_id,
+            item_id=item_id,
+            model=self.transcription_model,
+            usage=Usage.from_transcription(raw),
+            at=self.now(),
+        )
+        self._settle(record, count_response=False, store=True)
 
-    def _account(self, usage: Usage, cost: Decimal | None, *, count_response: bool = True) -> None:
-        u = self.usage
+    def _settle(
+        self,
+        record: ResponseRecord | TranscriptionRecord,
+        *,
+        count_response: bool,
+        store: bool,
+    ) -> None:
+        """Count a metered record in this session, the key's spend, the ledger and metrics."""
+        u, usage, cost = self.usage, record.usage, record.cost_usd
         if count_response:
             u.responses += 1
         u.tokens_in += usage.input_tokens
@@ -161,6 +154,10 @@ class SessionMeter:
             u.cost_usd += cost
             if self.key_id is not None and self.spend is not None:
                 self.spend.add(self.key_id, cost)
+        if store and self.writer is not None:
+            self.writer.submit(record)
+        if self.observe is not None:
+            self.observe(record.model, usage, cost)
 
     def _note_transcription_model(self, event: dict[str, Any]) -> None:
         session = event.get("session")
