@@ -18,6 +18,7 @@ import os
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -25,6 +26,9 @@ import asyncpg
 import pytest
 
 from rtrelay.ledger import Store, open_store
+from rtrelay.ledger.keys import KeyRecord, KeySpec
+from rtrelay.ledger.prices import PriceTable, Usage
+from rtrelay.ledger.records import ResponseRecord, SessionStart
 from rtrelay.ledger.schema import metadata
 
 __all__ = [
@@ -178,3 +182,44 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+USAGE_T0: Final = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
+EXAMPLE_USAGE: Final = Usage(
+    input_text=119, input_audio=13, cached_text=64, output_text=30, output_audio=91
+)
+"""protocol.md §4's example response: 253 tokens, 64 of them cached text."""
+
+
+async def seed_usage(store: Store) -> tuple[KeyRecord, KeyRecord]:
+    """Keys alpha and beta; three sessions over two UTC days, one priced response each."""
+    a, _ = await store.create_key(KeySpec(name="alpha"))
+    b, _ = await store.create_key(KeySpec(name="beta"))
+    plan = [
+        ("s1", a, "gpt-realtime", USAGE_T0),
+        ("s2", a, "gpt-realtime-mini", USAGE_T0 + timedelta(hours=2)),
+        ("s3", b, "gpt-realtime", USAGE_T0 + timedelta(hours=3)),
+    ]
+    for session_id, key, model, at in plan:
+        await store.open_session(
+            SessionStart(
+                session_id=session_id,
+                key_id=key.id,
+                key_prefix=key.prefix,
+                model=model,
+                channel="primary",
+                started_at=at,
+            )
+        )
+        await store.record_response(
+            ResponseRecord.priced_by(
+                PriceTable(),
+                session_id=session_id,
+                response_id="resp_1",
+                model=model,
+                status="completed",
+                usage=EXAMPLE_USAGE,
+                at=at,
+            )
+        )
+    return a, b

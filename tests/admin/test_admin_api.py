@@ -16,19 +16,17 @@ from aiohttp import web
 
 from rtrelay.admin import OPENAPI, STORE, create_admin_app, openapi_document
 from rtrelay.ledger import (
-    KeySpec,
     PriceTable,
-    ResponseRecord,
     SessionEnd,
     SessionStart,
     Store,
-    Usage,
 )
+from store_fixtures import EXAMPLE_USAGE, USAGE_T0, seed_usage
 
 TOKEN = "admin-token-for-tests-0123456789"
 PREFIX = "/admin/v1"
-T0 = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
-EXAMPLE = Usage(input_text=119, input_audio=13, cached_text=64, output_text=30, output_audio=91)
+T0 = USAGE_T0
+EXAMPLE = EXAMPLE_USAGE
 
 
 @dataclass
@@ -266,34 +264,7 @@ async def test_budget_may_be_a_json_number(admin: Admin) -> None:
 
 
 async def seed(store: Store) -> tuple[str, str]:
-    a, _ = await store.create_key(KeySpec(name="alpha"))
-    b, _ = await store.create_key(KeySpec(name="beta"))
-    for sid, key, model, at in [
-        ("s1", a, "gpt-realtime", T0),
-        ("s2", a, "gpt-realtime-mini", T0 + timedelta(hours=2)),
-        ("s3", b, "gpt-realtime", T0 + timedelta(hours=3)),
-    ]:
-        await store.open_session(
-            SessionStart(
-                session_id=sid,
-                key_id=key.id,
-                key_prefix=key.prefix,
-                model=model,
-                channel="primary",
-                started_at=at,
-            )
-        )
-        await store.record_response(
-            ResponseRecord.priced_by(
-                PriceTable(),
-                session_id=sid,
-                response_id="resp_1",
-                model=model,
-                status="completed",
-                usage=EXAMPLE,
-                at=at,
-            )
-        )
+    a, b = await seed_usage(store)
     return a.id, b.id
 
 

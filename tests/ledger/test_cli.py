@@ -17,14 +17,11 @@ import pytest
 from rtrelay.cli.main import main
 from rtrelay.ledger import (
     KeyRecord,
-    KeySpec,
     PriceTable,
-    ResponseRecord,
-    SessionStart,
-    Usage,
     open_store,
 )
 from rtrelay.ledger.migrate import head_revision
+from store_fixtures import EXAMPLE_USAGE, USAGE_T0, seed_usage
 
 SECRET = re.compile(r"rk_[a-z0-9]{8}_[A-Za-z0-9_-]{32,}")
 Run = Callable[..., tuple[int, str, str]]
@@ -178,44 +175,15 @@ def test_db_upgrade_migrates_and_reports_the_revision(run: Run, sqlite_config: P
 
 # -- usage --------------------------------------------------------------------------------
 
-T0 = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
-EXAMPLE = Usage(input_text=119, input_audio=13, cached_text=64, output_text=30, output_audio=91)
+T0 = USAGE_T0
+EXAMPLE = EXAMPLE_USAGE
 
 
 def seed(url: str) -> tuple[KeyRecord, KeyRecord]:
     async def go() -> tuple[KeyRecord, KeyRecord]:
         store = await open_store(url)
         try:
-            a, _ = await store.create_key(KeySpec(name="alpha"))
-            b, _ = await store.create_key(KeySpec(name="beta"))
-            plan = [
-                ("s1", a, "gpt-realtime", T0),
-                ("s2", a, "gpt-realtime-mini", T0 + timedelta(hours=2)),
-                ("s3", b, "gpt-realtime", T0 + timedelta(hours=3)),
-            ]
-            for sid, key, model, at in plan:
-                await store.open_session(
-                    SessionStart(
-                        session_id=sid,
-                        key_id=key.id,
-                        key_prefix=key.prefix,
-                        model=model,
-                        channel="c",
-                        started_at=at,
-                    )
-                )
-                await store.record_response(
-                    ResponseRecord.priced_by(
-                        PriceTable(),
-                        session_id=sid,
-                        response_id="r",
-                        model=model,
-                        status="completed",
-                        usage=EXAMPLE,
-                        at=at,
-                    )
-                )
-            return a, b
+            return await seed_usage(store)
         finally:
             await store.close()
 
