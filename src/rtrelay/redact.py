@@ -27,8 +27,14 @@ def redact(text: str, known: Iterable[str] = ()) -> str:
     return _SECRET_SHAPES.sub("***", text)
 
 
+_SHOWN_HEAD: Final = 5
+_SHOWN_TAIL: Final = 2
+_MIN_MASKABLE: Final = 12
+"""Shorter keys show no characters at all: a head and tail would reveal most of them."""
+
+
 def mask(secret: str) -> str:
-    """A recognisable but useless form of a key, e.g. ``rk_ab…yz``."""
-    if len(secret) <= 8:
-        return "***"
-    return f"{secret[:5]}…{secret[-2:]}"
+    """``rk_abcdef…wxy`` → ``rk_ab…xy``: enough to tell keys apart, not enough to use one."""
+    if len(secret) < _MIN_MASKABLE:
+        return f"…({len(secret)} chars)"
+    return f"{secret[:_SHOWN_HEAD]}…{secret[-_SHOWN_TAIL:]}"

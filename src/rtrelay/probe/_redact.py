@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
+from rtrelay.redact import mask
 
 __all__ = ["mask_key", "redact"]
 
-_SHOWN_HEAD: Final = 5
-_SHOWN_TAIL: Final = 2
-_MIN_MASKABLE: Final = 12
-"""Shorter keys show no characters at all: a head and tail would reveal most of them."""
-
 
 def mask_key(key: str | None) -> str | None:
-    """``rk_abcdef…wxy`` → ``rk_ab…xy``: enough to tell keys apart, not enough to use one."""
-    if key is None:
-        return None
-    if len(key) < _MIN_MASKABLE:
-        return f"…({len(key)} chars)"
-    return f"{key[:_SHOWN_HEAD]}…{key[-_SHOWN_TAIL:]}"
+    """The key as the probe may show it (``rtrelay.redact.mask``), or None."""
+    return None if key is None else mask(key)
 
 
 def redact(text: str, secret: str | None) -> str:
