@@ -172,9 +172,6 @@ class Gate:
         self._cache[slot] = _Cached(key, now + self._cache_seconds)
         return key
 
-    def forget_cached_keys(self) -> None:
-        self._cache.clear()
-
     def check_policy(
         self, key: KeyInfo | None, model: str, origin: str | None, bound: str | None
     ) -> None:
