@@ -23,6 +23,7 @@ __all__ = [
     "SessionStart",
     "SessionStatus",
     "TranscriptionRecord",
+    "UsageRecord",
     "UsageRow",
 ]
 
@@ -156,6 +157,10 @@ class TranscriptionRecord:
             cost_usd=prices.cost(model, usage),
             at=at,
         )
+
+
+UsageRecord = ResponseRecord | TranscriptionRecord
+"""What ``Store.record_usage`` writes: one billable row each."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

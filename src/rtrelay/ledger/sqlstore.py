@@ -7,6 +7,8 @@ construct to use, and both render the same SQL.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
@@ -31,7 +33,6 @@ from rtrelay.ledger.keys import (
     secret_matches,
     split_secret,
 )
-from rtrelay.ledger.prices import Usage
 from rtrelay.ledger.records import (
     ChannelAttempt,
     Grouping,
@@ -41,6 +42,7 @@ from rtrelay.ledger.records import (
     SessionRow,
     SessionStart,
     TranscriptionRecord,
+    UsageRecord,
     UsageRow,
 )
 from rtrelay.ledger.schema import api_key_secrets, api_keys, refusals, sessions, usage_records
@@ -75,27 +77,27 @@ class SqlStore:
         self._insert: Any = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
-        # The per-response write path runs ~30 times a second per 100 sessions: its
-        # statements are built once, and each write passes only parameters.
-        self._session_key = sa.select(sessions.c.key_id).where(
-            sessions.c.id == sa.bindparam("b_session_id")
-        )
+        # Usage is the one write per response (~30 a second per 100 sessions): one
+        # statement built once, run for a whole batch on a connection of its own in
+        # autocommit, so a write is one round trip. Triggers (revision 0002) copy the
+        # session's key onto each row and add its cost to the key's spend.
         self._usage_insert = (
             self._insert(usage_records)
             .on_conflict_do_nothing(index_elements=["session_id", "kind", "ref"])
             .returning(usage_records.c.id)
         )
-        self._add_spend = (
-            api_keys.update()
-            .where(api_keys.c.id == sa.bindparam("b_key_id"))
-            .values(spent_usd=api_keys.c.spent_usd + sa.bindparam("b_cost"))
-        )
+        self._usage_conn: AsyncConnection | None = None
+        self._usage_lock = asyncio.Lock()
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
     async def close(self) -> None:
+        async with self._usage_lock:
+            if self._usage_conn is not None:
+                await self._usage_conn.close()
+                self._usage_conn = None
         await self._engine.dispose()
 
     async def ping(self) -> None:
@@ -268,64 +270,41 @@ class SqlStore:
             ) from exc
 
     async def record_response(self, record: ResponseRecord) -> bool:
-        return await self._record_usage(
-            kind="response",
-            ref=record.response_id,
-            session_id=record.session_id,
-            model=record.model,
-            status=record.status,
-            usage=record.usage,
-            cost=record.cost_usd,
-            at=record.at,
-        )
+        return await self.record_usage((record,)) == 1
 
     async def record_transcription(self, record: TranscriptionRecord) -> bool:
-        return await self._record_usage(
-            kind="transcription",
-            ref=record.item_id,
-            session_id=record.session_id,
-            model=record.model,
-            status=None,
-            usage=record.usage,
-            cost=record.cost_usd,
-            at=record.at,
-        )
+        return await self.record_usage((record,)) == 1
 
-    async def _record_usage(
-        self,
-        *,
-        kind: str,
-        ref: str,
-        session_id: str,
-        model: str,
-        status: str | None,
-        usage: Usage,
-        cost: Decimal | None,
-        at: datetime,
-    ) -> bool:
-        async with self._writer.begin() as conn:
-            found = await conn.execute(self._session_key, {"b_session_id": session_id})
-            session = found.first()
-            if session is None:
-                raise UnknownSession(session_id)
-            key_id: str | None = session.key_id
-            row = {
-                "session_id": session_id,
-                "kind": kind,
-                "ref": ref,
-                "key_id": key_id,
-                "model": model,
-                "status": status,
-                "at": at,
-                "transcription_seconds": usage.transcription_seconds,
-                "cost_usd": cost,
-                "priced": cost is not None,
-                **{c: getattr(usage, c) for c in _TOKEN_COLUMNS},
-            }
-            inserted = (await conn.execute(self._usage_insert, row)).first() is not None
-            if inserted and cost and key_id is not None:
-                await conn.execute(self._add_spend, {"b_key_id": key_id, "b_cost": cost})
-        return inserted
+    async def record_usage(self, records: Sequence[UsageRecord]) -> int:
+        if not records:
+            return 0
+        rows = [_usage_row(r) for r in records]
+        async with self._usage_lock:
+            conn = self._usage_conn
+            if conn is None:
+                conn = await self._engine.connect()
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                self._usage_conn = conn
+            try:
+                return len((await conn.execute(self._usage_insert, rows)).all())
+            except IntegrityError:
+                missing = await self._missing_sessions({r.session_id for r in records})
+                if missing:
+                    raise UnknownSession(", ".join(sorted(missing))) from None
+                raise
+            except BaseException:
+                # A broken or cancelled connection is never reused: the retry dials anew.
+                self._usage_conn = None
+                with contextlib.suppress(Exception):
+                    await conn.invalidate()
+                    await conn.close()
+                raise
+
+    async def _missing_sessions(self, session_ids: set[str]) -> set[str]:
+        query = sa.select(sessions.c.id).where(sessions.c.id.in_(session_ids))
+        async with self._engine.connect() as conn:
+            found = set((await conn.execute(query)).scalars())
+        return session_ids - found
 
     async def close_session(self, end: SessionEnd) -> bool:
         async with self._writer.begin() as conn:
@@ -489,6 +468,26 @@ class SqlStore:
             )
             for r in rows
         ]
+
+
+def _usage_row(record: UsageRecord) -> dict[str, Any]:
+    if isinstance(record, ResponseRecord):
+        kind, ref, status = "response", record.response_id, record.status
+    else:
+        kind, ref, status = "transcription", record.item_id, None
+    usage = record.usage
+    return {
+        "session_id": record.session_id,
+        "kind": kind,
+        "ref": ref,
+        "model": record.model,
+        "status": status,
+        "at": record.at,
+        "transcription_seconds": usage.transcription_seconds,
+        "cost_usd": record.cost_usd,
+        "priced": record.cost_usd is not None,
+        **{c: getattr(usage, c) for c in _TOKEN_COLUMNS},
+    }
 
 
 def _sessions_page(where: list[sa.ColumnElement[bool]], *, limit: int) -> sa.Select[Any]:

@@ -7,7 +7,7 @@ only; ``SqlStore`` is the one implementation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -26,6 +26,7 @@ from rtrelay.ledger.records import (
     SessionRow,
     SessionStart,
     TranscriptionRecord,
+    UsageRecord,
     UsageRow,
 )
 from rtrelay.ledger.sqlstore import SqlStore
@@ -87,6 +88,14 @@ class Store(Protocol):
 
     async def record_transcription(self, record: TranscriptionRecord) -> bool:
         """As ``record_response``, keyed by (session, item id)."""
+
+    async def record_usage(self, records: Sequence[UsageRecord]) -> int:
+        """Write responses and transcriptions atomically; returns how many were new.
+
+        One statement whatever the count, which is what lets the ledger writer
+        commit everything queued at once. Raises ``UnknownSession`` (and writes
+        nothing) if any record names a session never opened.
+        """
 
     async def close_session(self, end: SessionEnd) -> bool:
         """Settle a live (or interrupted) session; ``False`` if it was already closed."""

@@ -2,8 +2,11 @@
 
 ``LedgerWriter`` owns one task per process that drains a queue of records into
 the store; a record is written as its response completes, so a crash loses at
-most what is in the queue at that instant. Writes are idempotent, so a retry
-after a transient database error can never double-bill.
+most what is in the queue at that instant. It never waits to fill a batch, but
+whatever queued up while the last write ran goes out together: consecutive usage
+records in one statement (group commit without a linger), so a busy relay pays
+one round trip for many responses. Writes are idempotent, so a retry after a
+transient database error can never double-bill.
 ``SpendBook`` keeps each key's spend in memory (loaded once from the store,
 refreshed now and then for spend by other relays, bumped as responses are
 metered) so budget checks on the hot path are a dictionary lookup.
@@ -18,12 +21,14 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
 
+from rtrelay.ledger.exceptions import UnknownSession
 from rtrelay.ledger.records import (
     Refusal,
     ResponseRecord,
     SessionEnd,
     SessionStart,
     TranscriptionRecord,
+    UsageRecord,
 )
 from rtrelay.ledger.store import Store
 from rtrelay.log import ledger_log
@@ -33,11 +38,16 @@ __all__ = ["LedgerWriter", "Record", "SpendBook"]
 Record = SessionStart | SessionEnd | ResponseRecord | TranscriptionRecord | Refusal
 
 RETRY_DELAYS: Final = (0.1, 0.5, 2.0, 5.0)
+MAX_BATCH: Final = 256
+"""Records taken off the queue per round (bounds one statement's parameters)."""
 
 
 class LedgerWriter:
-    def __init__(self, store: Store) -> None:
+    """Args: enabled: ``False`` drops every record (``store.ledger = false``)."""
+
+    def __init__(self, store: Store, *, enabled: bool = True) -> None:
         self._store = store
+        self._enabled = enabled
         self._queue: asyncio.Queue[Record] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -46,7 +56,8 @@ class LedgerWriter:
 
     def submit(self, record: Record) -> None:
         """Queue a record; never blocks (records are per response, not per frame)."""
-        self._queue.put_nowait(record)
+        if self._enabled:
+            self._queue.put_nowait(record)
 
     async def flush(self) -> None:
         await self._queue.join()
@@ -64,20 +75,47 @@ class LedgerWriter:
         self._task = None
 
     async def _run(self) -> None:
+        queue = self._queue
         while True:
-            record = await self._queue.get()
+            batch = [await queue.get()]
+            while len(batch) < MAX_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
-                await self._write(record)
+                await self._write_batch(batch)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    queue.task_done()
+
+    async def _write_batch(self, batch: list[Record]) -> None:
+        """In queue order; each run of usage records in one statement when it can be."""
+        usage: list[UsageRecord] = []
+        for record in batch:
+            if isinstance(record, ResponseRecord | TranscriptionRecord):
+                usage.append(record)
+                continue
+            await self._write_usage(usage)
+            usage = []
+            await self._write(record)
+        await self._write_usage(usage)
+
+    async def _write_usage(self, records: list[UsageRecord]) -> None:
+        if len(records) > 1:
+            try:
+                await self._store.record_usage(records)
+                return
+            except Exception:
+                # One bad record must not cost the others: write each on its own.
+                ledger_log.debug("batched usage write failed; writing one by one", exc_info=True)
+        for record in records:
+            await self._write(record)
 
     async def _write(self, record: Record) -> None:
         for delay in (*RETRY_DELAYS, None):
             try:
                 await self._apply(record)
                 return
-            except Exception:
-                if delay is None:
+            except Exception as exc:
+                if delay is None or isinstance(exc, UnknownSession):
                     ledger_log.error(
                         "ledger write failed for good",
                         extra={"record": type(record).__name__},
@@ -93,10 +131,8 @@ class LedgerWriter:
 
     async def _apply(self, record: Record) -> None:
         store = self._store
-        if isinstance(record, ResponseRecord):
-            await store.record_response(record)
-        elif isinstance(record, TranscriptionRecord):
-            await store.record_transcription(record)
+        if isinstance(record, ResponseRecord | TranscriptionRecord):
+            await store.record_usage((record,))
         elif isinstance(record, SessionStart):
             await store.open_session(record)
         elif isinstance(record, SessionEnd):

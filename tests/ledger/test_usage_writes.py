@@ -1,0 +1,192 @@
+"""Usage writes in batches, billed by the database's triggers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from test_store import EXAMPLE_COST, PRICES, T0, open_session, response
+
+from rtrelay.ledger import (
+    KeySpec,
+    SessionEnd,
+    Store,
+    TranscriptionRecord,
+    UnknownSession,
+    Usage,
+    open_store,
+)
+from rtrelay.ledger.engine import create_engine
+from rtrelay.ledger.migrate import upgrade
+from rtrelay.ledger.records import SessionStart, UsageRecord
+from rtrelay.ledger.sqlstore import SqlStore
+from rtrelay.ledger.writer import LedgerWriter
+
+
+def transcription(session_id: str, item_id: str) -> TranscriptionRecord:
+    return TranscriptionRecord.priced_by(
+        PRICES,
+        session_id=session_id,
+        item_id=item_id,
+        model="whisper-1",
+        usage=Usage(transcription_seconds=Decimal("12.25")),
+        at=T0,
+    )
+
+
+async def test_a_batch_is_written_once_and_billed_to_the_sessions_key(store: Store) -> None:
+    key, _ = await store.create_key(KeySpec(name="k"))
+    await open_session(store, "s1", key.id)
+    await open_session(store, "anon", None)
+    assert await store.record_response(response("s1", "r0"))
+    batch: list[UsageRecord] = [
+        response("s1", "r0"),  # already written
+        response("s1", "r1"),
+        response("s1", "r1"),  # twice in one batch
+        transcription("s1", "item_1"),
+        response("anon", "r1"),  # no key: metered, billed to nobody
+    ]
+    assert await store.record_usage(batch) == 3
+    assert await store.record_usage(batch) == 0
+    whisper = Decimal("0.001225")
+    assert await store.spent_usd(key.id) == 2 * EXAMPLE_COST + whisper
+    by_key = {row.group: row for row in await store.usage(by="key")}
+    assert (by_key[key.id].responses, by_key[key.id].transcriptions) == (2, 1)
+    assert by_key[key.id].cost_usd == 2 * EXAMPLE_COST + whisper
+    assert by_key[None].cost_usd == EXAMPLE_COST
+
+
+async def test_a_batch_naming_an_unknown_session_writes_nothing(store: Store) -> None:
+    key, _ = await store.create_key(KeySpec(name="k"))
+    await open_session(store, "s1", key.id)
+    with pytest.raises(UnknownSession, match="ghost"):
+        await store.record_usage([response("s1", "r1"), response("ghost", "r1")])
+    assert await store.usage() == []
+    assert await store.spent_usd(key.id) == 0
+    assert await store.record_usage([response("s1", "r1")]) == 1  # the store still writes
+
+
+async def test_unpriced_usage_adds_no_spend(store: Store) -> None:
+    key, _ = await store.create_key(KeySpec(name="k"))
+    await open_session(store, "s1", key.id, model="someone-elses-model")
+    assert await store.record_response(response("s1", "r1", model="someone-elses-model"))
+    [row] = await store.usage(by="key")
+    assert (row.group, row.responses, row.unpriced) == (key.id, 1, 1)
+    assert await store.spent_usd(key.id) == 0
+
+
+class CountingStore:
+    """The real store, with a log of the usage batches the writer hands it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.batches: list[int] = []
+
+    async def record_usage(self, records: Sequence[UsageRecord]) -> int:
+        self.batches.append(len(records))
+        return await self.store.record_usage(records)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+async def test_writer_commits_what_queued_up_together_and_keeps_order(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    key, _ = await store.create_key(KeySpec(name="k"))
+    counting = CountingStore(store)
+    writer = LedgerWriter(counting)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        # All queued before the writer runs: the session must land before its usage.
+        writer.submit(
+            SessionStart(
+                session_id="s1",
+                key_id=key.id,
+                key_prefix=key.prefix,
+                model="gpt-realtime",
+                channel="c",
+                started_at=T0,
+            )
+        )
+        for i in range(40):
+            writer.submit(response("s1", f"r{i}"))
+        writer.submit(response("ghost", "r1"))  # dropped, and it costs the others nothing
+        for i in range(40, 50):
+            writer.submit(response("s1", f"r{i}"))
+        writer.submit(SessionEnd(session_id="s1", ended_at=T0, status="completed"))
+        with caplog.at_level(logging.WARNING, logger="rtrelay.ledger"):
+            await writer.flush()
+    finally:
+        await writer.close()
+    [row] = await store.usage(by="key")
+    assert row.responses == 50
+    assert await store.spent_usd(key.id) == 50 * EXAMPLE_COST
+    session = await store.get_session("s1")
+    assert session is not None and session.status == "completed"
+    assert max(counting.batches) > 1, counting.batches  # grouped, not one per response
+    assert [r.levelname for r in caplog.records] == ["ERROR"]  # the ghost, once, no retries
+
+
+async def test_usage_write_survives_a_dropped_connection(store: Store, store_url: str) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("only a server can drop the writer's connection")
+    key, _ = await store.create_key(KeySpec(name="k"))
+    await open_session(store, "s1", key.id)
+    writer = LedgerWriter(store)
+    writer.start()
+    try:
+        writer.submit(response("s1", "r1"))
+        await writer.flush()
+        assert isinstance(store, SqlStore)
+        await _terminate_other_backends(store.engine)
+        writer.submit(response("s1", "r2"))  # the first try fails, the retry reconnects
+        await writer.flush()
+    finally:
+        await writer.close()
+    [row] = await store.usage(by="key")
+    assert row.responses == 2
+    assert await store.spent_usd(key.id) == 2 * EXAMPLE_COST
+
+
+async def _terminate_other_backends(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        terminated = (
+            await conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        ).scalar()
+    assert terminated and terminated >= 1
+
+
+async def test_a_ledger_from_revision_0001_keeps_its_spend_and_bills_new_usage(
+    fresh_store_url: str,
+) -> None:
+    engine = create_engine(fresh_store_url)
+    try:
+        await upgrade(engine, "0001")
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO rtrelay_api_keys (id, prefix, name, spent_usd, created_at) "
+                    "VALUES ('key_old', 'abcd1234', 'old', :spent, :at)"
+                ),
+                # Money on SQLite is a BIGINT of 1e-10 USD.
+                {"spent": 10**10 if "sqlite" in fresh_store_url else 1, "at": T0},
+            )
+    finally:
+        await engine.dispose()
+    store = await open_store(fresh_store_url)
+    try:
+        await open_session(store, "s1", "key_old")
+        assert await store.record_response(response("s1", "r1"))
+        assert await store.spent_usd("key_old") == 1 + EXAMPLE_COST
+    finally:
+        await store.close()
