@@ -140,6 +140,9 @@ class Breaker:
 class Store:
     url: str = "sqlite+aiosqlite:///rtrelay.db"
     """SQLAlchemy URL: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://…``."""
+    ledger: bool = True
+    """``false``: a pure relay that writes no sessions, usage or refusals (token and cost
+    metrics are still exported). Only with ``auth.mode = "none"``: budgets need a ledger."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,6 +229,11 @@ class Settings:
         names = [c.name for c in self.channels]
         if len(names) != len(set(names)):
             raise ConfigError("channel names must be unique")
+        if not self.store.ledger and self.auth.mode == "keys":
+            raise ConfigError(
+                'store.ledger = false needs auth.mode = "none": keys have budgets, '
+                "and budgets are kept in the ledger"
+            )
 
 
 _SECTIONS: Final[dict[str, type[Any]]] = {

@@ -57,7 +57,7 @@ async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
                 "sessions left open by a previous run marked interrupted",
                 extra={"event": "interrupted", "count": interrupted, "node": node},
             )
-        writer = LedgerWriter(store)
+        writer = LedgerWriter(store, enabled=settings.store.ledger)
         writer.start()
         closers.append(writer.close)
         spend = SpendBook(store)
