@@ -34,7 +34,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
             "bench",
             "--quick",
             "--targets",
-            "direct,rtrelay",
+            "direct,rtrelay,rtrelay-core",
             "--out",
             str(out),
         ],
@@ -54,7 +54,7 @@ def _main(doc: dict[str, Any]) -> dict[str, Any]:
     return targets
 
 
-@pytest.mark.parametrize("name", ["direct", "rtrelay"])
+@pytest.mark.parametrize("name", ["direct", "rtrelay", "rtrelay-core"])
 def test_every_session_talked_and_none_failed(quick_run: Any, name: str) -> None:
     figures = _main(quick_run[0])[name]
     assert figures["sessions_failed"] == 0
@@ -94,14 +94,22 @@ def test_table_plots_and_goals_are_written(quick_run: Any) -> None:
     for plot in ("latency_vs_sessions.png", "cpu_per_frame.png"):
         assert (out / plot).read_bytes().startswith(b"\x89PNG")
     goals = {g["goal"]: g for g in doc["goals"]}
-    assert (
-        goals["relay CPU <= 45 µs per frame"]["value"] == _main(doc)["rtrelay"]["cpu_us_per_frame"]
+    relay, core = _main(doc)["rtrelay"], _main(doc)["rtrelay-core"]
+    assert goals["relay CPU <= 45 µs per frame"]["value"] == relay["cpu_us_per_frame"]
+    over_core = goals["with admission + ledger, CPU per frame within 10% of rtrelay-core"]
+    assert over_core["value"] == pytest.approx(
+        relay["cpu_us_per_frame"] / core["cpu_us_per_frame"], abs=1e-3
     )
+    assert over_core["met"] is (over_core["value"] <= 1.1)
+    assert "rtrelay vs rtrelay-core: CPU/frame" in stdout
 
 
 def test_every_process_is_stopped(quick_run: Any) -> None:
     doc = quick_run[0]
-    pids = [doc["provider"]["pid"], doc["targets"]["rtrelay"]["pid"]]
+    pids = [
+        doc["provider"]["pid"],
+        *(doc["targets"][n]["pid"] for n in ("rtrelay", "rtrelay-core")),
+    ]
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
@@ -109,6 +117,6 @@ def test_every_process_is_stopped(quick_run: Any) -> None:
 def test_the_relay_key_never_reaches_a_file(quick_run: Any) -> None:
     out = quick_run[1]
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert any(p.name == "rtrelay.log" for p in files)
+    assert {"rtrelay.log", "rtrelay-core.log"} <= {p.name for p in files}
     for path in files:
         assert SECRET.search(path.read_bytes()) is None, path

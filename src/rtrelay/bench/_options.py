@@ -16,9 +16,15 @@ __all__ = [
     "quick",
 ]
 
-TargetName = Literal["direct", "rtrelay", "nginx", "litellm"]
-ALL_TARGETS: Final[tuple[TargetName, ...]] = ("direct", "rtrelay", "nginx", "litellm")
-DEFAULT_TARGETS: Final[tuple[TargetName, ...]] = ("direct", "rtrelay", "nginx")
+TargetName = Literal["direct", "rtrelay", "rtrelay-core", "nginx", "litellm"]
+ALL_TARGETS: Final[tuple[TargetName, ...]] = (
+    "direct",
+    "rtrelay",
+    "rtrelay-core",
+    "nginx",
+    "litellm",
+)
+DEFAULT_TARGETS: Final[tuple[TargetName, ...]] = ("direct", "rtrelay", "rtrelay-core", "nginx")
 DEFAULT_CAPACITY_STEPS: Final = (50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1600, 2000)
 
 

@@ -7,7 +7,13 @@ from typing import Any
 
 __all__ = ["write_plots"]
 
-_STYLES = {"direct": "black", "rtrelay": "tab:blue", "nginx": "tab:green", "litellm": "tab:red"}
+_STYLES = {
+    "direct": "black",
+    "rtrelay": "tab:blue",
+    "rtrelay-core": "tab:cyan",
+    "nginx": "tab:green",
+    "litellm": "tab:red",
+}
 
 
 def write_plots(doc: dict[str, Any], out: Path) -> list[Path]:

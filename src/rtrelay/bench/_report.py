@@ -116,9 +116,8 @@ def ratios(doc: dict[str, Any], other: str) -> dict[str, float | None]:
     ours, theirs = run.get("rtrelay"), run.get(other)
 
     def ratio(a: Any, b: Any) -> float | None:
-        if not isinstance(a, int | float) or not isinstance(b, int | float) or b <= 0:
-            return None
-        return round(a / b, 2)
+        value = _ratio(a, b)
+        return None if value is None else round(value, 2)
 
     return {
         "cpu_per_frame": ratio(_get(ours, "cpu_us_per_frame"), _get(theirs, "cpu_us_per_frame")),
@@ -134,7 +133,7 @@ def ratios(doc: dict[str, Any], other: str) -> dict[str, float | None]:
 
 def summary_line(doc: dict[str, Any]) -> str:
     parts = []
-    for other in ("nginx", "litellm"):
+    for other in ("rtrelay-core", "nginx", "litellm"):
         if other not in _main_run(doc) or "rtrelay" not in _main_run(doc):
             continue
         r = ratios(doc, other)
@@ -212,4 +211,29 @@ def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
     check(">= 3x LiteLLM's capacity", ratio, met)
     idle = _get(doc, "idle_rss", "rtrelay", "kb_per_session")
     check("<= 40 KB RSS per idle session", idle, None if idle is None else idle <= 40)
+    core = run.get("rtrelay-core")
+    for goal, path in CORE_GOALS:
+        over = _ratio(_get(ours, *path), _get(core, *path))
+        check(goal, over, None if over is None else over <= 1 + CORE_MARGIN)
     return out
+
+
+CORE_MARGIN: Final = 0.10
+CORE_GOALS: Final = (
+    ("with admission + ledger, CPU per frame within 10% of rtrelay-core", ("cpu_us_per_frame",)),
+    (
+        "with admission + ledger, added p50 per frame within 10% of rtrelay-core",
+        ("added_per_frame_ms", "p50"),
+    ),
+    (
+        "with admission + ledger, added p99 per frame within 10% of rtrelay-core",
+        ("added_per_frame_ms", "p99"),
+    ),
+)
+"""Issue 3: what the gateway's admission and ledger may cost over the bare relay."""
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or b <= 0:
+        return None
+    return round(a / b, 3)

@@ -171,9 +171,13 @@ async def _start(
     most = max(most, options.idle_rss_sessions or 0)
     for name in options.measured_targets[1:]:
         try:
-            if name == "rtrelay":
+            if name in ("rtrelay", "rtrelay-core"):
                 target = await start_rtrelay(
-                    children, workdir, provider.base_url, max_sessions=2 * most
+                    children,
+                    workdir,
+                    provider.base_url,
+                    max_sessions=2 * most,
+                    core=name == "rtrelay-core",
                 )
             elif name == "nginx":
                 target = await start_nginx(

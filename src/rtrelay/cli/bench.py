@@ -15,7 +15,15 @@ from typing import Any
 
 import orjson
 
-from rtrelay.bench import ALL_TARGETS, BenchOptions, markdown, quick, run_bench, write_results
+from rtrelay.bench import (
+    ALL_TARGETS,
+    DEFAULT_TARGETS,
+    BenchOptions,
+    markdown,
+    quick,
+    run_bench,
+    write_results,
+)
 from rtrelay.bench._options import TargetName
 from rtrelay.bench._quiet import freeze_startup
 
@@ -36,7 +44,8 @@ def register(subparsers: Any) -> None:
         "--targets",
         type=_targets,
         default=None,
-        help="comma-separated: direct,rtrelay,nginx,litellm (default direct,rtrelay,nginx)",
+        help=f"comma-separated, from: {','.join(ALL_TARGETS)} "
+        f"(default: {','.join(DEFAULT_TARGETS)})",
     )
     p.add_argument(
         "--with-litellm", action="store_true", help="add LiteLLM (installed in its own venv)"
@@ -74,7 +83,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     Raises:
         ValueError: an option is out of range.
     """
-    targets: tuple[TargetName, ...] = args.targets or ("direct", "rtrelay", "nginx")
+    targets: tuple[TargetName, ...] = args.targets or DEFAULT_TARGETS
     if args.with_litellm and "litellm" not in targets:
         targets = (*targets, "litellm")
     options = BenchOptions(
