@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
+from rtrelay.cache import LoadingCache
 from rtrelay.errors import (
     ConcurrencyLimitExceeded,
     InsufficientQuota,
@@ -91,12 +92,6 @@ def new_session_id() -> str:
     return "rsess_" + secrets.token_hex(12)
 
 
-@dataclass(slots=True)
-class _Cached:
-    key: KeyInfo | None
-    until: float
-
-
 class Gate:
     def __init__(
         self,
@@ -117,9 +112,7 @@ class Gate:
         self._spend = spend
         self._tokens = tokens
         self._allowed_origins = frozenset(allowed_origins)
-        self._cache_seconds = cache_seconds
-        self._cache: dict[str, _Cached] = {}
-        self._clock = clock
+        self._cache: LoadingCache[str, KeyInfo | None] = LoadingCache(cache_seconds, clock=clock)
         self._wall_clock = wall_clock
 
     @property
@@ -162,15 +155,7 @@ class Gate:
     ) -> KeyInfo | None:
         # Cached by hash of the credential, never the credential itself.
         slot = hashlib.sha256(f"{tag[0]}:{tag[1]}".encode()).hexdigest()
-        now = self._clock()
-        hit = self._cache.get(slot)
-        if hit is not None and hit.until > now:
-            return hit.key
-        key = await load()
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[slot] = _Cached(key, now + self._cache_seconds)
-        return key
+        return await self._cache.get(slot, load)
 
     def check_policy(
         self, key: KeyInfo | None, model: str, origin: str | None, bound: str | None

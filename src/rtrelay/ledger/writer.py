@@ -21,6 +21,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
 
+from rtrelay.cache import LoadingCache
 from rtrelay.ledger.exceptions import UnknownSession
 from rtrelay.ledger.records import (
     Refusal,
@@ -152,20 +153,18 @@ class SpendBook:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self._refresh = refresh_seconds
-        self._clock = clock
+        self._stored: LoadingCache[str, Decimal] = LoadingCache(refresh_seconds, clock=clock)
         self._spent: dict[str, Decimal] = {}
-        self._loaded_at: dict[str, float] = {}
 
     async def spent(self, key_id: str) -> Decimal:
-        """The key's spend, reloaded from the store when the cached value is stale."""
-        now = self._clock()
-        if now - self._loaded_at.get(key_id, -1e18) > self._refresh:
-            stored = await self._store.spent_usd(key_id)
-            # Never step back: what this process metered may not be written yet.
-            self._spent[key_id] = max(stored, self._spent.get(key_id, Decimal(0)))
-            self._loaded_at[key_id] = now
-        return self._spent[key_id]
+        """The key's spend, reloaded from the store when the cached value is stale.
+
+        The store adds what other relays spent; never step back below what this
+        process metered, which may not be written yet.
+        """
+        stored = await self._stored.get(key_id, lambda: self._store.spent_usd(key_id))
+        spent = self._spent[key_id] = max(stored, self._spent.get(key_id, Decimal(0)))
+        return spent
 
     def current(self, key_id: str) -> Decimal:
         """The cached spend (no I/O): what a ``response.create`` check uses."""
