@@ -13,7 +13,9 @@ from rtrelay.ledger.schema import metadata
 
 
 def _needles(secret: str) -> list[bytes]:
-    random_part = secret.rsplit("_", 1)[1]
+    # rk_<prefix>_<random>: the random part may itself contain "_".
+    random_part = secret.split("_", 2)[2]
+    assert len(random_part) >= 32
     return [secret.encode(), random_part.encode(), random_part[:16].encode()]
 
 
