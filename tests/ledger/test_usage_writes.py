@@ -15,6 +15,7 @@ from rtrelay.ledger import (
     KeySpec,
     SessionEnd,
     Store,
+    StoreError,
     TranscriptionRecord,
     UnknownSession,
     Usage,
@@ -190,3 +191,37 @@ async def test_a_ledger_from_revision_0001_keeps_its_spend_and_bills_new_usage(
         assert await store.spent_usd("key_old") == 1 + EXAMPLE_COST
     finally:
         await store.close()
+
+
+async def test_writer_batches_session_starts_and_a_duplicate_costs_the_others_nothing(
+    store: Store,
+) -> None:
+    key, _ = await store.create_key(KeySpec(name="k"))
+    counting = CountingStore(store)
+    writer = LedgerWriter(counting)  # type: ignore[arg-type]
+    writer.start()
+
+    def start(session_id: str) -> SessionStart:
+        return SessionStart(
+            session_id=session_id,
+            key_id=key.id,
+            key_prefix=key.prefix,
+            model="gpt-realtime",
+            channel="c",
+            started_at=T0,
+        )
+
+    try:
+        for session_id in ("a", "b", "a", "c"):
+            writer.submit(start(session_id))
+        writer.submit(response("c", "r1"))
+        await writer.flush()
+        await counting.store.open_sessions([start("d"), start("e")])
+        with pytest.raises(StoreError):
+            await counting.store.open_sessions([start("f"), start("d")])
+    finally:
+        await writer.close()
+    found = {s.session_id for s in await store.sessions()}
+    assert found == {"a", "b", "c", "d", "e"}  # "f" went with its batch's duplicate
+    [row] = await store.usage(by="key")
+    assert row.responses == 1

@@ -77,27 +77,31 @@ class SqlStore:
         self._insert: Any = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
-        # Usage is the one write per response (~30 a second per 100 sessions): one
-        # statement built once, run for a whole batch on a connection of its own in
-        # autocommit, so a write is one round trip. Triggers (revision 0002) copy the
-        # session's key onto each row and add its cost to the key's spend.
+        # The hot writes (a session row per handshake, a usage row per response) are
+        # single statements built once and run for a whole batch on a connection of
+        # their own in autocommit: one round trip each, atomic without BEGIN/COMMIT.
+        # RETURNING is what keeps a batch one statement: SQLAlchemy then renders one
+        # multi-row VALUES ("insertmanyvalues") where it would otherwise executemany,
+        # row by row. Triggers (revision 0002) copy the session's key onto each usage
+        # row and add its cost to the key's spend.
         self._usage_insert = (
             self._insert(usage_records)
             .on_conflict_do_nothing(index_elements=["session_id", "kind", "ref"])
             .returning(usage_records.c.id)
         )
-        self._usage_conn: AsyncConnection | None = None
-        self._usage_lock = asyncio.Lock()
+        self._sessions_insert = sessions.insert().returning(sessions.c.id)
+        self._hot_conn: AsyncConnection | None = None
+        self._hot_lock = asyncio.Lock()
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
     async def close(self) -> None:
-        async with self._usage_lock:
-            if self._usage_conn is not None:
-                await self._usage_conn.close()
-                self._usage_conn = None
+        async with self._hot_lock:
+            if self._hot_conn is not None:
+                await self._hot_conn.close()
+                self._hot_conn = None
         await self._engine.dispose()
 
     async def ping(self) -> None:
@@ -245,29 +249,16 @@ class SqlStore:
     # -- ledger -------------------------------------------------------------------------
 
     async def open_session(self, start: SessionStart) -> None:
+        await self.open_sessions((start,))
+
+    async def open_sessions(self, starts: Sequence[SessionStart]) -> None:
+        if not starts:
+            return
         try:
-            async with self._writer.begin() as conn:
-                await conn.execute(
-                    sessions.insert().values(
-                        id=start.session_id,
-                        key_id=start.key_id,
-                        key_prefix=start.key_prefix,
-                        model=start.model,
-                        channel=start.channel,
-                        status="live",
-                        client_kind=start.client_kind,
-                        shape=start.shape,
-                        origin=start.origin,
-                        request_id=start.request_id,
-                        node=start.node,
-                        started_at=start.started_at,
-                        channels_tried=_dump_attempts(start.channels_tried),
-                    )
-                )
+            await self._hot_write(self._sessions_insert, [_start_row(s) for s in starts])
         except IntegrityError as exc:
-            raise StoreError(
-                f"cannot open session {start.session_id!r}: duplicate id or unknown key"
-            ) from exc
+            ids = ", ".join(repr(s.session_id) for s in starts)
+            raise StoreError(f"cannot open session {ids}: duplicate id or unknown key") from exc
 
     async def record_response(self, record: ResponseRecord) -> bool:
         return await self.record_usage((record,)) == 1
@@ -278,23 +269,31 @@ class SqlStore:
     async def record_usage(self, records: Sequence[UsageRecord]) -> int:
         if not records:
             return 0
-        rows = [_usage_row(r) for r in records]
-        async with self._usage_lock:
-            conn = self._usage_conn
+        try:
+            result = await self._hot_write(self._usage_insert, [_usage_row(r) for r in records])
+        except IntegrityError:
+            missing = await self._missing_sessions({r.session_id for r in records})
+            if missing:
+                raise UnknownSession(", ".join(sorted(missing))) from None
+            raise
+        return len(result)
+
+    async def _hot_write(self, statement: sa.Executable, rows: list[dict[str, Any]]) -> list[Any]:
+        """One statement for all ``rows`` on the dedicated autocommit connection."""
+        async with self._hot_lock:
+            conn = self._hot_conn
             if conn is None:
                 conn = await self._engine.connect()
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                self._usage_conn = conn
+                self._hot_conn = conn
             try:
-                return len((await conn.execute(self._usage_insert, rows)).all())
+                result = await conn.execute(statement, rows)
+                return list(result.all()) if result.returns_rows else []
             except IntegrityError:
-                missing = await self._missing_sessions({r.session_id for r in records})
-                if missing:
-                    raise UnknownSession(", ".join(sorted(missing))) from None
-                raise
+                raise  # the data's fault; the connection is fine
             except BaseException:
                 # A broken or cancelled connection is never reused: the retry dials anew.
-                self._usage_conn = None
+                self._hot_conn = None
                 with contextlib.suppress(Exception):
                     await conn.invalidate()
                     await conn.close()
@@ -468,6 +467,24 @@ class SqlStore:
             )
             for r in rows
         ]
+
+
+def _start_row(start: SessionStart) -> dict[str, Any]:
+    return {
+        "id": start.session_id,
+        "key_id": start.key_id,
+        "key_prefix": start.key_prefix,
+        "model": start.model,
+        "channel": start.channel,
+        "status": "live",
+        "client_kind": start.client_kind,
+        "shape": start.shape,
+        "origin": start.origin,
+        "request_id": start.request_id,
+        "node": start.node,
+        "started_at": start.started_at,
+        "channels_tried": _dump_attempts(start.channels_tried),
+    }
 
 
 def _usage_row(record: UsageRecord) -> dict[str, Any]:

@@ -78,7 +78,11 @@ class Store(Protocol):
         """Sum of priced ledger cost for the key; O(1)."""
 
     # ledger
-    async def open_session(self, start: SessionStart) -> None: ...
+    async def open_session(self, start: SessionStart) -> None:
+        """Raises ``StoreError`` for a duplicate session id or an unknown key."""
+
+    async def open_sessions(self, starts: Sequence[SessionStart]) -> None:
+        """As ``open_session`` for several at once, atomically (the writer's batches)."""
 
     async def record_response(self, record: ResponseRecord) -> bool:
         """Write one response's usage; ``False`` if (session, response id) was already written.

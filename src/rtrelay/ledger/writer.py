@@ -22,14 +22,13 @@ from decimal import Decimal
 from typing import Final
 
 from rtrelay.cache import LoadingCache
-from rtrelay.ledger.exceptions import UnknownSession
+from rtrelay.ledger.exceptions import StoreError, StoreUnavailable
 from rtrelay.ledger.records import (
     Refusal,
     ResponseRecord,
     SessionEnd,
     SessionStart,
     TranscriptionRecord,
-    UsageRecord,
 )
 from rtrelay.ledger.store import Store
 from rtrelay.log import ledger_log
@@ -88,26 +87,29 @@ class LedgerWriter:
                     queue.task_done()
 
     async def _write_batch(self, batch: list[Record]) -> None:
-        """In queue order; each run of usage records in one statement when it can be."""
-        usage: list[UsageRecord] = []
+        """In queue order; each run of session starts or of usage in one statement."""
+        run: list[Record] = []
         for record in batch:
-            if isinstance(record, ResponseRecord | TranscriptionRecord):
-                usage.append(record)
-                continue
-            await self._write_usage(usage)
-            usage = []
-            await self._write(record)
-        await self._write_usage(usage)
+            if run and _run_kind(record) is not _run_kind(run[0]):
+                await self._write_run(run)
+                run = []
+            run.append(record)
+        await self._write_run(run)
 
-    async def _write_usage(self, records: list[UsageRecord]) -> None:
-        if len(records) > 1:
+    async def _write_run(self, run: list[Record]) -> None:
+        if len(run) > 1 and _run_kind(run[0]) is not None:
             try:
-                await self._store.record_usage(records)
+                if isinstance(run[0], SessionStart):
+                    await self._store.open_sessions([r for r in run if isinstance(r, SessionStart)])
+                else:
+                    await self._store.record_usage(
+                        [r for r in run if isinstance(r, ResponseRecord | TranscriptionRecord)]
+                    )
                 return
             except Exception:
                 # One bad record must not cost the others: write each on its own.
-                ledger_log.debug("batched usage write failed; writing one by one", exc_info=True)
-        for record in records:
+                ledger_log.debug("batched write failed; writing one by one", exc_info=True)
+        for record in run:
             await self._write(record)
 
     async def _write(self, record: Record) -> None:
@@ -116,7 +118,7 @@ class LedgerWriter:
                 await self._apply(record)
                 return
             except Exception as exc:
-                if delay is None or isinstance(exc, UnknownSession):
+                if delay is None or _is_permanent(exc):
                     ledger_log.error(
                         "ledger write failed for good",
                         extra={"record": type(record).__name__},
@@ -135,11 +137,25 @@ class LedgerWriter:
         if isinstance(record, ResponseRecord | TranscriptionRecord):
             await store.record_usage((record,))
         elif isinstance(record, SessionStart):
-            await store.open_session(record)
+            await store.open_sessions((record,))
         elif isinstance(record, SessionEnd):
             await store.close_session(record)
         else:
             await store.record_refusal(record)
+
+
+def _is_permanent(exc: Exception) -> bool:
+    """The record itself is wrong (unknown session, duplicate id): retrying cannot help."""
+    return isinstance(exc, StoreError) and not isinstance(exc, StoreUnavailable)
+
+
+def _run_kind(record: Record) -> type | None:
+    """Records that batch together share a kind; ``None`` never batches."""
+    if isinstance(record, SessionStart):
+        return SessionStart
+    if isinstance(record, ResponseRecord | TranscriptionRecord):
+        return ResponseRecord
+    return None
 
 
 class SpendBook:
