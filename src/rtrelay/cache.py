@@ -68,4 +68,3 @@ class LoadingCache(Generic[K, V]):
             return value
         finally:
             del self._loading[key]
-
