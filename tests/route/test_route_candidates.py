@@ -81,3 +81,16 @@ def test_beta_clients_only_get_beta_capable_channels() -> None:
     with pytest.raises(BetaNotSupportedByChannel) as raised:
         ga.candidates("gpt-realtime", beta=True)
     assert (raised.value.http_status, raised.value.close_code) == (400, 4400)
+
+
+def test_ga_clients_never_get_beta_only_channels() -> None:
+    r = router(
+        channel("beta-only", shapes=("beta",), priority=0),
+        channel("ga-only", shapes=("ga",), priority=1),
+    )
+    assert [c.name for c in r.candidates("gpt-realtime", beta=False)] == ["ga-only"]
+    assert [c.name for c in r.candidates("gpt-realtime", beta=True)] == ["beta-only"]
+    beta = router(channel("beta-only", shapes=("beta",)))
+    with pytest.raises(ModelNotFound, match="only the beta shape") as raised:
+        beta.candidates("gpt-realtime", beta=False)
+    assert (raised.value.http_status, raised.value.close_code) == (404, 4404)

@@ -91,16 +91,23 @@ class Router:
         """Channels for ``model`` in dial order (before circuit checks).
 
         Raises:
-            ModelNotFound: no channel serves the model.
+            ModelNotFound: no channel serves the model (in the GA shape, for a GA client).
             BetaNotSupportedByChannel: a beta client, and no channel for the model speaks beta.
         """
         serving = [c for c in self.channels if model in c.models]
         if not serving:
             raise ModelNotFound(f"No upstream channel serves the model '{model}'.", param="model")
-        if beta:
-            serving = [c for c in serving if "beta" in c.shapes]
-            if not serving:
-                raise BetaNotSupportedByChannel(param="OpenAI-Beta")
+        shape = "beta" if beta else "ga"
+        serving = [c for c in serving if shape in c.shapes]
+        if not serving and beta:
+            raise BetaNotSupportedByChannel(param="OpenAI-Beta")
+        if not serving:
+            # A GA client on a beta-only upstream would get events it cannot parse.
+            raise ModelNotFound(
+                f"No upstream channel serves the model '{model}' in the GA shape; "
+                "its channels speak only the beta shape (send OpenAI-Beta: realtime=v1).",
+                param="model",
+            )
         ordered: list[Channel] = []
         for priority in sorted({c.priority for c in serving}):
             ordered.extend(self._weighted_order([c for c in serving if c.priority == priority]))
