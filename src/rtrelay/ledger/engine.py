@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from rtrelay.ledger.exceptions import StoreUnavailable
 
-__all__ = ["BUSY_TIMEOUT_S", "WRITE", "create_engine", "describe_url"]
+__all__ = ["BUSY_TIMEOUT_S", "WRITE", "create_engine", "create_sync_sqlite_engine", "describe_url"]
 
 BUSY_TIMEOUT_S: Final = 15.0
 WRITE: Final = "rtrelay_write"
@@ -59,13 +60,22 @@ def create_engine(url: str) -> AsyncEngine:
         if parsed.database in (None, "", ":memory:"):
             raise StoreUnavailable("the SQLite store needs a file path: sqlite+aiosqlite:///path")
         engine = create_async_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(parsed, pool_pre_ping=True)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def create_sync_sqlite_engine(url: URL) -> Engine:
+    """A blocking engine on the same SQLite file, set up alike (for ``ledger.hotpath``)."""
+    engine = sa_create_engine(
+        url.set(drivername="sqlite"), connect_args={"timeout": BUSY_TIMEOUT_S}
+    )
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
@@ -77,7 +87,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
         if options.get("isolation_level") == "AUTOCOMMIT":

@@ -7,8 +7,6 @@ construct to use, and both render the same SQL.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
@@ -24,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rtrelay.ledger.engine import WRITE
 from rtrelay.ledger.exceptions import KeyNotFound, KeyRevoked, StoreError, UnknownSession
+from rtrelay.ledger.hotpath import HotWriter, open_hot_writer
 from rtrelay.ledger.keys import (
     KeyRecord,
     KeySpec,
@@ -78,8 +77,7 @@ class SqlStore:
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
         # The hot writes (a session row per handshake, a usage row per response) are
-        # single statements built once and run for a whole batch on a connection of
-        # their own in autocommit: one round trip each, atomic without BEGIN/COMMIT.
+        # statements built once and run per batch on ``ledger.hotpath``'s connection.
         # RETURNING is what keeps a batch one statement: SQLAlchemy then renders one
         # multi-row VALUES ("insertmanyvalues") where it would otherwise executemany,
         # row by row. Triggers (revision 0002) copy the session's key onto each usage
@@ -90,18 +88,14 @@ class SqlStore:
             .returning(usage_records.c.id)
         )
         self._sessions_insert = sessions.insert().returning(sessions.c.id)
-        self._hot_conn: AsyncConnection | None = None
-        self._hot_lock = asyncio.Lock()
+        self._hot: HotWriter = open_hot_writer(engine)
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
     async def close(self) -> None:
-        async with self._hot_lock:
-            if self._hot_conn is not None:
-                await self._hot_conn.close()
-                self._hot_conn = None
+        await self._hot.close()
         await self._engine.dispose()
 
     async def ping(self) -> None:
@@ -255,7 +249,7 @@ class SqlStore:
         if not starts:
             return
         try:
-            await self._hot_write(self._sessions_insert, [_start_row(s) for s in starts])
+            await self._hot.execute(self._sessions_insert, [_start_row(s) for s in starts])
         except IntegrityError as exc:
             ids = ", ".join(repr(s.session_id) for s in starts)
             raise StoreError(f"cannot open session {ids}: duplicate id or unknown key") from exc
@@ -270,34 +264,13 @@ class SqlStore:
         if not records:
             return 0
         try:
-            result = await self._hot_write(self._usage_insert, [_usage_row(r) for r in records])
+            result = await self._hot.execute(self._usage_insert, [_usage_row(r) for r in records])
         except IntegrityError:
             missing = await self._missing_sessions({r.session_id for r in records})
             if missing:
                 raise UnknownSession(", ".join(sorted(missing))) from None
             raise
         return len(result)
-
-    async def _hot_write(self, statement: sa.Executable, rows: list[dict[str, Any]]) -> list[Any]:
-        """One statement for all ``rows`` on the dedicated autocommit connection."""
-        async with self._hot_lock:
-            conn = self._hot_conn
-            if conn is None:
-                conn = await self._engine.connect()
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                self._hot_conn = conn
-            try:
-                result = await conn.execute(statement, rows)
-                return list(result.all()) if result.returns_rows else []
-            except IntegrityError:
-                raise  # the data's fault; the connection is fine
-            except BaseException:
-                # A broken or cancelled connection is never reused: the retry dials anew.
-                self._hot_conn = None
-                with contextlib.suppress(Exception):
-                    await conn.invalidate()
-                    await conn.close()
-                raise
 
     async def _missing_sessions(self, session_ids: set[str]) -> set[str]:
         query = sa.select(sessions.c.id).where(sessions.c.id.in_(session_ids))
