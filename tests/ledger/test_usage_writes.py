@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import Sequence
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -225,3 +228,28 @@ async def test_writer_batches_session_starts_and_a_duplicate_costs_the_others_no
     assert found == {"a", "b", "c", "d", "e"}  # "f" went with its batch's duplicate
     [row] = await store.usage(by="key")
     assert row.responses == 1
+
+
+async def test_sqlite_write_waits_for_a_held_lock_off_the_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    store = await open_store(f"sqlite+aiosqlite:///{path}")
+    try:
+        key, _ = await store.create_key(KeySpec(name="k"))
+        await open_session(store, "s1", key.id)
+        assert await store.record_response(response("s1", "r0"))  # the loop's connection is up
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        try:
+            write = asyncio.ensure_future(store.record_response(response("s1", "r1")))
+            ticks = 0
+            for _ in range(20):  # the loop stays free while the write waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not write.done() and ticks == 20
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        assert await asyncio.wait_for(write, 10)
+        assert await store.spent_usd(key.id) == 2 * EXAMPLE_COST
+    finally:
+        await store.close()

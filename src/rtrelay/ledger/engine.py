@@ -65,23 +65,34 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(parsed, pool_pre_ping=True)
 
 
-def create_sync_sqlite_engine(url: URL) -> Engine:
-    """A blocking engine on the same SQLite file, set up alike (for ``ledger.hotpath``)."""
+def create_sync_sqlite_engine(url: URL, *, wait: bool = True) -> Engine:
+    """A blocking engine on the same SQLite file, set up alike (for ``ledger.hotpath``).
+
+    Args:
+        wait: ``False`` for a connection used on the event loop: it never waits for
+            another writer's lock (``SQLITE_BUSY`` at once) and never checkpoints
+            the WAL itself (a checkpoint fsyncs; the other connections do it).
+    """
+    busy_timeout_s = BUSY_TIMEOUT_S if wait else 0.0
     engine = sa_create_engine(
-        url.set(drivername="sqlite"), connect_args={"timeout": BUSY_TIMEOUT_S}
+        url.set(drivername="sqlite"), connect_args={"timeout": busy_timeout_s}
     )
-    _configure_sqlite(engine)
+    _configure_sqlite(engine, busy_timeout_s=busy_timeout_s, autocheckpoint=wait)
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(
+    engine: Engine, *, busy_timeout_s: float = BUSY_TIMEOUT_S, autocheckpoint: bool = True
+) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            if not autocheckpoint:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across app crashes
         finally:
