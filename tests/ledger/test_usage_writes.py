@@ -25,6 +25,7 @@ from rtrelay.ledger import (
     open_store,
 )
 from rtrelay.ledger.engine import create_engine
+from rtrelay.ledger.hotpath import CHECKPOINT_EVERY
 from rtrelay.ledger.migrate import upgrade
 from rtrelay.ledger.records import SessionStart, UsageRecord
 from rtrelay.ledger.sqlstore import SqlStore
@@ -251,5 +252,24 @@ async def test_sqlite_write_waits_for_a_held_lock_off_the_event_loop(tmp_path: P
             other.close()
         assert await asyncio.wait_for(write, 10)
         assert await store.spent_usd(key.id) == 2 * EXAMPLE_COST
+    finally:
+        await store.close()
+
+
+async def test_sqlite_wal_is_checkpointed_by_the_hot_writes(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    wal = path.with_name("wal.db-wal")
+    store = await open_store(f"sqlite+aiosqlite:///{path}")
+    try:
+        await open_session(store, "s1", None)
+        for i in range(3 * CHECKPOINT_EVERY):
+            if i == CHECKPOINT_EVERY - 2:
+                one_interval = wal.stat().st_size  # just before the first checkpoint
+            await store.record_response(response("s1", f"r{i}"))
+        # Each checkpoint lets the WAL be reused from its start: it stays about one
+        # interval long instead of growing by one interval every interval.
+        assert wal.stat().st_size < 1.5 * one_interval
+        [row] = await store.usage()
+        assert row.responses == 3 * CHECKPOINT_EVERY
     finally:
         await store.close()
