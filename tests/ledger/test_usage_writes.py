@@ -30,6 +30,7 @@ from rtrelay.ledger.migrate import upgrade
 from rtrelay.ledger.records import SessionStart, UsageRecord
 from rtrelay.ledger.sqlstore import SqlStore
 from rtrelay.ledger.writer import LedgerWriter
+from store_fixtures import postgres_database
 
 
 def transcription(session_id: str, item_id: str) -> TranscriptionRecord:
@@ -137,25 +138,33 @@ async def test_writer_commits_what_queued_up_together_and_keeps_order(
     assert [r.levelname for r in caplog.records] == ["ERROR"]  # the ghost, once, no retries
 
 
-async def test_usage_write_survives_a_dropped_connection(store: Store, store_url: str) -> None:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("only a server can drop the writer's connection")
-    key, _ = await store.create_key(KeySpec(name="k"))
-    await open_session(store, "s1", key.id)
-    writer = LedgerWriter(store)
-    writer.start()
-    try:
-        writer.submit(response("s1", "r1"))
-        await writer.flush()
-        assert isinstance(store, SqlStore)
-        await _terminate_other_backends(store.engine)
-        writer.submit(response("s1", "r2"))  # the first try fails, the retry reconnects
-        await writer.flush()
-    finally:
-        await writer.close()
-    [row] = await store.usage(by="key")
-    assert row.responses == 2
-    assert await store.spent_usd(key.id) == 2 * EXAMPLE_COST
+@pytest.mark.postgres
+async def test_usage_write_survives_a_dropped_connection(
+    postgres_admin_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with postgres_database(postgres_admin_url) as url:
+        store = await open_store(url)
+        try:
+            key, _ = await store.create_key(KeySpec(name="k"))
+            await open_session(store, "s1", key.id)
+            writer = LedgerWriter(store)
+            writer.start()
+            try:
+                writer.submit(response("s1", "r1"))
+                await writer.flush()
+                assert isinstance(store, SqlStore)
+                await _terminate_other_backends(store.engine)
+                with caplog.at_level(logging.WARNING, logger="rtrelay.ledger"):
+                    writer.submit(response("s1", "r2"))  # fails once; the retry reconnects
+                    await writer.flush()
+                assert [r.getMessage() for r in caplog.records] == ["ledger write failed; retrying"]
+            finally:
+                await writer.close()
+            [row] = await store.usage(by="key")
+            assert row.responses == 2
+            assert await store.spent_usd(key.id) == 2 * EXAMPLE_COST
+        finally:
+            await store.close()
 
 
 async def _terminate_other_backends(engine: AsyncEngine) -> None:
