@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 
 import pytest
 
@@ -381,6 +382,24 @@ async def test_close_session_can_replace_channels_and_take_a_measured_duration(
     row = await store.get_session("s1")
     assert row is not None
     assert (row.duration_s, row.channels_tried, row.client_close_code) == (4.5, tried, 1000)
+
+
+async def test_a_timed_close_wins_once_settles_interrupted_and_knows_ghosts(
+    store: Store,
+) -> None:
+    def end(session_id: str, status: Literal["completed", "failed"]) -> SessionEnd:
+        return SessionEnd(session_id=session_id, ended_at=T0, status=status, duration_s=2.0)
+
+    await open_session(store, "s1", None, node="n1")
+    assert await store.close_session(end("s1", "failed"))
+    assert not await store.close_session(end("s1", "completed"))  # the first close wins
+    await open_session(store, "s2", None, node="n1")
+    assert await store.mark_interrupted(node="n1") == 1
+    assert await store.close_session(end("s2", "completed"))  # a late close still settles it
+    statuses = {s.session_id: (s.status, s.duration_s) for s in await store.sessions()}
+    assert statuses == {"s1": ("failed", 2.0), "s2": ("completed", 2.0)}
+    with pytest.raises(UnknownSession):
+        await store.close_session(end("ghost", "completed"))
 
 
 async def test_mark_interrupted_settles_only_open_sessions(store: Store) -> None:

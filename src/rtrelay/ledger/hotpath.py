@@ -46,6 +46,9 @@ CHECKPOINT_EVERY: Final = 200
 
 
 class HotWriter(Protocol):
+    async def connect(self) -> None:
+        """Open the connections now, so start-up fails loudly and the first write is fast."""
+
     async def execute(self, statement: sa.Executable, rows: Rows) -> list[Any]:
         """Run ``statement`` once for all ``rows``; the rows it returned."""
 
@@ -64,13 +67,19 @@ class _AsyncWriter:
         self._conn: AsyncConnection | None = None
         self._lock = asyncio.Lock()
 
+    async def connect(self) -> None:
+        async with self._lock:
+            await self._connection()
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self._engine.connect()
+            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
     async def execute(self, statement: sa.Executable, rows: Rows) -> list[Any]:
         async with self._lock:
-            conn = self._conn
-            if conn is None:
-                conn = await self._engine.connect()
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                self._conn = conn
+            conn = await self._connection()
             try:
                 result = await conn.execute(statement, rows)
                 return list(result.all()) if result.returns_rows else []
@@ -97,12 +106,14 @@ class _SyncConnection:
         self._engine = engine
         self._conn: Connection | None = None
 
+    def connection(self) -> Connection:
+        if self._conn is None:
+            conn = self._engine.connect()
+            self._conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
     def execute(self, statement: sa.Executable, rows: Rows) -> list[Any]:
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self._engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
+        conn = self.connection()
         try:
             result = conn.execute(statement, rows)
             return list(result.all()) if result.returns_rows else []
@@ -139,6 +150,10 @@ class _SQLiteWriter:
         self._waiting = _SyncConnection(create_sync_sqlite_engine(url))
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="rtrelay-ledger")
         self._writes = 0
+
+    async def connect(self) -> None:
+        self._here.connection()
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._waiting.connection)
 
     async def execute(self, statement: sa.Executable, rows: Rows) -> list[Any]:
         loop = asyncio.get_running_loop()

@@ -50,6 +50,8 @@ from rtrelay.ledger.schema import utc_day as utc_day_fn
 __all__ = ["SqlStore"]
 
 _PREFIX_ATTEMPTS: Final = 5
+_OPEN: Final = ("live", "interrupted")
+"""Statuses a session can still be closed from."""
 _TOKEN_COLUMNS: Final = (
     "input_text",
     "input_audio",
@@ -93,6 +95,10 @@ class SqlStore:
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
+
+    async def connect(self) -> None:
+        """Open the connections the ledger writes through (``open_store`` calls this)."""
+        await self._hot.connect()
 
     async def close(self) -> None:
         await self._hot.close()
@@ -279,6 +285,22 @@ class SqlStore:
         return session_ids - found
 
     async def close_session(self, end: SessionEnd) -> bool:
+        if end.duration_s is None:
+            return await self._close_session_timed_by_start(end)
+        # What the relay sends (it times sessions itself): one UPDATE on the hot path.
+        closing = (
+            sessions.update()
+            .where(sessions.c.id == end.session_id, sessions.c.status.in_(_OPEN))
+            .values(**_end_values(end, end.duration_s))
+            .returning(sessions.c.id)
+        )
+        if await self._hot.execute(closing, [{}]):
+            return True
+        if await self._missing_sessions({end.session_id}):
+            raise UnknownSession(end.session_id)
+        return False  # already closed: the first close wins
+
+    async def _close_session_timed_by_start(self, end: SessionEnd) -> bool:
         async with self._writer.begin() as conn:
             query = sa.select(sessions.c.started_at, sessions.c.status).where(
                 sessions.c.id == end.session_id
@@ -286,27 +308,13 @@ class SqlStore:
             row = (await conn.execute(query)).first()
             if row is None:
                 raise UnknownSession(end.session_id)
-            if row.status not in ("live", "interrupted"):
+            if row.status not in _OPEN:
                 return False  # already closed: the first close wins
-            duration_s = end.duration_s
-            if duration_s is None:
-                duration_s = max((end.ended_at - row.started_at).total_seconds(), 0.0)
-            values: dict[str, Any] = {
-                "status": end.status,
-                "ended_at": end.ended_at,
-                "duration_ms": round(duration_s * 1000),
-                "frames_from_client": end.frames_from_client,
-                "bytes_from_client": end.bytes_from_client,
-                "frames_from_upstream": end.frames_from_upstream,
-                "bytes_from_upstream": end.bytes_from_upstream,
-                "client_close_code": end.client_close_code,
-                "upstream_close_code": end.upstream_close_code,
-                "error_code": end.error_code,
-            }
-            if end.channels_tried is not None:
-                values["channels_tried"] = _dump_attempts(end.channels_tried)
+            duration_s = max((end.ended_at - row.started_at).total_seconds(), 0.0)
             await conn.execute(
-                sessions.update().where(sessions.c.id == end.session_id).values(**values)
+                sessions.update()
+                .where(sessions.c.id == end.session_id)
+                .values(**_end_values(end, duration_s))
             )
         return True
 
@@ -440,6 +448,24 @@ class SqlStore:
             )
             for r in rows
         ]
+
+
+def _end_values(end: SessionEnd, duration_s: float) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "status": end.status,
+        "ended_at": end.ended_at,
+        "duration_ms": round(duration_s * 1000),
+        "frames_from_client": end.frames_from_client,
+        "bytes_from_client": end.bytes_from_client,
+        "frames_from_upstream": end.frames_from_upstream,
+        "bytes_from_upstream": end.bytes_from_upstream,
+        "client_close_code": end.client_close_code,
+        "upstream_close_code": end.upstream_close_code,
+        "error_code": end.error_code,
+    }
+    if end.channels_tried is not None:
+        values["channels_tried"] = _dump_attempts(end.channels_tried)
+    return values
 
 
 def _start_row(start: SessionStart) -> dict[str, Any]:

@@ -168,7 +168,13 @@ async def open_store(
     except (SQLAlchemyError, OSError) as exc:
         await engine.dispose()
         raise StoreUnavailable(f"cannot open store {describe_url(url)}: {exc}") from exc
-    return SqlStore(engine) if clock is None else SqlStore(engine, clock=clock)
+    store = SqlStore(engine) if clock is None else SqlStore(engine, clock=clock)
+    try:
+        await store.connect()
+    except (SQLAlchemyError, OSError) as exc:
+        await store.close()
+        raise StoreUnavailable(f"cannot open store {describe_url(url)}: {exc}") from exc
+    return store
 
 
 async def resolve_key(store: Store, ref: str) -> KeyRecord | None:
