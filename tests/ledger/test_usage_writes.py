@@ -16,6 +16,7 @@ from test_store import EXAMPLE_COST, PRICES, T0, open_session, response
 
 from rtrelay.ledger import (
     KeySpec,
+    Refusal,
     SessionEnd,
     Store,
     StoreError,
@@ -95,6 +96,10 @@ class CountingStore:
     async def record_usage(self, records: Sequence[UsageRecord]) -> int:
         self.batches.append(len(records))
         return await self.store.record_usage(records)
+
+    async def record_refusals(self, items: Sequence[Refusal]) -> None:
+        self.batches.append(len(items))
+        await self.store.record_refusals(items)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.store, name)
@@ -282,3 +287,27 @@ async def test_sqlite_wal_is_checkpointed_by_the_hot_writes(tmp_path: Path) -> N
         assert row.responses == 3 * CHECKPOINT_EVERY
     finally:
         await store.close()
+
+
+async def test_a_flood_of_refused_handshakes_is_written_in_batches(store: Store) -> None:
+    counting = CountingStore(store)
+    writer = LedgerWriter(counting)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        for i in range(60):
+            writer.submit(
+                Refusal(
+                    request_id=f"req_{i}",
+                    error_code="invalid_api_key",
+                    http_status=401,
+                    at=T0,
+                    model="gpt-realtime",
+                )
+            )
+        await writer.flush()
+    finally:
+        await writer.close()
+    rows = await store.refusals(limit=100)
+    assert sorted(r.request_id for r in rows) == sorted(f"req_{i}" for i in range(60))
+    assert all((r.error_code, r.http_status) == ("invalid_api_key", 401) for r in rows)
+    assert max(counting.batches) > 1, counting.batches

@@ -78,7 +78,7 @@ class SqlStore:
         self._insert: Any = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
-        # The hot writes (a session row per handshake, a usage row per response) are
+        # The hot writes (session rows, usage rows, refused handshakes) are
         # statements built once and run per batch on ``ledger.hotpath``'s connection.
         # RETURNING is what keeps a batch one statement: SQLAlchemy then renders one
         # multi-row VALUES ("insertmanyvalues") where it would otherwise executemany,
@@ -90,6 +90,7 @@ class SqlStore:
             .returning(usage_records.c.id)
         )
         self._sessions_insert = sessions.insert().returning(sessions.c.id)
+        self._refusals_insert = refusals.insert().returning(refusals.c.id)
         self._hot: HotWriter = open_hot_writer(engine)
 
     @property
@@ -319,21 +320,11 @@ class SqlStore:
         return True
 
     async def record_refusal(self, refusal: Refusal) -> None:
-        async with self._writer.begin() as conn:
-            await conn.execute(
-                refusals.insert().values(
-                    request_id=refusal.request_id,
-                    key_id=refusal.key_id,
-                    key_prefix=refusal.key_prefix,
-                    model=refusal.model,
-                    origin=refusal.origin,
-                    error_code=refusal.error_code,
-                    http_status=refusal.http_status,
-                    close_code=refusal.close_code,
-                    at=refusal.at,
-                    channels_tried=_dump_attempts(refusal.channels_tried),
-                )
-            )
+        await self.record_refusals((refusal,))
+
+    async def record_refusals(self, items: Sequence[Refusal]) -> None:
+        if items:
+            await self._hot.execute(self._refusals_insert, [_refusal_row(r) for r in items])
 
     async def mark_interrupted(self, *, node: str | None = None) -> int:
         update = sessions.update().where(sessions.c.status == "live")
@@ -466,6 +457,21 @@ def _end_values(end: SessionEnd, duration_s: float) -> dict[str, Any]:
     if end.channels_tried is not None:
         values["channels_tried"] = _dump_attempts(end.channels_tried)
     return values
+
+
+def _refusal_row(refusal: Refusal) -> dict[str, Any]:
+    return {
+        "request_id": refusal.request_id,
+        "key_id": refusal.key_id,
+        "key_prefix": refusal.key_prefix,
+        "model": refusal.model,
+        "origin": refusal.origin,
+        "error_code": refusal.error_code,
+        "http_status": refusal.http_status,
+        "close_code": refusal.close_code,
+        "at": refusal.at,
+        "channels_tried": _dump_attempts(refusal.channels_tried),
+    }
 
 
 def _start_row(start: SessionStart) -> dict[str, Any]:

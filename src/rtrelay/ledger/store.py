@@ -106,6 +106,9 @@ class Store(Protocol):
 
     async def record_refusal(self, refusal: Refusal) -> None: ...
 
+    async def record_refusals(self, items: Sequence[Refusal]) -> None:
+        """As ``record_refusal`` for several at once: a flood of bad handshakes batches."""
+
     async def mark_interrupted(self, *, node: str | None = None) -> int:
         """At start-up: sessions never closed become ``interrupted``; returns how many.
 

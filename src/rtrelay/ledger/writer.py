@@ -87,7 +87,7 @@ class LedgerWriter:
                     queue.task_done()
 
     async def _write_batch(self, batch: list[Record]) -> None:
-        """In queue order; each run of session starts or of usage in one statement."""
+        """In queue order; each run of session starts, usage or refusals in one statement."""
         run: list[Record] = []
         for record in batch:
             if run and _run_kind(record) is not _run_kind(run[0]):
@@ -101,6 +101,8 @@ class LedgerWriter:
             try:
                 if isinstance(run[0], SessionStart):
                     await self._store.open_sessions([r for r in run if isinstance(r, SessionStart)])
+                elif isinstance(run[0], Refusal):
+                    await self._store.record_refusals([r for r in run if isinstance(r, Refusal)])
                 else:
                     await self._store.record_usage(
                         [r for r in run if isinstance(r, ResponseRecord | TranscriptionRecord)]
@@ -155,6 +157,8 @@ def _run_kind(record: Record) -> type | None:
         return SessionStart
     if isinstance(record, ResponseRecord | TranscriptionRecord):
         return ResponseRecord
+    if isinstance(record, Refusal):
+        return Refusal
     return None
 
 
