@@ -116,8 +116,7 @@ def ratios(doc: dict[str, Any], other: str) -> dict[str, float | None]:
     ours, theirs = run.get("rtrelay"), run.get(other)
 
     def ratio(a: Any, b: Any) -> float | None:
-        value = _ratio(a, b)
-        return None if value is None else round(value, 2)
+        return _ratio(a, b, digits=2)
 
     return {
         "cpu_per_frame": ratio(_get(ours, "cpu_us_per_frame"), _get(theirs, "cpu_us_per_frame")),
@@ -233,7 +232,7 @@ CORE_GOALS: Final = (
 """Issue 3: what the gateway's admission and ledger may cost over the bare relay."""
 
 
-def _ratio(a: Any, b: Any) -> float | None:
+def _ratio(a: Any, b: Any, *, digits: int = 3) -> float | None:
     if not isinstance(a, int | float) or not isinstance(b, int | float) or b <= 0:
         return None
-    return round(a / b, 3)
+    return round(a / b, digits)

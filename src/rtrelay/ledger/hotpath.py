@@ -1,5 +1,5 @@
-"""The connection the ledger's frequent writes go through: a session row per handshake,
-a usage row per response.
+"""The connection the ledger's frequent writes go through: session rows (opened and
+closed), usage rows and refused handshakes.
 
 Each write is one statement (a batch is one multi-row ``INSERT``) on a connection kept
 for nothing else, in autocommit: atomic without ``BEGIN``/``COMMIT``, no pool
@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from rtrelay.ledger.engine import create_sync_sqlite_engine
 from rtrelay.log import ledger_log
 
-__all__ = ["HotWriter", "is_busy", "open_hot_writer"]
+__all__ = ["CHECKPOINT_EVERY", "HotWriter", "open_hot_writer"]
 
 Rows = list[dict[str, Any]]
 
@@ -120,7 +120,7 @@ class _SyncConnection:
         except IntegrityError:
             raise
         except OperationalError as exc:
-            if not is_busy(exc):
+            if not _is_busy(exc):
                 self._drop(conn)
             raise
         except BaseException:
@@ -166,7 +166,7 @@ class _SQLiteWriter:
         try:
             return self._here.execute(statement, rows)
         except OperationalError as exc:
-            if not is_busy(exc):
+            if not _is_busy(exc):
                 raise
         return await loop.run_in_executor(self._thread, self._waiting.execute, statement, rows)
 
@@ -177,6 +177,6 @@ class _SQLiteWriter:
         self._thread.shutdown(wait=True)
 
 
-def is_busy(exc: OperationalError) -> bool:
+def _is_busy(exc: OperationalError) -> bool:
     """SQLite's ``SQLITE_BUSY``: another connection holds the write lock."""
     return getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY

@@ -99,14 +99,7 @@ class LedgerWriter:
     async def _write_run(self, run: list[Record]) -> None:
         if len(run) > 1 and _run_kind(run[0]) is not None:
             try:
-                if isinstance(run[0], SessionStart):
-                    await self._store.open_sessions([r for r in run if isinstance(r, SessionStart)])
-                elif isinstance(run[0], Refusal):
-                    await self._store.record_refusals([r for r in run if isinstance(r, Refusal)])
-                else:
-                    await self._store.record_usage(
-                        [r for r in run if isinstance(r, ResponseRecord | TranscriptionRecord)]
-                    )
+                await self._apply(run)
                 return
             except Exception:
                 # One bad record must not cost the others: write each on its own.
@@ -117,7 +110,7 @@ class LedgerWriter:
     async def _write(self, record: Record) -> None:
         for delay in (*RETRY_DELAYS, None):
             try:
-                await self._apply(record)
+                await self._apply([record])
                 return
             except Exception as exc:
                 if delay is None or _is_permanent(exc):
@@ -134,16 +127,19 @@ class LedgerWriter:
                 )
                 await asyncio.sleep(delay)
 
-    async def _apply(self, record: Record) -> None:
-        store = self._store
-        if isinstance(record, ResponseRecord | TranscriptionRecord):
-            await store.record_usage((record,))
-        elif isinstance(record, SessionStart):
-            await store.open_sessions((record,))
-        elif isinstance(record, SessionEnd):
-            await store.close_session(record)
+    async def _apply(self, records: list[Record]) -> None:
+        """Write records of one kind (see ``_run_kind``): one, or a batch in one statement."""
+        store, first = self._store, records[0]
+        if isinstance(first, SessionStart):
+            await store.open_sessions([r for r in records if isinstance(r, SessionStart)])
+        elif isinstance(first, Refusal):
+            await store.record_refusals([r for r in records if isinstance(r, Refusal)])
+        elif isinstance(first, SessionEnd):
+            await store.close_session(first)  # never batched
         else:
-            await store.record_refusal(record)
+            await store.record_usage(
+                [r for r in records if isinstance(r, ResponseRecord | TranscriptionRecord)]
+            )
 
 
 def _is_permanent(exc: Exception) -> bool:
