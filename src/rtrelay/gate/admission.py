@@ -169,6 +169,18 @@ class Gate:
         self.check_model(key, model, bound)
 
     def check_origin(self, key: KeyInfo | None, origin: str | None) -> None:
+        """The Origin rule, the only copy of it (WebSocket upgrades and token minting).
+
+        Origin lists (``server.allowed_origins``, a key's ``origins``) keep *other
+        sites' pages* from using a key or a token minted from it. Browsers always send
+        ``Origin`` on a WebSocket handshake and a cross-origin ``fetch``, so a request
+        without one does not come from a web page (an app server, a phone app, a
+        CLI): no list applies to it and it is allowed. A request with an Origin must
+        be in every list that is set.
+
+        Raises:
+            OriginNotAllowed
+        """
         if origin is None:
             return
         if self._allowed_origins and origin not in self._allowed_origins:

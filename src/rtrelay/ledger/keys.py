@@ -96,10 +96,6 @@ class KeyRecord:
     def allows_model(self, model: str) -> bool:
         return self.models is None or model in self.models
 
-    def allows_origin(self, origin: str | None) -> bool:
-        """A key bound to origins refuses requests from any other origin, or none."""
-        return self.origins is None or (origin is not None and origin in self.origins)
-
 
 def new_key_id() -> str:
     return KEY_ID_PREFIX + secrets.token_hex(8)
