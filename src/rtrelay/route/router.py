@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import aiohttp
 
@@ -32,7 +33,7 @@ from rtrelay.route.upstream import build_request, provider_secret
 
 __all__ = ["Attempt", "Connected", "Router", "RoutingFailed"]
 
-DEFAULT_RETRY_AFTER = 5
+DEFAULT_RETRY_AFTER: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,19 +180,44 @@ class Router:
     def _explain(
         self, failures: list[DialFailure], retry_after: float | None, attempts: list[Attempt]
     ) -> RelayError:
-        refusals = [f for f in failures if f.kind is FailureKind.REFUSED and not f.retryable]
+        """The table row for a handshake no channel accepted.
+
+        A provider's own answer says more than anything rtrelay could: once failover is
+        exhausted, the last refusal (any status, 429 and 5xx included) reaches the client
+        as ``upstream_rejected`` with the provider's status and error body in the message
+        and its ``Retry-After`` passed on. Only when no provider answered at all is it
+        ``upstream_timeout`` (every dial timed out) or ``upstream_unavailable``.
+        """
+        refusals = [f for f in failures if f.kind is FailureKind.REFUSED]
         if refusals:
             f = refusals[-1]
             body = redact(f.body.decode("utf-8", "replace").strip(), self._secrets)[:1000]
             message = f"The provider refused the handshake with HTTP {f.status}"
-            return UpstreamRejected(f"{message}: {body}" if body else f"{message}.")
+            return UpstreamRejected(
+                f"{message}: {body}" if body else f"{message}.",
+                retry_after=_seconds(f.retry_after),
+            )
         if failures and all(f.kind is FailureKind.TIMEOUT for f in failures):
             return UpstreamTimeout()
-        hinted = [f.retry_after for f in failures if f.retry_after and f.retry_after.isdigit()]
-        if hinted:
-            retry_after = max(int(h) for h in hinted)
         after = DEFAULT_RETRY_AFTER if retry_after is None else max(1, math.ceil(retry_after))
         tried = ", ".join(f"{a.channel}: {a.outcome}" for a in attempts) or "none"
         return UpstreamUnavailable(
             f"No upstream channel could be reached (tried {tried}).", retry_after=after
         )
+
+
+MAX_RETRY_AFTER: Final = 3600
+"""A provider's ``Retry-After`` is passed on up to an hour (a bigger one is a typo or a ban)."""
+
+
+def _seconds(retry_after: str | None) -> int | None:
+    """A provider's ``Retry-After`` in whole seconds (delay-seconds form only), if usable."""
+    if retry_after is None:
+        return None
+    try:
+        seconds = float(retry_after.strip())
+    except ValueError:
+        return None  # an HTTP-date, or garbage: no hint rather than a wrong one
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(MAX_RETRY_AFTER, max(1, math.ceil(seconds)))
