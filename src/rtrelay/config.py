@@ -13,7 +13,7 @@ import string
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +33,7 @@ __all__ = [
     "Settings",
     "Store",
     "Timeouts",
+    "channel_credentials",
     "load",
 ]
 
@@ -149,6 +150,14 @@ class Store:
 class Redis:
     url: str | None = None
     """When set, leases and rate limits live in Redis and several relays share them."""
+    on_error: Literal["closed", "open"] = "closed"
+    """Redis unreachable: ``closed`` refuses sessions whose key has a limit with 503
+    ``limits_unavailable``; ``open`` admits them on this process's own limits (counted in
+    ``rtrelay_limits_fallback_total``). Either way Redis is used again once it answers."""
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ("closed", "open"):
+            raise ConfigError("redis.on_error must be 'closed' or 'open'")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,6 +243,43 @@ class Settings:
                 'store.ledger = false needs auth.mode = "none": keys have budgets, '
                 "and budgets are kept in the ledger"
             )
+
+
+def channel_credentials(channels: Sequence[Channel], environ: Mapping[str, str]) -> dict[str, str]:
+    """Each channel's provider key, read once at start-up from the variable it names.
+
+    A channel whose ``api_key_env`` names a variable that is unset, empty or not a
+    plausible key fails start-up: the provider would refuse every session with 401, and
+    clients would be told that *their* key is invalid. ``mock`` channels need no key.
+    Nothing reads the environment for a key after this.
+
+    Returns:
+        Channel name → key, for the channels that name a variable.
+
+    Raises:
+        ConfigError: naming the channel and the variable (never the value).
+    """
+    keys: dict[str, str] = {}
+    for channel in channels:
+        name = channel.api_key_env
+        if name is None:
+            continue
+        value = environ.get(name)
+        if value is None:
+            problem = "is not set"
+        elif not value.strip():
+            problem = "is empty"
+        elif any(c.isspace() or not c.isprintable() for c in value):
+            problem = "holds whitespace or a control character"
+        else:
+            keys[channel.name] = value
+            continue
+        if channel.kind != "mock":
+            raise ConfigError(
+                f"channel {channel.name!r}: the environment variable {name} (its api_key_env) "
+                f"{problem}; set it to the provider key, or remove the channel"
+            )
+    return keys
 
 
 _SECTIONS: Final[dict[str, type[Any]]] = {

@@ -8,10 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from rtrelay.config import Channel
-from rtrelay.route.upstream import build_request, provider_secret
+from rtrelay.route.upstream import build_request
 
 SECRET = "az-provider-secret-0123456789abcdef"
-ENV = {"AZ_KEY": SECRET}
 
 
 def request_for(
@@ -20,7 +19,7 @@ def request_for(
     fields.setdefault("models", {"gpt-realtime": "my-rt-prod"})
     fields.setdefault("api_key_env", "AZ_KEY")
     channel = Channel(name="c", **fields)
-    req = build_request(channel, "gpt-realtime", beta=beta, request_id="req_1", environ=ENV)
+    req = build_request(channel, "gpt-realtime", beta=beta, request_id="req_1", secret=SECRET)
     url = urlsplit(req.url)
     return f"{url.scheme}://{url.netloc}", url.path, parse_qs(url.query), req.headers
 
@@ -72,18 +71,22 @@ def test_openai_compatible_template_and_auth_header(auth_header: str, expected: 
     assert headers[auth_header] == expected
 
 
-def test_missing_key_env_sends_no_credential_and_repr_hides_the_key() -> None:
+@pytest.mark.parametrize("secret", [None, "", "   "])
+@pytest.mark.parametrize("kind", ["openai", "azure", "openai-compatible"])
+def test_no_or_an_empty_key_is_never_sent(kind: str, secret: str | None) -> None:
     channel = Channel(
-        name="c", kind="azure", api_key_env="UNSET", models={"m": "d"}, auth="api-key"
+        name="c",
+        kind=kind,  # type: ignore[arg-type]
+        models={"m": "d"},
+        auth="api-key",
+        url_template="wss://gw.example/{model}",
     )
-    req = build_request(channel, "m", beta=False, request_id="r", environ=ENV)
-    assert "api-key" not in req.headers and "Authorization" not in req.headers
-    assert provider_secret(channel, ENV) is None
-    with_key = build_request(
-        Channel(name="c", kind="azure", api_key_env="AZ_KEY", models={"m": "d"}, auth="api-key"),
-        "m",
-        beta=False,
-        request_id="r",
-        environ=ENV,
-    )
+    req = build_request(channel, "m", beta=False, request_id="r", secret=secret)
+    assert set(req.headers) == {"X-Request-Id"}
+
+
+def test_repr_hides_the_key() -> None:
+    channel = Channel(name="c", kind="azure", models={"m": "d"}, auth="api-key")
+    with_key = build_request(channel, "m", beta=False, request_id="r", secret=SECRET)
+    assert with_key.headers["api-key"] == SECRET
     assert SECRET not in repr(with_key)

@@ -58,6 +58,11 @@ def _main(args: argparse.Namespace) -> int:
     if not settings.channels:
         print("rtrelay: no channels configured (try --demo)", file=sys.stderr)
         return 2
+    try:  # before any worker starts: a missing provider key must not become clients' 401s
+        config.channel_credentials(settings.channels, os.environ)
+    except config.ConfigError as exc:
+        print(f"rtrelay: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.logging.level, settings.logging.format)
     if settings.server.workers == 1:
         return _run(settings, demo=args.demo)

@@ -9,6 +9,7 @@ after frames have flowed.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +18,7 @@ from typing import Final
 
 import aiohttp
 
-from rtrelay.config import Channel
+from rtrelay.config import Channel, channel_credentials
 from rtrelay.errors import (
     BetaNotSupportedByChannel,
     ModelNotFound,
@@ -29,7 +30,7 @@ from rtrelay.errors import (
 from rtrelay.redact import redact
 from rtrelay.route.breaker import BreakerPolicy, CircuitBreaker
 from rtrelay.route.dial import Dialer, DialFailure, FailureKind
-from rtrelay.route.upstream import build_request, provider_secret
+from rtrelay.route.upstream import build_request
 
 __all__ = ["Attempt", "Connected", "Router", "RoutingFailed"]
 
@@ -60,6 +61,12 @@ class Connected:
 
 
 class Router:
+    """Chooses and dials channels; keeps each one's circuit breaker.
+
+    Raises:
+        ConfigError: at construction, a channel's provider key variable is unset or empty.
+    """
+
     def __init__(
         self,
         channels: Sequence[Channel],
@@ -74,16 +81,17 @@ class Router:
         self._dialer = dialer
         self._rng = rng or random.Random()
         self._clock = clock
-        self._environ = environ
         self.breakers = {
             c.name: CircuitBreaker(
                 policy=policy or BreakerPolicy(), clock=clock, rng=self._rng.random
             )
             for c in self.channels
         }
-        self._secrets = tuple(
-            s for c in self.channels if (s := provider_secret(c, environ)) is not None
+        # Read once, here (start-up): an unset or empty key fails start-up, never a session.
+        self._credentials = channel_credentials(
+            self.channels, os.environ if environ is None else environ
         )
+        self._secrets = tuple(self._credentials.values())
 
     def serves(self, model: str) -> bool:
         return any(model in c.models for c in self.channels)
@@ -150,7 +158,11 @@ class Router:
             started = self._clock()
             try:
                 request = build_request(
-                    channel, model, beta=beta, request_id=request_id, environ=self._environ
+                    channel,
+                    model,
+                    beta=beta,
+                    request_id=request_id,
+                    secret=self._credentials.get(channel.name),
                 )
                 ws = await self._dialer.dial(request, min(dial_timeout, remaining))
             except DialFailure as failure:

@@ -1,20 +1,18 @@
 """How to reach a channel's upstream: its URL and headers, per channel kind.
 
-Provider URL forms are protocol.md §1; the provider key is read from the
-environment variable the channel names, at dial time, and goes only into the
-upstream request's headers.
+Provider URL forms are protocol.md §1. The provider key is read once, at start-up
+(``config.channel_credentials``), and goes only into the upstream request's headers;
+an empty one is never sent.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from rtrelay.config import Channel
 
-__all__ = ["UpstreamRequest", "build_request", "provider_secret"]
+__all__ = ["UpstreamRequest", "build_request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,23 +24,19 @@ class UpstreamRequest:
         return f"UpstreamRequest(url={self.url!r})"
 
 
-def provider_secret(channel: Channel, environ: Mapping[str, str] | None = None) -> str | None:
-    if channel.api_key_env is None:
-        return None
-    return (environ if environ is not None else os.environ).get(channel.api_key_env) or None
-
-
 def build_request(
     channel: Channel,
     public_model: str,
     *,
     beta: bool,
     request_id: str,
-    environ: Mapping[str, str] | None = None,
+    secret: str | None,
 ) -> UpstreamRequest:
+    """The URL and headers of one dial; ``secret`` is the channel's resolved provider key."""
     upstream_model = channel.upstream_model(public_model)
     base = channel.base_url.rstrip("/")
-    secret = provider_secret(channel, environ)
+    if secret is not None and not secret.strip():
+        secret = None  # start-up refuses an empty key; never send one if it slips through
     headers: dict[str, str] = {"X-Request-Id": request_id}
     if beta:
         headers["OpenAI-Beta"] = "realtime=v1"
