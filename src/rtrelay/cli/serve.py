@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import multiprocessing
 import os
 import signal
 import sys
@@ -66,29 +65,14 @@ def _main(args: argparse.Namespace) -> int:
     configure_logging(settings.logging.level, settings.logging.format)
     if settings.server.workers == 1:
         return _run(settings, demo=args.demo)
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Workers write their metrics here; /metrics on any worker shows the sum.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rtrelay-metrics-")
-    ctx = multiprocessing.get_context("spawn")
-    workers = [
-        ctx.Process(target=_run, args=(settings,), kwargs={"demo": args.demo and i == 0})
-        for i in range(settings.server.workers)
-    ]
-    for w in workers:
-        w.start()
+    from rtrelay.cli._workers import supervise
 
-    def forward_sigterm(*_: object) -> None:
-        for w in workers:
-            w.terminate()  # each worker drains on its own SIGTERM
-
-    signal.signal(signal.SIGTERM, forward_sigterm)
-    try:
-        for w in workers:
-            w.join()
-    except KeyboardInterrupt:
-        for w in workers:
-            w.join()
-    return 0
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return supervise(settings, _run, demo=args.demo)
+    # Workers write their metrics here; /metrics on any worker shows the sum.
+    with tempfile.TemporaryDirectory(prefix="rtrelay-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        return supervise(settings, _run, demo=args.demo)
 
 
 def _run(settings: config.Settings, *, demo: bool = False) -> int:
