@@ -144,6 +144,19 @@ class Store:
     ledger: bool = True
     """``false``: a pure relay that writes no sessions, usage or refusals (token and cost
     metrics are still exported). Only with ``auth.mode = "none"``: budgets need a ledger."""
+    journal: str = "auto"
+    """Where ledger records wait while the database is unreachable (replayed once it
+    answers, or at the next start): a file path, ``auto`` (beside a SQLite store, else
+    ``./rtrelay-ledger-journal.jsonl``) or ``off`` (such records are dropped and counted)."""
+    retention_days: int | None = 90
+    """Refusals, refusal counters and sessions without usage older than this are pruned
+    (hourly, in small batches); usage rows never are. ``0`` or ``off``: keep everything."""
+
+    def __post_init__(self) -> None:
+        if self.retention_days is not None and self.retention_days < 0:
+            raise ConfigError("store.retention_days must be >= 0 (0 or 'off' keeps everything)")
+        if not self.journal.strip():
+            raise ConfigError("store.journal must be a path, 'auto' or 'off'")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -53,6 +53,11 @@ def register(subparsers: Any) -> None:
     faults.add_argument("--close-code", type=int, default=1000)
     faults.add_argument("--close-reason", default="")
     faults.add_argument("--malformed-after-events", type=int, metavar="N")
+    faults.add_argument(
+        "--repeat-event",
+        metavar="TYPE",
+        help="send every event of this type twice, same ids (e.g. response.done)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -78,6 +83,7 @@ def options_from_args(args: argparse.Namespace) -> MockOptions:
         close_code=args.close_code,
         close_reason=args.close_reason,
         malformed_after_events=args.malformed_after_events,
+        repeat_event=args.repeat_event,
     )
 
 

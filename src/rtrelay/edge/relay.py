@@ -384,6 +384,7 @@ class Relay:
             self._flush_counters(info)
         for name, breaker in self.router.breakers.items():
             self.metrics.circuit_state.labels(name).set(CIRCUIT_STATES[breaker.state.value])
+        self.metrics.observe_ledger(self.parts.writer.snapshot())
 
     async def drain(self, window: float) -> None:
         """Refuse new sessions, let live ones finish for ``window`` s, then end them."""

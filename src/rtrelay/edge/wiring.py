@@ -10,12 +10,14 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Final
 
 from rtrelay.config import Settings
 from rtrelay.gate.admission import Gate
 from rtrelay.gate.limits import LeaseKeeper, MemoryLeases, MemoryRateLimiter, RateLimiter
 from rtrelay.gate.tokens import TokenSigner
+from rtrelay.ledger.journal import Journal, journal_path
 from rtrelay.ledger.prices import PriceTable
 from rtrelay.ledger.store import Store, open_store
 from rtrelay.ledger.writer import LedgerWriter, SpendBook
@@ -51,13 +53,14 @@ async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
         store = await open_store(settings.store.url)
         closers.append(store.close)
         node = node_name(settings)
+        writer = _ledger_writer(settings, store)
+        await writer.recover()  # first: a replayed session start must not stay "live"
         interrupted = await store.mark_interrupted(node=node)
         if interrupted:
             edge_log.warning(
                 "sessions left open by a previous run marked interrupted",
                 extra={"event": "interrupted", "count": interrupted, "node": node},
             )
-        writer = LedgerWriter(store, enabled=settings.store.ledger)
         writer.start()
         closers.append(writer.close)
         spend = SpendBook(store)
@@ -90,6 +93,17 @@ async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
         await close_all(closers)
         raise
     return Parts(gate, store, writer, spend, prices, tokens, node, closers)
+
+
+def _ledger_writer(settings: Settings, store: Store) -> LedgerWriter:
+    path = journal_path(settings.store.url, settings.store.journal)
+    days = settings.store.retention_days
+    return LedgerWriter(
+        store,
+        enabled=settings.store.ledger,
+        journal=None if path is None else Journal(path),
+        retention=timedelta(days=days) if days else None,
+    )
 
 
 def _token_secret(settings: Settings, environ: Mapping[str, str]) -> bytes:

@@ -2,6 +2,11 @@
 
 Plain frozen dataclasses: the relay builds them from what it saw, the store writes
 them, reports read them back. Times are timezone-aware (UTC), money is ``Decimal``.
+
+Text that a client or a provider chose (a model name, an ``Origin`` header, a
+response id) is clipped here, when the record is made, by ``clip``: one place,
+so no column holds more than ``TEXT_LIMITS`` allows, whatever arrived (issue 11:
+an anonymous client sending 8 KB model names cost 22 KB of ledger per request).
 """
 
 from __future__ import annotations
@@ -9,14 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Final, Literal, overload
 
 from rtrelay.ledger.prices import PriceTable, Usage
 
 __all__ = [
+    "TEXT_LIMITS",
     "ChannelAttempt",
     "Grouping",
+    "Record",
     "Refusal",
+    "RefusalCount",
     "ResponseRecord",
     "SessionEnd",
     "SessionRow",
@@ -25,10 +33,52 @@ __all__ = [
     "TranscriptionRecord",
     "UsageRecord",
     "UsageRow",
+    "clip",
 ]
 
 SessionStatus = Literal["live", "completed", "failed", "interrupted"]
 Grouping = Literal["key", "model", "day"]
+
+TEXT_LIMITS: Final = {
+    "model": 128,
+    "origin": 256,
+    "id": 128,  # request, response and item ids: their columns are VARCHAR(128)
+    "status": 32,
+    "code": 64,
+    "prefix": 16,
+    "detail": 256,
+    "client_kind": 128,
+}
+"""Characters kept of each kind of outside text; the rest is cut and marked ``…``."""
+
+
+@overload
+def clip(text: str, kind: str) -> str: ...
+@overload
+def clip(text: None, kind: str) -> None: ...
+@overload
+def clip(text: str | None, kind: str) -> str | None: ...
+def clip(text: str | None, kind: str) -> str | None:
+    """``text`` cut to ``TEXT_LIMITS[kind]`` characters, with NUL replaced.
+
+    PostgreSQL refuses NUL in text; a record it refuses would be retried and
+    journaled for nothing, so it never gets that far.
+    """
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    limit = TEXT_LIMITS[kind]
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _clip_fields(record: object, **kinds: str) -> None:
+    """Clip a frozen record's text fields in place (from ``__post_init__``)."""
+    for name, kind in kinds.items():
+        value = getattr(record, name)
+        clipped = clip(value, kind)
+        if clipped is not value:
+            object.__setattr__(record, name, clipped)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +89,9 @@ class ChannelAttempt:
     outcome: str
     """``ok``, ``skipped:open`` (circuit open), ``timeout``, ``connect`` or ``refused:<status>``."""
     detail: str | None = None
+
+    def __post_init__(self) -> None:
+        _clip_fields(self, channel="model", outcome="code", detail="detail")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +114,17 @@ class SessionStart:
     """Which relay process holds the session; ``mark_interrupted(node=…)`` scopes by it."""
     channels_tried: tuple[ChannelAttempt, ...] = ()
 
+    def __post_init__(self) -> None:
+        _clip_fields(
+            self,
+            session_id="id",
+            model="model",
+            channel="model",
+            client_kind="client_kind",
+            origin="origin",
+            request_id="id",
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionEnd:
@@ -81,6 +145,9 @@ class SessionEnd:
     channels_tried: tuple[ChannelAttempt, ...] | None = None
     """``None`` keeps what ``open_session`` stored."""
 
+    def __post_init__(self) -> None:
+        _clip_fields(self, session_id="id", error_code="code")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseRecord:
@@ -94,6 +161,9 @@ class ResponseRecord:
     cost_usd: Decimal | None
     """``None`` when the model has no price: metered in tokens, flagged unpriced."""
     at: datetime
+
+    def __post_init__(self) -> None:
+        _clip_fields(self, session_id="id", response_id="id", model="model", status="status")
 
     @property
     def priced(self) -> bool:
@@ -133,6 +203,9 @@ class TranscriptionRecord:
     usage: Usage
     cost_usd: Decimal | None
     at: datetime
+
+    def __post_init__(self) -> None:
+        _clip_fields(self, session_id="id", item_id="id", model="model")
 
     @property
     def priced(self) -> bool:
@@ -178,6 +251,31 @@ class Refusal:
     origin: str | None = None
     close_code: int | None = None
     channels_tried: tuple[ChannelAttempt, ...] = ()
+
+    def __post_init__(self) -> None:
+        _clip_fields(
+            self,
+            request_id="id",
+            error_code="code",
+            key_prefix="prefix",
+            model="model",
+            origin="origin",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusalCount:
+    """Refusals of one code and key prefix in one UTC minute, past the rate kept row by row.
+
+    A flood of refused handshakes costs one counter row per minute instead of a row
+    each (see ``LedgerWriter``); counts add up when the same minute is written twice.
+    """
+
+    minute: datetime
+    error_code: str
+    key_prefix: str | None
+    key_id: str | None
+    count: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,3 +333,7 @@ class SessionRow:
     responses: int
     cost_usd: Decimal
     unpriced: int
+
+
+Record = SessionStart | SessionEnd | ResponseRecord | TranscriptionRecord | Refusal
+"""What the relay hands the ``LedgerWriter``, and what its journal holds."""

@@ -26,6 +26,7 @@ __all__ = [
     "api_key_secrets",
     "api_keys",
     "metadata",
+    "refusal_counts",
     "refusals",
     "sessions",
     "usage_records",
@@ -211,4 +212,21 @@ refusals: Final = sa.Table(
     sa.Column("channels_tried", sa.Text, nullable=False, server_default="[]"),
     sa.Index("ix_rtrelay_refusals_at", "at"),
     sa.Index("ix_rtrelay_refusals_key_at", "key_id", "at"),
+    # Request ids are unique per handshake: a journal replayed twice writes a refusal once.
+    sa.Index("uq_rtrelay_refusals_request_id", "request_id", unique=True),
+)
+
+refusal_counts: Final = sa.Table(
+    "rtrelay_refusal_counts",
+    metadata,
+    sa.Column("id", _BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("minute", UTCDateTime, nullable=False, comment="UTC, seconds zeroed"),
+    sa.Column("error_code", sa.String(64), nullable=False),
+    sa.Column("key_prefix", sa.String(16), nullable=False, comment="'' without a key"),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint(
+        "minute", "error_code", "key_prefix", name="uq_rtrelay_refusal_counts_minute_code_prefix"
+    ),
+    sa.Index("ix_rtrelay_refusal_counts_key_minute", "key_id", "minute"),
 )

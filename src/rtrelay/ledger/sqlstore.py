@@ -36,6 +36,7 @@ from rtrelay.ledger.records import (
     ChannelAttempt,
     Grouping,
     Refusal,
+    RefusalCount,
     ResponseRecord,
     SessionEnd,
     SessionRow,
@@ -44,7 +45,14 @@ from rtrelay.ledger.records import (
     UsageRecord,
     UsageRow,
 )
-from rtrelay.ledger.schema import api_key_secrets, api_keys, refusals, sessions, usage_records
+from rtrelay.ledger.schema import (
+    api_key_secrets,
+    api_keys,
+    refusal_counts,
+    refusals,
+    sessions,
+    usage_records,
+)
 from rtrelay.ledger.schema import utc_day as utc_day_fn
 
 __all__ = ["SqlStore"]
@@ -90,7 +98,16 @@ class SqlStore:
             .returning(usage_records.c.id)
         )
         self._sessions_insert = sessions.insert().returning(sessions.c.id)
-        self._refusals_insert = refusals.insert().returning(refusals.c.id)
+        self._refusals_insert = (
+            self._insert(refusals)
+            .on_conflict_do_nothing(index_elements=["request_id"])
+            .returning(refusals.c.id)
+        )
+        counts = self._insert(refusal_counts)
+        self._counts_upsert = counts.on_conflict_do_update(
+            index_elements=["minute", "error_code", "key_prefix"],
+            set_={"count": refusal_counts.c["count"] + counts.excluded["count"]},
+        ).returning(refusal_counts.c.id)
         self._hot: HotWriter = open_hot_writer(engine)
 
     @property
@@ -326,6 +343,35 @@ class SqlStore:
         if items:
             await self._hot.execute(self._refusals_insert, [_refusal_row(r) for r in items])
 
+    async def record_refusal_counts(self, counts: Sequence[RefusalCount]) -> None:
+        if counts:
+            await self._hot.execute(self._counts_upsert, [_count_row(c) for c in counts])
+
+    async def prune(self, before: datetime, *, limit: int = 1000) -> dict[str, int]:
+        """Delete up to ``limit`` rows per kind older than ``before``; usage rows never.
+
+        Refusals and refusal counters go by age; a session only once it is over
+        and has no usage row (usage is money, and its session stays with it).
+        """
+        u = usage_records.c
+        unbilled = ~sa.exists().where(u.session_id == sessions.c.id)
+        targets: list[tuple[str, sa.Table, sa.ColumnElement[bool]]] = [
+            ("refusals", refusals, refusals.c.at < before),
+            ("refusal_counts", refusal_counts, refusal_counts.c.minute < before),
+            (
+                "sessions",
+                sessions,
+                sa.and_(sessions.c.status != "live", sessions.c.started_at < before, unbilled),
+            ),
+        ]
+        deleted: dict[str, int] = {}
+        for name, table, old in targets:
+            batch = sa.select(table.c.id).where(old).limit(max(1, limit))
+            async with self._writer.begin() as conn:
+                result = await conn.execute(table.delete().where(table.c.id.in_(batch)))
+            deleted[name] = int(result.rowcount)
+        return deleted
+
     async def mark_interrupted(self, *, node: str | None = None) -> int:
         update = sessions.update().where(sessions.c.status == "live")
         if node is not None:
@@ -439,6 +485,43 @@ class SqlStore:
             )
             for r in rows
         ]
+
+    async def refusal_totals(
+        self, *, key_id: str | None = None, since: datetime | None = None
+    ) -> dict[str, int]:
+        rows = sa.select(refusals.c.error_code, sa.func.count().label("n"))
+        counted = sa.select(
+            refusal_counts.c.error_code, sa.func.sum(refusal_counts.c["count"]).label("n")
+        )
+        if key_id is not None:
+            rows = rows.where(refusals.c.key_id == key_id)
+            counted = counted.where(refusal_counts.c.key_id == key_id)
+        if since is not None:
+            rows = rows.where(refusals.c.at >= since)
+            counted = counted.where(refusal_counts.c.minute >= _minute(since))
+        totals: dict[str, int] = {}
+        async with self._engine.connect() as conn:
+            for query in (
+                rows.group_by(refusals.c.error_code),
+                counted.group_by(refusal_counts.c.error_code),
+            ):
+                for code, n in (await conn.execute(query)).all():
+                    totals[code] = totals.get(code, 0) + int(n)
+        return totals
+
+
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+def _count_row(count: RefusalCount) -> dict[str, Any]:
+    return {
+        "minute": _minute(count.minute),
+        "error_code": count.error_code,
+        "key_prefix": count.key_prefix or "",
+        "key_id": count.key_id,
+        "count": count.count,
+    }
 
 
 def _end_values(end: SessionEnd, duration_s: float) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from rtrelay.ledger.migrate import upgrade
 from rtrelay.ledger.records import (
     Grouping,
     Refusal,
+    RefusalCount,
     ResponseRecord,
     SessionEnd,
     SessionRow,
@@ -107,7 +108,20 @@ class Store(Protocol):
     async def record_refusal(self, refusal: Refusal) -> None: ...
 
     async def record_refusals(self, items: Sequence[Refusal]) -> None:
-        """As ``record_refusal`` for several at once: a flood of bad handshakes batches."""
+        """As ``record_refusal`` for several at once: a flood of bad handshakes batches.
+
+        Idempotent on the request id (a replayed journal writes each refusal once).
+        """
+
+    async def record_refusal_counts(self, counts: Sequence[RefusalCount]) -> None:
+        """Add each count to its (minute, code, key prefix) counter row; one per key."""
+
+    async def prune(self, before: datetime, *, limit: int = 1000) -> dict[str, int]:
+        """Delete up to ``limit`` rows of each kind from before ``before``; how many, by kind.
+
+        Kinds: ``refusals``, ``refusal_counts`` and ``sessions`` without usage.
+        Usage rows are money and are never pruned, nor are their sessions.
+        """
 
     async def mark_interrupted(self, *, node: str | None = None) -> int:
         """At start-up: sessions never closed become ``interrupted``; returns how many.
@@ -143,6 +157,14 @@ class Store(Protocol):
         self, *, key_id: str | None = None, since: datetime | None = None, limit: int = 100
     ) -> list[Refusal]:
         """Newest first."""
+
+    async def refusal_totals(
+        self, *, key_id: str | None = None, since: datetime | None = None
+    ) -> dict[str, int]:
+        """Refused handshakes per error code: rows and counters together.
+
+        Counters are kept per minute, so ``since`` is rounded down to its minute for them.
+        """
 
 
 async def open_store(

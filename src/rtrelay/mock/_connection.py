@@ -69,6 +69,7 @@ class Outbox:
     async def send(self, events: Sequence[Event]) -> None:
         if not events:
             return
+        repeat = self._options.repeat_event
         async with self._lock:
             for event in events:
                 if self._closed:
@@ -76,10 +77,11 @@ class Outbox:
                 data = orjson.dumps(event)
                 if len(data) >= MAX_SERVER_FRAME:
                     raise RuntimeError(f"{event['type']} is {len(data)} bytes, over 1 MiB")
-                if not await self._write(data):
-                    return
-                self._record.events_sent += 1
-                await self._faults()
+                for _ in range(2 if event.get("type") == repeat else 1):
+                    if self._closed or not await self._write(data):
+                        return
+                    self._record.events_sent += 1
+                    await self._faults()
 
     async def close(self, code: int, reason: str) -> None:
         async with self._lock:

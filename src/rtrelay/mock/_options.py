@@ -49,6 +49,8 @@ class MockOptions:
         drop_after_events: abort the TCP connection (no close frame) after N events.
         close_after_events / close_code / close_reason: send a close frame after N events.
         malformed_after_events: send one non-JSON text frame after N events.
+        repeat_event: send every event of this type twice, the same frame (same ids),
+            as a provider that retried a send would; e.g. ``response.done``.
     """
 
     dialect: Dialect = "ga"
@@ -66,6 +68,7 @@ class MockOptions:
     close_code: int = 1000
     close_reason: str = ""
     malformed_after_events: int | None = None
+    repeat_event: str | None = None
 
     def __post_init__(self) -> None:
         if self.dialect not in ("ga", "beta"):
@@ -90,5 +93,7 @@ class MockOptions:
                 raise ValueError(f"{name} must be >= 0")
         if not _sendable_close_code(self.close_code):
             raise ValueError(f"close_code {self.close_code} cannot be sent in a close frame")
+        if self.repeat_event is not None and not self.repeat_event.strip():
+            raise ValueError("repeat_event must name an event type")
         if len(self.close_reason.encode()) > 123:
             raise ValueError("close_reason must fit in 123 bytes (RFC 6455 §5.5)")

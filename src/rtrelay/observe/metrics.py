@@ -13,6 +13,7 @@ Connection success rate = ``rtrelay_handshakes_total{outcome="success"}`` /
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final
 
@@ -28,10 +29,19 @@ from prometheus_client import multiprocess as prom_multiprocess
 
 from rtrelay.errors import ERROR_CLASSES
 
-__all__ = ["CONTENT_TYPE_LATEST", "HANDSHAKE_OUTCOMES", "Metrics", "multiprocess_dir"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "HANDSHAKE_OUTCOMES",
+    "LEDGER_FATES",
+    "Metrics",
+    "multiprocess_dir",
+]
 
 HANDSHAKE_OUTCOMES: Final = ("success", *(cls.code for cls in ERROR_CLASSES))
 """Every outcome is exported from the start (at 0), so rates never miss a series."""
+
+LEDGER_FATES: Final = ("written", "journaled", "replayed", "rejected", "dropped")
+"""What became of ledger records (``LedgerWriter.snapshot``): see ``rtrelay_ledger_records``."""
 
 _LATENCY_BUCKETS: Final = (
     0.00005,
@@ -149,6 +159,40 @@ class Metrics:
             registry=r,
             **({"multiprocess_mode": "max"} if self.multiprocess else {}),  # type: ignore[arg-type]
         )
+        self.ledger_records = Counter(
+            "rtrelay_ledger_records",
+            "Ledger records by fate: written to the store; journaled while it was unreachable; "
+            "replayed from the journal; rejected by it (kept in the journal's .rejected file); "
+            "dropped (lost, and logged).",
+            ["fate"],
+            registry=r,
+        )
+        for fate in LEDGER_FATES:
+            self.ledger_records.labels(fate)
+        self.ledger_queue_depth = Gauge(
+            "rtrelay_ledger_queue_depth",
+            "Ledger records waiting in memory for the writer.",
+            registry=r,
+            **livesum,  # type: ignore[arg-type]
+        )
+        self.ledger_journal_bytes = Gauge(
+            "rtrelay_ledger_journal_bytes",
+            "Bytes in the ledger journal not yet replayed into the store (0 when it keeps up).",
+            registry=r,
+            **livesum,  # type: ignore[arg-type]
+        )
+        self.refusals_aggregated = Counter(
+            "rtrelay_refusals_aggregated",
+            "Refused handshakes past the per-minute rate: counted in a per-minute counter row "
+            "of the ledger instead of a row each.",
+            registry=r,
+        )
+        self.ledger_pruned = Counter(
+            "rtrelay_ledger_pruned_rows",
+            "Ledger rows deleted by retention: refusals, refusal counters, sessions without usage.",
+            registry=r,
+        )
+        self._ledger_folded: dict[str, int] = {}
         self.frames_in = self.frames.labels("client_to_upstream")
         self.frames_out = self.frames.labels("upstream_to_client")
         self.bytes_in = self.bytes.labels("client_to_upstream")
@@ -162,6 +206,21 @@ class Metrics:
             self.unpriced.labels(model).inc()
         else:
             self.cost.labels(model).inc(float(cost))
+
+    def observe_ledger(self, snapshot: Mapping[str, int]) -> None:
+        """Fold the ledger writer's running totals (``LedgerWriter.snapshot()``) into the series."""
+        self.ledger_queue_depth.set(snapshot.get("queue_depth", 0))
+        self.ledger_journal_bytes.set(snapshot.get("journal_bytes", 0))
+        counters = {"aggregated": self.refusals_aggregated, "pruned": self.ledger_pruned}
+        for name, total in snapshot.items():
+            delta = total - self._ledger_folded.get(name, 0)
+            if delta <= 0:
+                continue
+            self._ledger_folded[name] = total
+            if name in LEDGER_FATES:
+                self.ledger_records.labels(name).inc(delta)
+            elif name in counters:
+                counters[name].inc(delta)
 
     def exposition(self) -> bytes:
         if self.multiprocess:
