@@ -66,7 +66,7 @@ async def test_demo_starts_with_nothing_configured_and_its_key_works(tmp_path: P
             http.ws_connect(url, headers={"Authorization": f"Bearer {key.group(1)}"}) as ws,
         ):
             assert (await ws.receive_json())["type"] == "session.created"
-        assert (tmp_path / "rtrelay-demo.db").exists()
+        assert (tmp_path / "rtrelay.db").exists()  # the default store every command uses
     finally:
         proc.terminate()
         async with asyncio.timeout(30):

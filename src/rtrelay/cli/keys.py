@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from rtrelay.cli.db import add_config_argument, store_url
+from rtrelay.cli.db import add_config_argument, announce_store, store_url
 from rtrelay.config import ConfigError
 from rtrelay.ledger.exceptions import StoreError
 from rtrelay.ledger.keys import SECRET_PREFIX, KeyRecord, KeySpec
@@ -79,7 +79,9 @@ def _command(run: _Run) -> Callable[[argparse.Namespace], int]:
 
 
 async def _with_store(args: argparse.Namespace, run: _Run) -> None:
-    store = await open_store(store_url(args))
+    url = store_url(args)
+    announce_store(url)
+    store = await open_store(url)
     try:
         await run(store, args)
     finally:

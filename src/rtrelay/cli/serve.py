@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from rtrelay import config
+from rtrelay.cli.db import store_label
 from rtrelay.edge.app import RELAY, create_app
 from rtrelay.log import configure_logging, edge_log
 
@@ -63,6 +64,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"rtrelay: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.logging.level, settings.logging.format)
+    edge_log.info("store: %s", store_label(settings.store.url), extra={"event": "store"})
     if settings.server.workers == 1:
         return _run(settings, demo=args.demo)
     from rtrelay.cli._workers import supervise

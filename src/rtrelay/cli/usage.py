@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from rtrelay.cli.db import add_config_argument, store_url
+from rtrelay.cli.db import add_config_argument, announce_store, store_url
 from rtrelay.config import ConfigError
 from rtrelay.ledger.exceptions import StoreError
 from rtrelay.ledger.render import render_usage
@@ -42,7 +42,9 @@ async def _report(args: argparse.Namespace) -> str:
     now = datetime.now(UTC)
     since = None if args.since is None else parse_when(args.since, now=now, future=False)
     until = None if args.until is None else parse_when(args.until, now=now, future=False)
-    store = await open_store(store_url(args))
+    url = store_url(args)
+    announce_store(url)
+    store = await open_store(url)
     try:
         key_id = None
         if args.key is not None:

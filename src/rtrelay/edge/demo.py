@@ -1,7 +1,9 @@
 """``rtrelay serve --demo``: everything embedded, nothing to configure.
 
-A simulated provider runs in-process as the only channel, state lives in a
-local SQLite file, and a fresh demo key is created (and shown once) at start.
+A simulated provider runs in-process as the only channel, and a fresh demo key is
+created (and shown once) at start. State lives in the configured store, by default
+the same ``./rtrelay.db`` every other command uses: ``rtrelay keys create`` run
+beside the demo makes a key the demo accepts.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Final
 
 from aiohttp import web
 
-from rtrelay.config import Auth, Channel, Settings, Store
+from rtrelay.config import Auth, Channel, Settings
 from rtrelay.ledger.keys import KeySpec
 
 __all__ = ["DEMO_MODELS", "demo_settings", "print_demo_banner"]
@@ -23,7 +25,6 @@ DEMO_MODELS: Final = (
     "gpt-4o-realtime-preview",
     "gpt-4o-mini-realtime-preview",
 )
-DEMO_STORE: Final = "sqlite+aiosqlite:///rtrelay-demo.db"
 DEMO_KEY_NAME: Final = "demo"
 
 
@@ -34,8 +35,7 @@ def demo_settings(settings: Settings) -> Settings:
         models={m: m for m in DEMO_MODELS},
         shapes=("ga", "beta"),
     )
-    store = settings.store if settings.store.url != Store().url else Store(url=DEMO_STORE)
-    return dataclasses.replace(settings, channels=(channel,), store=store, auth=Auth(mode="keys"))
+    return dataclasses.replace(settings, channels=(channel,), auth=Auth(mode="keys"))
 
 
 async def print_demo_banner(app: web.Application, address: str) -> None:
@@ -54,6 +54,7 @@ rtrelay demo: relaying to a simulated provider (no provider key needed)
 
   endpoint   ws://{address}/v1/realtime?model=gpt-realtime
   demo key   {key}      (shown once; a new one is made at each start)
+  more keys  rtrelay keys create --name NAME   (same directory and config: the same store)
 
 Python (pip install 'openai[realtime]'):
 
