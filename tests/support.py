@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from rtrelay import config
@@ -104,11 +105,11 @@ async def read_error_and_close(
 
 
 class ScriptedUpstream:
-    """A minimal provider stand-in whose behaviour the client scripts with text frames.
+    """A minimal provider stand-in whose behaviour the client scripts with JSON events.
 
-    ``close:<code>:<reason>`` closes with that code; ``drop`` aborts the TCP
-    connection; ``stream:<n>:<size>`` sends n text frames of size bytes as fast as
-    it can; anything else is echoed (text and binary alike).
+    ``{"type":"x.close","code":C,"reason":R}`` closes with that code; ``{"type":"x.drop"}``
+    aborts the TCP connection; ``{"type":"x.stream","n":N,"size":S}`` sends N text frames
+    of S bytes as fast as it can; anything else is echoed (text and binary alike).
     """
 
     def __init__(self) -> None:
@@ -136,20 +137,21 @@ class ScriptedUpstream:
             msg = await ws.receive()
             if msg.type is aiohttp.WSMsgType.TEXT:
                 text: str = msg.data
-                if text.startswith("close:"):
-                    _, code, reason = text.split(":", 2)
-                    await ws.close(code=int(code), message=reason.encode())
+                command = _command(text)
+                if command.get("type") == "x.close":
+                    await ws.close(code=command["code"], message=command["reason"].encode())
                     break
-                if text == "drop":
+                if command.get("type") == "x.drop":
                     assert request.transport is not None
                     request.transport.abort()
                     break
-                if text.startswith("stream:"):
-                    _, n, size = text.split(":")
+                if command.get("type") == "x.stream":
                     chunk = (
-                        '{"type":"response.output_audio.delta","delta":"' + "A" * int(size) + '"}'
+                        '{"type":"response.output_audio.delta","delta":"'
+                        + "A" * command["size"]
+                        + '"}'
                     )
-                    for _ in range(int(n)):
+                    for _ in range(command["n"]):
                         await ws.send_str(chunk)
                     continue
                 await ws.send_str(text)
@@ -163,6 +165,17 @@ class ScriptedUpstream:
                 self.closes.append((None, "dropped"))
                 break
         return ws
+
+
+def _command(text: str) -> dict[str, Any]:
+    """The scripted upstream's command in a client frame, if it is one."""
+    try:
+        event = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}
+    if isinstance(event, dict) and str(event.get("type", "")).startswith("x."):
+        return event
+    return {}
 
 
 @contextlib.asynccontextmanager

@@ -62,8 +62,21 @@ def test_every_class_is_in_the_table() -> None:
         "internal_error",
         "websocket_upgrade_required",
         "invalid_value",
+        "invalid_event",
     }
     assert {cls.code for cls in errors.ERROR_CLASSES} == codes
+
+
+def test_a_frame_the_provider_sent_too_large_is_not_blamed_on_the_client() -> None:
+    own, theirs = errors.MessageTooLarge(), errors.UpstreamMessageTooLarge()
+    assert (
+        (theirs.code, theirs.close_code)
+        == (own.code, own.close_code)
+        == ("message_too_large", 1009)
+    )
+    assert own.type == "invalid_request_error"
+    assert theirs.type == "server_error"
+    assert "provider" in theirs.message
 
 
 def test_invalid_api_key_reason_matches_openai_form() -> None:

@@ -6,7 +6,8 @@ follows are all rendered from those attributes and nowhere else::
 
     RelayError
     ├── BadRequest ............ 400 / 4400   missing_model, beta_not_supported_by_channel,
-    │                                        invalid_value, websocket_upgrade_required (426)
+    │                                        invalid_value, invalid_event (one event refused),
+    │                                        websocket_upgrade_required (426)
     ├── AuthError ............. 401 / 4401   missing_api_key, invalid_api_key
     ├── PermissionDenied ...... 403 / 4403   origin_not_allowed, model_not_allowed
     ├── NotFound .............. 404 / 4404   model_not_found
@@ -37,6 +38,7 @@ __all__ = [
     "InsufficientQuota",
     "InternalError",
     "InvalidApiKey",
+    "InvalidEvent",
     "InvalidRequest",
     "MessageTooLarge",
     "MissingApiKey",
@@ -56,6 +58,7 @@ __all__ = [
     "UpgradeRequired",
     "UpstreamDisconnected",
     "UpstreamError",
+    "UpstreamMessageTooLarge",
     "UpstreamRejected",
     "UpstreamTimeout",
     "UpstreamUnavailable",
@@ -160,6 +163,17 @@ class InvalidRequest(BadRequest):
 
     code = "invalid_value"
     default_message = "The request body is invalid."
+
+
+class InvalidEvent(BadRequest):
+    """A client event the relay cannot read the way the provider would; it is not forwarded.
+
+    The session stays open (like OpenAI's own ``invalid_event`` error), so only the
+    event is refused: budget decisions are never made on a frame's spelling.
+    """
+
+    code = "invalid_event"
+    default_message = "The event is not a JSON object with one 'type' field."
 
 
 class BetaNotSupportedByChannel(BadRequest):
@@ -289,6 +303,13 @@ class MessageTooLarge(SessionEnded):
     default_message = "A WebSocket message exceeded the relay's size limit."
 
 
+class UpstreamMessageTooLarge(MessageTooLarge):
+    """The provider, not the client, sent the frame over the limit (same row, its fault)."""
+
+    type = "server_error"
+    default_message = "The provider sent a WebSocket message over the relay's size limit."
+
+
 class SlowConsumer(SessionEnded):
     type = "server_error"
     code = "slow_consumer"
@@ -327,6 +348,7 @@ ERROR_CLASSES: Final[tuple[type[RelayError], ...]] = (
     ModelNotAllowed,
     MissingModel,
     InvalidRequest,
+    InvalidEvent,
     UpgradeRequired,
     ModelNotFound,
     RateLimitExceeded,

@@ -1,18 +1,25 @@
-"""The byte taps pick out exactly the frames the relay must understand."""
+"""The byte taps decide on the event type the provider will act on, whatever the spelling."""
 
 from __future__ import annotations
 
+import base64
+import json
+from typing import Any
+
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from rtrelay.bridge.taps import client_tap, server_tap
+from rtrelay.bridge.taps import CHECKED_CLIENT_EVENTS, client_tap, server_tap
+from rtrelay.errors import InvalidEvent
 
 
-def frame(event: dict) -> bytes:  # type: ignore[type-arg]
+def frame(event: dict[str, Any]) -> bytes:
     return orjson.dumps(event)
 
 
-@pytest.mark.parametrize("kind", ["response.create", "session.update"])
+@pytest.mark.parametrize("kind", sorted(CHECKED_CLIENT_EVENTS))
 def test_client_events_the_gate_needs_are_picked(kind: str) -> None:
     assert client_tap(frame({"type": kind, "event_id": "e1"})) == (
         kind,
@@ -21,10 +28,9 @@ def test_client_events_the_gate_needs_are_picked(kind: str) -> None:
 
 
 def test_type_after_a_nested_object_is_still_found() -> None:
-    # A client cannot dodge the budget check by putting "type" last.
     raw = b'{"response": {"metadata": {"type": "x"}}, "type": "response.create"}'
     tap = client_tap(raw)
-    assert tap is not None
+    assert tap is not None and not isinstance(tap, InvalidEvent)
     assert tap[0] == "response.create"
 
 
@@ -32,18 +38,64 @@ def test_the_name_inside_a_string_is_not_a_match() -> None:
     text = frame({"type": "conversation.item.create", "text": 'say "response.create" please'})
     assert client_tap(text) is None
     spaced = b'{"type": "conversation.item.create", "note": "response.create"}'
-    assert client_tap(spaced) is None  # matched bytes, but parsed type decides
+    assert client_tap(spaced) is None
 
 
-def test_audio_appends_and_deltas_skip_the_search() -> None:
-    append = b'{"type":"input_audio_buffer.append","audio":"' + b"A" * 10_000 + b'"}'
-    assert client_tap(append) is None
+def test_an_escaped_type_is_decided_on_its_value() -> None:
+    tap = client_tap(b'{"type":"response\\u002ecreate"}')
+    assert tap is not None and not isinstance(tap, InvalidEvent)
+    assert tap[0] == "response.create"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type":"input_audio_buffer.append","type":"response.create"}',
+        b'{"type":"input_audio_buffer.append","audio":"AAAA","type":"response.create"}',
+        b'{"type":"response.create","type":"input_audio_buffer.append"}',
+        b'{"type":"input_audio_buffer.append","TYPE":"response.create"}',
+        b'{"type":"input_audio_buffer.append","t\\u0079pe":"response.create"}',
+    ],
+)
+def test_a_repeated_type_key_is_refused_not_forwarded(raw: bytes) -> None:
+    assert isinstance(client_tap(raw), InvalidEvent)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"not json", b'["response.create"]', b'{"type": 5}', b'{"event_id": "x"}', b"\xff"]
+)
+def test_what_is_not_one_json_event_is_refused(raw: bytes) -> None:
+    assert isinstance(client_tap(raw), InvalidEvent)
+
+
+@pytest.mark.parametrize("dumps", [orjson.dumps, lambda e: json.dumps(e).encode()])
+def test_audio_appends_as_clients_write_them_take_the_fast_path(dumps: Any) -> None:
+    audio = base64.b64encode(bytes(range(256)) * 40).decode()
+    for event in (
+        {"type": "input_audio_buffer.append", "audio": audio},
+        {"type": "input_audio_buffer.append", "audio": audio, "event_id": "evt_1"},
+    ):
+        assert client_tap(dumps(event)) is None
+
+
+def test_a_huge_frame_that_only_looks_like_audio_is_parsed() -> None:
+    raw = b'{"type":"input_audio_buffer.append","audio":"' + b"A" * 1_000_000
+    raw += b'","response":{},"type":"response.create"}'
+    assert isinstance(client_tap(raw), InvalidEvent)
+
+
+def test_server_audio_deltas_skip_the_search() -> None:
     delta = b'{"type":"response.output_audio.delta","delta":"' + b"A" * 10_000 + b'"}'
     assert server_tap(delta) is None
 
 
 @pytest.mark.parametrize(
-    "kind", ["response.done", "conversation.item.input_audio_transcription.completed"]
+    "kind",
+    [
+        "response.created",
+        "response.done",
+        "conversation.item.input_audio_transcription.completed",
+    ],
 )
 def test_metered_server_events_are_picked(kind: str) -> None:
     tap = server_tap(frame({"type": kind, "event_id": "event_1"}))
@@ -51,6 +103,92 @@ def test_metered_server_events_are_picked(kind: str) -> None:
     assert tap[0] == kind
 
 
-def test_malformed_frames_are_forwarded_not_parsed() -> None:
+def test_malformed_server_frames_are_forwarded_not_parsed() -> None:
     assert server_tap(b'{"type":"response.done", oops') is None
-    assert client_tap(b'["response.create"]') is None
+
+
+# -- property: no spelling forwards a checked event unchecked -------------------------------
+
+_TYPES = [*sorted(CHECKED_CLIENT_EVENTS), "input_audio_buffer.append", "conversation.item.create"]
+_WS = st.sampled_from(["", " ", "\n", "\t ", "  "])
+
+
+@st.composite
+def _string(draw: st.DrawFn, text: str) -> str:
+    """A JSON string literal for ``text``, with any characters escaped."""
+    out = []
+    for ch in text:
+        how = draw(st.sampled_from(["plain", "plain", "u", "U"]))
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif how == "u":
+            out.append(f"\\u{ord(ch):04x}")
+        elif how == "U":
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+@st.composite
+def _value(draw: st.DrawFn) -> str:
+    return draw(
+        st.one_of(
+            st.just('"' + "QUFB" * draw(st.integers(0, 64)) + '"'),
+            _string(draw(st.text(max_size=12))),
+            st.just('{"type":"x","a":[1,2]}'),
+            st.integers(-5, 5).map(str),
+            st.just("null"),
+        )
+    )
+
+
+@st.composite
+def spelled_event(draw: st.DrawFn) -> tuple[bytes, list[str]]:
+    """A JSON object whose top-level ``type`` key(s) take ``types``, spelled any way."""
+    types = draw(st.lists(st.sampled_from(_TYPES), min_size=1, max_size=3))
+    members = [("type", t) for t in types]
+    extra = draw(st.lists(st.sampled_from(["event_id", "audio", "response", "item"]), max_size=3))
+    members += [(k, None) for k in extra]
+    members = draw(st.permutations(members))
+    parts = []
+    for key, value in members:
+        key_spelling = key
+        if key == "type":
+            key_spelling = draw(st.sampled_from(["type", "type", "Type", "TYPE"]))
+        rendered_value = draw(_string(value)) if value is not None else draw(_value())
+        parts.append(
+            draw(_WS)
+            + draw(_string(key_spelling))
+            + draw(_WS)
+            + ":"
+            + draw(_WS)
+            + rendered_value
+            + draw(_WS)
+        )
+    raw = "{" + ",".join(parts) + "}"
+    return raw.encode(), types
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spelled_event())
+def test_no_spelling_forwards_a_checked_event_unchecked(case: tuple[bytes, list[str]]) -> None:
+    raw, types = case
+    tap = client_tap(raw)
+    # A parser keeping the first key, the last key, or matching keys case-insensitively
+    # must never act on a checked type the relay let through unchecked.
+    if tap is None:
+        assert not CHECKED_CLIENT_EVENTS & set(types), raw
+    elif not isinstance(tap, InvalidEvent):
+        assert len(types) == 1
+        assert tap[0] == types[0]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64), st.sampled_from(sorted(CHECKED_CLIENT_EVENTS)))
+def test_bytes_around_a_checked_event_never_hide_it(junk: bytes, kind: str) -> None:
+    raw = b'{"type":"input_audio_buffer.append","audio":"' + junk + b'","type":"' + kind.encode()
+    raw += b'"}'
+    tap = client_tap(raw)
+    assert tap is not None
+    assert isinstance(tap, InvalidEvent) or tap[0] == kind

@@ -6,6 +6,7 @@ import asyncio
 import gc
 
 import aiohttp
+import orjson
 import psutil
 
 from support import mock_channel_settings, running_relay, scripted_upstream, settings_for
@@ -18,22 +19,29 @@ async def test_client_that_stops_reading_is_closed_1008_and_memory_stays_bounded
         async with running_relay(settings) as relay, aiohttp.ClientSession() as http:
             ws = await http.ws_connect(relay.realtime(), max_msg_size=0)
             await ws.receive()
-            await ws.send_str(f"stream:{frames}:{size}")
-            # Never read again: the relay's send blocks, then it gives up on us.
-            async with asyncio.timeout(30):
-                while not relay.relay.sessions:
-                    await asyncio.sleep(0.01)
-                info = next(iter(relay.relay.sessions.values()))
-                while relay.relay.sessions:
-                    await asyncio.sleep(0.05)
-            forwarded = info.bridge.counters.bytes_out
-            assert info.bridge.client_close_code == 1008
-            # Backpressure held the provider back: only socket buffers' worth got through.
-            assert forwarded < 16 * 1024 * 1024
+            await ws.send_json({"type": "x.stream", "n": frames, "size": size})
+            # Never read until the relay gives up on us: it frees the provider first.
             await up_closed(up)
             assert up.closes == [(1001, "relay closed")]
+            received = 0
+            error, code, reason = None, None, ""
+            async with asyncio.timeout(30):
+                while True:
+                    msg = await ws.receive()
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        if '"type":"error"' in msg.data:
+                            error = orjson.loads(msg.data)
+                        else:
+                            received += len(msg.data)
+                    else:
+                        code, reason = ws.close_code, msg.extra or ""
+                        break
             await ws.close()
         await relay.relay.parts.writer.flush()
+    assert error is not None and error["error"]["code"] == "slow_consumer", (code, reason, received)
+    assert (code, reason) == (1008, "server_error.slow_consumer")
+    # Backpressure held the provider back: only socket buffers' worth got through.
+    assert 0 < received < 16 * 1024 * 1024
 
 
 async def up_closed(up) -> None:  # type: ignore[no-untyped-def]

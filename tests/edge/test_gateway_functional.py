@@ -209,7 +209,7 @@ async def test_sdk_audio_and_text_turns_are_metered_exactly(
     assert row.output_audio > 0
 
 
-async def test_budget_spent_mid_session_refuses_response_create_and_closes_4429(
+async def test_budget_crossed_mid_session_closes_4429_right_after_that_response(
     relay: RunningRelay, provider: MockProvider
 ) -> None:
     key = await make_key(relay, budget_usd=Decimal("0.000001"))
@@ -221,13 +221,34 @@ async def test_budget_spent_mid_session_refuses_response_create_and_closes_4429(
         await ws.send_json({"type": "response.create"})
         while (await ws.receive_json()).get("type") != "response.done":
             pass
-        await ws.send_json({"type": "response.create", "event_id": "evt_2"})
         error, code, reason = await read_error_and_close(ws)
     assert error is not None
     assert error["error"]["code"] == "insufficient_quota"
     assert (code, reason) == (4429, "insufficient_quota.insufficient_quota")
+
+
+async def test_budget_spent_by_another_session_closes_this_one_4429(
+    relay: RunningRelay, provider: MockProvider
+) -> None:
+    key = await make_key(relay, budget_usd=Decimal("0.000001"))
+    auth = {"Authorization": f"Bearer {key}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(relay.realtime(), headers=auth) as idle,
+        http.ws_connect(relay.realtime(), headers=auth) as spender,
+    ):
+        await idle.receive()
+        await spender.receive()
+        await spender.send_json({"type": "response.create"})
+        while (await spender.receive_json()).get("type") != "response.done":
+            pass
+        # The idle session sent nothing: the relay closes it as soon as it sees the spend.
+        error, code, reason = await read_error_and_close(idle)
+    assert error is not None
+    assert error["error"]["code"] == "insufficient_quota"
+    assert (code, reason) == (4429, "insufficient_quota.insufficient_quota")
     creates = [e for e in provider.events_received if e.get("type") == "response.create"]
-    assert len(creates) == 1  # the refused one never reached the provider
+    assert len(creates) == 1
 
 
 async def test_client_token_admits_a_browser_and_is_bound_to_its_model(

@@ -110,7 +110,7 @@ async def test_provider_gets_its_key_and_the_beta_header_never_the_clients() -> 
 
 async def test_frames_are_forwarded_byte_for_byte_both_ways() -> None:
     odd_text = '{ "type" : "x",  "a":[1,2 ,3], "u":"\\u00e9é" }'
-    binary = bytes(range(256)) * 4
+    binary = b'{"type":"y","blob":"' + bytes(range(0x23, 0x5C)) * 4 + b'"}'
     async with scripted_upstream() as up:
         async with running_relay(settings_for(up.url)) as relay, aiohttp.ClientSession() as http:
             async with http.ws_connect(relay.realtime()) as ws:
@@ -124,6 +124,20 @@ async def test_frames_are_forwarded_byte_for_byte_both_ways() -> None:
     assert got[:50] == [f'{{"type":"n","i":{i}}}' for i in range(50)]
     assert got[50] == odd_text
     assert got[51] == binary
+
+
+async def test_a_frame_that_is_not_one_json_event_is_refused_not_forwarded() -> None:
+    async with scripted_upstream() as up:
+        async with running_relay(settings_for(up.url)) as relay, aiohttp.ClientSession() as http:
+            async with http.ws_connect(relay.realtime()) as ws:
+                await ws.receive()
+                await ws.send_bytes(bytes(range(256)))
+                await ws.send_str('{"type":"input_audio_buffer.append","type":"response.create"}')
+                await ws.send_str('{"type":"after"}')
+                got = [await ws.receive_json() for _ in range(3)]
+    assert [g["type"] for g in got] == ["error", "error", "after"]  # only the last was echoed
+    assert {g["error"]["code"] for g in got[:2]} == {"invalid_event"}
+    assert got[1]["error"]["param"] == "type"
 
 
 async def test_client_close_code_and_reason_reach_the_provider() -> None:
@@ -150,7 +164,7 @@ async def test_provider_close_is_relayed_unchanged(code: int, reason: str) -> No
         async with running_relay(settings_for(up.url)) as relay, aiohttp.ClientSession() as http:
             async with http.ws_connect(relay.realtime()) as ws:
                 await ws.receive()
-                await ws.send_str(f"close:{code}:{reason}")
+                await ws.send_json({"type": "x.close", "code": code, "reason": reason})
                 msg = await ws.receive()
     assert (msg.type, msg.data, msg.extra) == (aiohttp.WSMsgType.CLOSE, code, reason)
 
@@ -160,7 +174,7 @@ async def test_provider_tcp_drop_becomes_error_event_and_1011() -> None:
         async with running_relay(settings_for(up.url)) as relay, aiohttp.ClientSession() as http:
             async with http.ws_connect(relay.realtime()) as ws:
                 await ws.receive()
-                await ws.send_str("drop")
+                await ws.send_json({"type": "x.drop"})
                 error, code, reason = await read_error_and_close(ws)
     assert error is not None and error["error"]["code"] == "upstream_disconnected"
     assert (code, reason) == (1011, "server_error.upstream_disconnected")

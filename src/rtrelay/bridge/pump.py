@@ -32,11 +32,12 @@ from rtrelay.errors import (
     SessionExpired,
     SlowConsumer,
     UpstreamDisconnected,
+    UpstreamMessageTooLarge,
     is_sendable_close_code,
 )
 from rtrelay.log import bridge_log
 
-__all__ = ["Bridge", "ClientLeg", "Ending", "Meter", "NullMeter", "new_event_id"]
+__all__ = ["Bridge", "ClientLeg", "Ending", "Meter", "NullMeter", "Verdict", "new_event_id"]
 
 CLOSE_TIMEOUT: Final = 5.0
 """How long a close handshake may take before the transport is aborted."""
@@ -51,27 +52,45 @@ def new_event_id() -> str:
     return "event_" + secrets.token_hex(11)
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the meter wants done besides forwarding: cancel responses, explain, end."""
+
+    cancel: tuple[str, ...] = ()
+    """Response ids to cancel upstream (``response.cancel``)."""
+    notify: RelayError | None = None
+    """An ``error`` event for the client; the session goes on."""
+    end: RelayError | None = None
+    """End the session with this error."""
+
+
 class Meter(Protocol):
     """What the bridge asks about the few frames it parses (gate and ledger answer)."""
 
     def on_client_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
         """Return an error to refuse the event (it is not forwarded); None forwards it."""
 
-    def on_server_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
-        """Return an error to end the session after this event is forwarded."""
+    def on_server_event(self, kind: str, event: dict[str, Any]) -> Verdict | None:
+        """What to do after this event is forwarded; None: nothing."""
 
     def ending(self) -> RelayError | None:
         """After a refusal: an error that should end the session now, if any."""
+
+    def tick(self, now: float) -> Verdict | None:
+        """Called by the watchdog about once a second (``now`` on the bridge's clock)."""
 
 
 class NullMeter:
     def on_client_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
         return None
 
-    def on_server_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
+    def on_server_event(self, kind: str, event: dict[str, Any]) -> Verdict | None:
         return None
 
     def ending(self) -> RelayError | None:
+        return None
+
+    def tick(self, now: float) -> Verdict | None:
         return None
 
 
@@ -92,6 +111,25 @@ class ClientLeg(web.WebSocketResponse):
                 await self.send_frame(orjson.dumps(error.to_event(new_event_id())), _TEXT)
             message = error.close_reason().encode()
         return await super().close(code=code, message=message, drain=drain)
+
+    def _handshake(self, request: web.BaseRequest) -> tuple[Any, str | None, int, bool]:
+        """aiohttp's handshake, without its warning when no offered subprotocol is ours.
+
+        That warning lists every protocol offered, and a browser offers its key
+        (``openai-insecure-api-key.<key>``): answering with no subprotocol is right (the
+        client decides if that will do), writing the offer into a log is not.
+        """
+        offered = request.headers.get("Sec-WebSocket-Protocol")
+        if offered is None or any(p.strip() in self._protocols for p in offered.split(",")):
+            return super()._handshake(request)
+        ours = self._protocols
+        self._protocols = (offered.split(",")[0].strip(),)  # an "overlap": nothing to warn
+        try:
+            headers, _, compress, notakeover = super()._handshake(request)
+        finally:
+            self._protocols = ours
+        headers.popall("Sec-WebSocket-Protocol", None)
+        return headers, None, compress, notakeover
 
 
 Closer = Literal["client", "upstream", "relay"]
@@ -184,7 +222,10 @@ class Bridge:
                 data: bytes = msg.data
                 counters.frames_in += 1
                 counters.bytes_in += len(data)
-                if kind is _TEXT and (tap := client_tap(data)) is not None:
+                if (tap := client_tap(data)) is not None:  # binary frames too: no side door
+                    if isinstance(tap, RelayError):
+                        await self._send_error(tap)
+                        continue
                     refusal = meter.on_client_event(*tap)
                     if refusal is not None:
                         if (end := meter.ending()) is not None:
@@ -230,12 +271,12 @@ class Bridge:
                         self.first_frame_at = sent
                     if len(self.latency_samples) < _MAX_SAMPLES:
                         self.latency_samples.append(sent - received)
-                if verdict is not None:
-                    return Ending("relay", error=verdict)
+                if verdict is not None and (end := await self._act(verdict)) is not None:
+                    return Ending("relay", error=end)
             elif kind is WSMsgType.CLOSE:
                 return Ending("upstream", code=msg.data, reason=msg.extra or "")
             elif kind is WSMsgType.ERROR and _is_too_big(msg.data):
-                return Ending("relay", error=MessageTooLarge())
+                return Ending("relay", error=UpstreamMessageTooLarge())
             else:
                 return Ending("upstream", dropped=True, error=UpstreamDisconnected())
 
@@ -246,9 +287,14 @@ class Bridge:
         started = self.clock()
         last_total = -1
         last_change = started
+        meter = self.meter
         while True:
             await asyncio.sleep(tick)
             now = self.clock()
+            if (verdict := meter.tick(now)) is not None and (
+                end := await self._act(verdict)
+            ) is not None:
+                return Ending("relay", error=end)
             if self._sending_since and now - self._sending_since > t.slow_consumer:
                 return Ending("relay", error=SlowConsumer())
             if t.max_session is not None and now - started >= t.max_session:
@@ -265,6 +311,20 @@ class Bridge:
             elif t.idle is not None and now - last_change >= t.idle and not self._sending_since:
                 return Ending("relay", error=IdleTimeout())
 
+    async def _act(self, verdict: Verdict) -> RelayError | None:
+        """Carry out a meter's verdict; return the error to end the session with, if any."""
+        for response_id in verdict.cancel:
+            cancel = {
+                "type": "response.cancel",
+                "event_id": new_event_id(),
+                "response_id": response_id,
+            }
+            with contextlib.suppress(ConnectionError):
+                await self.upstream.send_frame(orjson.dumps(cancel), _TEXT)
+        if verdict.notify is not None:
+            await self._send_error(verdict.notify)
+        return verdict.end
+
     async def _send_error(self, error: RelayError, client_event_id: Any = None) -> None:
         event_id = client_event_id if isinstance(client_event_id, str) else None
         payload = orjson.dumps(error.to_event(new_event_id(), event_id))
@@ -274,16 +334,19 @@ class Bridge:
     async def _finish(self, ending: Ending) -> None:
         """Close both legs with codes that say what happened (DESIGN.md close rules)."""
         if ending.error is not None:
+            # The provider has nothing more to say to a session the relay ends: free it
+            # first, so a client that is slow to read the explanation holds nothing upstream.
             error = ending.error
-            if not self.client.closed:
-                await self._guarded(self._send_error(error))
-            self.client_close_code = error.close_code
-            await self._close_client(error.close_code, error.close_reason())
             if not self.upstream.closed:  # aiohttp closed it itself on an oversized frame
                 self.upstream_close_code = CloseCode.GOING_AWAY
                 await self._guarded(
                     self.upstream.close(code=CloseCode.GOING_AWAY, message=b"relay closed")
                 )
+            _clear_cancelled_drain(self.client_transport)
+            if not self.client.closed:
+                await self._guarded(self._send_error(error))
+            self.client_close_code = error.close_code
+            await self._close_client(error.close_code, error.close_reason())
         elif ending.closer == "client":
             code = CloseCode.GOING_AWAY if ending.dropped else _relayable(ending.code)
             reason = "client disconnected" if ending.dropped else ending.reason
@@ -324,6 +387,21 @@ class Bridge:
         except (TimeoutError, ConnectionError, aiohttp.ClientError):
             return False
         return True
+
+
+def _clear_cancelled_drain(transport: asyncio.Transport | None) -> None:
+    """Let the client's explanation through after a pump blocked on it was cancelled.
+
+    aiohttp (3.14 ``BaseProtocol._drain_helper``) parks every writer of a connection
+    on one shared, unshielded future; cancelling the pump that waited on it cancels
+    the future, and every later drain (the error event, the close frame) fails at
+    once until the peer reads again. The slow-consumer close would then abort the
+    socket and the client would only ever see 1006, never why.
+    """
+    protocol = transport.get_protocol() if transport is not None else None
+    waiter = getattr(protocol, "_drain_waiter", None)
+    if waiter is not None and waiter.done():
+        protocol._drain_waiter = None  # type: ignore[union-attr]
 
 
 def _is_too_big(exc: object) -> bool:

@@ -22,6 +22,7 @@ from rtrelay.config import Channel, Settings
 from rtrelay.edge.client_secrets import mint_handler
 from rtrelay.edge.relay import Relay
 from rtrelay.edge.wiring import Closer, build_parts, close_all
+from rtrelay.log import edge_log
 from rtrelay.observe.metrics import CONTENT_TYPE_LATEST
 from rtrelay.route.breaker import BreakerPolicy
 from rtrelay.route.dial import Dialer
@@ -145,6 +146,10 @@ async def _metrics_flusher(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(METRICS_FLUSH_SECONDS)
             relay.flush_metrics()
+            try:
+                await relay.refresh_spend()
+            except Exception:  # the store is down: budgets use what this process knows
+                edge_log.warning("spend refresh failed", exc_info=True)
 
     task = asyncio.create_task(run(), name="rtrelay.metrics-flush")
     yield

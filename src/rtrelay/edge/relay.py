@@ -311,6 +311,8 @@ class Relay:
             m.session_errors.labels(error.code).inc()
         if info.meter.refused:
             m.budget_refusals.labels("response.create").inc(info.meter.refused)
+        if info.meter.cancelled:
+            m.budget_refusals.labels("response.cancelled").inc(info.meter.cancelled)
         usage = info.meter.usage
         edge_log.info(
             "session closed",
@@ -377,6 +379,14 @@ class Relay:
             for seconds in samples:
                 m.added_latency.observe(seconds)
             samples.clear()
+
+    async def refresh_spend(self) -> None:
+        """Reload live sessions' key spend from the store, so spend through other relays
+        reaches their budget checks (``SpendBook`` caches it for its refresh interval)."""
+        keys = {i.meter.key_id for i in self.sessions.values() if i.meter.budget_usd is not None}
+        for key_id in keys:
+            if key_id is not None:
+                await self.parts.spend.spent(key_id)
 
     def flush_metrics(self) -> None:
         """Fold live sessions' counters and channel states into the metrics."""

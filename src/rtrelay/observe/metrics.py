@@ -148,7 +148,7 @@ class Metrics:
         )
         self.budget_refusals = Counter(
             "rtrelay_budget_refusals",
-            "Refusals for a spent budget: at connect or on response.create.",
+            "Refusals for a spent budget: at connect, on response.create, responses cancelled.",
             ["stage"],
             registry=r,
         )
