@@ -24,7 +24,9 @@ TINY = Decimal("0.000001")  # the first response crosses it
 SPELLINGS = [
     b'{"type":"response\\u002ecreate"}',
     b'{"type":"input_audio_buffer.append","type":"response.create"}',
-    b'{"type":"input_audio_buffer.append","audio":"' + b"QUFB" * 4096 + b'","type":"response.create"}',
+    b'{"type":"input_audio_buffer.append","audio":"'
+    + b"QUFB" * 4096
+    + b'","type":"response.create"}',
     b'{ "event_id" : "e1",\n "type" :\t"response.create" }',
     b'{"t\\u0079pe":"response.create"}',
     b'{"type":"response.create","TYPE":"input_audio_buffer.append"}',
