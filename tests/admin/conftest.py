@@ -1,11 +1,17 @@
-"""The store fixtures (SQLite and PostgreSQL) for this directory; see ``store_fixtures``."""
+"""The admin API over the ``store`` fixture (SQLite and PostgreSQL, from ``store_fixtures``)."""
 
 from __future__ import annotations
 
-from store_fixtures import (  # noqa: F401 -- imported fixtures register with pytest
-    fresh_store_url,
-    postgres_admin_url,
-    postgres_session_url,
-    store,
-    store_url,
-)
+from collections.abc import AsyncIterator
+
+import pytest
+from admin_helpers import Admin, serve_admin
+
+from rtrelay.ledger import Store
+
+
+@pytest.fixture
+async def admin(store: Store) -> AsyncIterator[Admin]:
+    """The admin API over ``store`` (once per backend), with the test token."""
+    async with serve_admin(store) as running:
+        yield running

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import pytest
+from admin_helpers import PREFIX, TOKEN, Admin, serve_admin
 from aiohttp import web
 
-from rtrelay.admin import OPENAPI, STORE, create_admin_app, openapi_document
+from rtrelay.admin import OPENAPI, STORE, openapi_document
 from rtrelay.ledger import (
     PriceTable,
     SessionEnd,
@@ -23,76 +20,8 @@ from rtrelay.ledger import (
 )
 from store_fixtures import EXAMPLE_USAGE, USAGE_T0, seed_usage
 
-TOKEN = "admin-token-for-tests-0123456789"
-PREFIX = "/admin/v1"
 T0 = USAGE_T0
 EXAMPLE = EXAMPLE_USAGE
-
-
-@dataclass
-class Admin:
-    url: str
-    http: aiohttp.ClientSession
-    store: Store
-    app: web.Application
-    seen: list[str] = field(default_factory=list)
-    """Every response body, to search for secrets afterwards."""
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = TOKEN,
-        json: Any = None,
-        data: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
-        sent = dict(headers or {})
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        async with self.http.request(
-            method, self.url + path, json=json, data=data, headers=sent
-        ) as resp:
-            text = await resp.text()
-            self.seen.append(text)
-            assert resp.content_type == "application/json", text
-            return resp.status, await resp.json(), resp.headers
-
-
-@contextlib.asynccontextmanager
-async def serve_admin(
-    store: Store,
-    *,
-    token: str | None = TOKEN,
-    live: Callable[[], list[dict[str, Any]]] | None = None,
-    customize: Callable[[web.Application], None] | None = None,
-) -> AsyncIterator[Admin]:
-    admin = (
-        create_admin_app(store, token=token)
-        if live is None
-        else create_admin_app(store, token=token, live_sessions=live)
-    )
-    if customize is not None:
-        customize(admin)
-    parent = web.Application()
-    parent.add_subapp(PREFIX, admin)
-    runner = web.AppRunner(parent, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Admin(f"http://127.0.0.1:{port}{PREFIX}", http, store, admin)
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def admin(store: Store) -> AsyncIterator[Admin]:
-    async with serve_admin(store) as running:
-        yield running
 
 
 def assert_error(status: int, body: Any, expected_status: int, code: str) -> None:

@@ -135,18 +135,22 @@ def test_keys_rotate_by_id_prints_a_new_secret_and_retires_the_old(
     assert old is not None and old.inactive_reason(later) == "revoked"
 
 
-def test_keys_errors_are_one_line_and_exit_nonzero(run: Run, sqlite_config: Path) -> None:
+def test_keys_errors_are_one_line_and_exit_nonzero(
+    run: Run, sqlite_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run("keys", "revoke", "key_nope", "--config", str(sqlite_config))
     assert (code, out) == (1, "") and "no key 'key_nope'" in err
-    code, _, err = run("keys", "create", "--config", str(sqlite_config), "--name", "n",
-                       "--expires", "someday")  # fmt: skip
-    assert code == 1 and "--expires" in err
-    code, _, err = run("keys", "create", "--config", str(sqlite_config), "--name", "n",
-                       "--expires", "2001-01-01")  # fmt: skip
-    assert code == 1 and "future" in err
-    with pytest.raises(SystemExit) as caught:
-        run("keys", "create", "--config", str(sqlite_config), "--name", "n", "--max-sessions", "0")
-    assert caught.value.code == 2
+    # An unusable argument is a usage error: exit 2 and one line naming the option.
+    for option, value, why in [
+        ("--expires", "someday", "cannot read"),
+        ("--expires", "2001-01-01", "future"),
+        ("--max-sessions", "0", "from 1 to"),
+    ]:
+        with pytest.raises(SystemExit) as caught:
+            run("keys", "create", "--config", str(sqlite_config), "--name", "n", option, value)
+        assert caught.value.code == 2
+        err = capsys.readouterr().err
+        assert option in err and why in err and "Traceback" not in err
     code, _, err = run("keys", "list", "--config", str(sqlite_config.parent / "missing.toml"))
     assert code == 1 and "cannot read config" in err
 
@@ -260,10 +264,12 @@ def test_usage_table_has_headers_rows_and_a_total(
 
 
 def test_usage_refuses_unknown_keys_and_bad_times(
-    run: Run, usage_config: tuple[Path, KeyRecord, KeyRecord]
+    run: Run, usage_config: tuple[Path, KeyRecord, KeyRecord], capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, _, _ = usage_config
     code, _, err = run("usage", "--config", str(config), "--key", "zzzzzzzz")
     assert code == 1 and "no key" in err
-    code, _, err = run("usage", "--config", str(config), "--since", "yesterday-ish")
-    assert code == 1 and "cannot read" in err
+    with pytest.raises(SystemExit) as caught:
+        run("usage", "--config", str(config), "--since", "yesterday-ish")
+    assert caught.value.code == 2
+    assert "cannot read" in capsys.readouterr().err

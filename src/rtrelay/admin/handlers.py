@@ -11,7 +11,7 @@ from aiohttp import web
 from rtrelay.admin.errors import AdminError
 from rtrelay.admin.state import CLOCK, LIVE_SESSIONS, OPENAPI, STORE
 from rtrelay.ledger.exceptions import KeyRevoked
-from rtrelay.ledger.keys import KeyRecord, KeySpec
+from rtrelay.ledger.keys import KeyRecord, KeySpec, KeySpecError, text_problem
 from rtrelay.ledger.records import Grouping
 from rtrelay.ledger.store import resolve_key
 from rtrelay.ledger.timespec import parse_when
@@ -127,21 +127,23 @@ async def sessions(request: web.Request) -> web.Response:
 
 
 async def _key(request: web.Request) -> KeyRecord:
-    ref = request.match_info["key"]
-    record = await resolve_key(request.app[STORE], ref)
-    if record is None:
-        raise AdminError(404, "key_not_found", f"No key {ref!r}.", param="key")
-    return record
+    return await _resolve(request, request.match_info["key"])
 
 
 async def _key_filter(request: web.Request) -> str | None:
     ref = request.query.get("key")
-    if ref is None:
-        return None
-    record = await resolve_key(request.app[STORE], ref)
+    return None if ref is None else (await _resolve(request, ref)).id
+
+
+async def _resolve(request: web.Request, ref: str) -> KeyRecord:
+    """The key a reference names, or 404; text no key could have never reaches the store."""
+    record = None
+    if text_problem(ref) is None:  # a NUL or a lone surrogate would make the database fail
+        record = await resolve_key(request.app[STORE], ref)
     if record is None:
-        raise AdminError(404, "key_not_found", f"No key {ref!r}.", param="key")
-    return record.id
+        shown = ref if len(ref) <= 40 else ref[:40] + "…"
+        raise AdminError(404, "key_not_found", f"No key {shown!r}.", param="key")
+    return record
 
 
 def _time_param(text: str | None, name: str, now: datetime) -> datetime | None:
@@ -156,7 +158,7 @@ def _time_param(text: str | None, name: str, now: datetime) -> datetime | None:
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: [[[[… nested past the parser's depth
         raise AdminError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise AdminError(400, "invalid_json", "The request body must be a JSON object.")
@@ -187,8 +189,8 @@ def _key_spec(body: dict[str, Any], now: datetime) -> KeySpec:
             expires_at=expires_at,
             origins=_names(body, "origins"),
         )
-    except ValueError as exc:
-        raise AdminError(400, "invalid_value", str(exc)) from None
+    except KeySpecError as exc:  # the ranges every key field must be in (ledger/keys.py)
+        raise AdminError(400, "invalid_value", str(exc), param=exc.field) from None
 
 
 def _expiry(body: dict[str, Any], now: datetime) -> datetime | None:
@@ -221,9 +223,9 @@ def _count(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise AdminError(400, "invalid_value", f"'{name}' must be a whole number >= 1.", param=name)
-    return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AdminError(400, "invalid_value", f"'{name}' must be a whole number.", param=name)
+    return value  # its range is KeySpec's to check
 
 
 def _usd(body: dict[str, Any], name: str) -> Decimal | None:
@@ -236,6 +238,4 @@ def _usd(body: dict[str, Any], name: str) -> Decimal | None:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise AdminError(400, "invalid_value", f"'{name}' is not an amount.", param=name) from None
-    if not amount.is_finite() or amount < 0:
-        raise AdminError(400, "invalid_value", f"'{name}' must be >= 0.", param=name)
-    return amount
+    return amount  # its range is KeySpec's to check

@@ -18,7 +18,14 @@ from typing import Any
 from rtrelay.cli.db import add_config_argument, announce_store, store_url
 from rtrelay.config import ConfigError
 from rtrelay.ledger.exceptions import StoreError
-from rtrelay.ledger.keys import SECRET_PREFIX, KeyRecord, KeySpec
+from rtrelay.ledger.keys import (
+    SECRET_PREFIX,
+    KeyRecord,
+    KeySpec,
+    budget_problem,
+    count_problem,
+    text_problem,
+)
 from rtrelay.ledger.render import render_table
 from rtrelay.ledger.store import Store, open_store, resolve_key
 from rtrelay.ledger.timespec import parse_when
@@ -36,14 +43,16 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
 
     create = _leaf(commands, "create", "create a key and print its secret once", _create)
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", required=True, type=_text)
     create.add_argument("--models", type=_names, help="allowed models, comma-separated (any)")
     create.add_argument("--max-sessions", type=_positive, metavar="K", help="sessions open at once")
     create.add_argument(
         "--sessions-per-minute", type=_positive, metavar="R", help="session starts per minute"
     )
     create.add_argument("--budget-usd", type=_usd, metavar="X", help="total spend allowed")
-    create.add_argument("--expires", metavar="WHEN", help="30d, 12h, 2027-01-01 or ISO time")
+    create.add_argument(
+        "--expires", type=_future, metavar="WHEN", help="30d, 12h, 2027-01-01 or ISO time"
+    )
     create.add_argument("--origins", type=_names, help="allowed browser Origins (any)")
 
     _leaf(commands, "list", "list keys (prefixes only, never secrets)", _list)
@@ -89,23 +98,14 @@ async def _with_store(args: argparse.Namespace, run: _Run) -> None:
 
 
 async def _create(store: Store, args: argparse.Namespace) -> None:
-    now = datetime.now(UTC)
-    expires_at = None
-    if args.expires is not None:
-        try:
-            expires_at = parse_when(args.expires, now=now, future=True)
-        except ValueError as exc:
-            raise _Refused(f"--expires: {exc}") from None
-        if expires_at <= now:
-            raise _Refused("--expires must be in the future")
-    try:
+    try:  # every field was checked as an argument already (exit 2); this is the last word
         spec = KeySpec(
             name=args.name,
             models=args.models,
             max_sessions=args.max_sessions,
             sessions_per_minute=args.sessions_per_minute,
             budget_usd=args.budget_usd,
-            expires_at=expires_at,
+            expires_at=args.expires,
             origins=args.origins,
         )
     except ValueError as exc:
@@ -181,8 +181,18 @@ def _when(value: datetime | None) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%d %H:%M")
 
 
+# Argument types: an unusable value is a usage error (exit 2, one line), with the same
+# ranges as the admin API (ledger/keys.py), never a traceback from the store.
+
+
+def _text(text: str) -> str:
+    if (problem := text_problem(text)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    names = tuple(_text(n.strip()) for n in text.split(",") if n.strip())
     if not names:
         raise argparse.ArgumentTypeError("expected a comma-separated list")
     return names
@@ -192,10 +202,21 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+    if (problem := count_problem(value)) is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
+
+
+def _future(text: str) -> datetime:
+    now = datetime.now(UTC)
+    try:
+        when = parse_when(text, now=now, future=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if when <= now:
+        raise argparse.ArgumentTypeError("must be in the future")
+    return when
 
 
 def _usd(text: str) -> Decimal:
@@ -203,8 +224,8 @@ def _usd(text: str) -> Decimal:
         value = Decimal(text)
     except InvalidOperation:
         raise argparse.ArgumentTypeError(
-            f"expected an amount like 25 or 9.99, got {text!r}"
+            f"expected an amount like 25 or 9.99, got {text[:40]!r}"
         ) from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError("must be a non-negative amount")
+    if (problem := budget_problem(value)) is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value

@@ -22,8 +22,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("usage", help="usage and cost per key, model or day")
     add_config_argument(parser)
     parser.add_argument("--key", metavar="ID_OR_PREFIX", help="only this key")
-    parser.add_argument("--since", metavar="WHEN", help="7d, 2026-01-01 or ISO time (inclusive)")
-    parser.add_argument("--until", metavar="WHEN", help="same forms (exclusive)")
+    parser.add_argument(
+        "--since", type=_past, metavar="WHEN", help="7d, 2026-01-01 or ISO time (inclusive)"
+    )
+    parser.add_argument("--until", type=_past, metavar="WHEN", help="same forms (exclusive)")
     parser.add_argument("--by", choices=("key", "model", "day"), default="key")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
     parser.set_defaults(func=_usage)
@@ -38,10 +40,16 @@ def _usage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _past(text: str) -> datetime:
+    """A ``--since``/``--until`` value; an unreadable or out-of-range one exits 2 (argparse)."""
+    try:
+        return parse_when(text, now=datetime.now(UTC), future=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 async def _report(args: argparse.Namespace) -> str:
-    now = datetime.now(UTC)
-    since = None if args.since is None else parse_when(args.since, now=now, future=False)
-    until = None if args.until is None else parse_when(args.until, now=now, future=False)
+    since, until = args.since, args.until
     url = store_url(args)
     announce_store(url)
     store = await open_store(url)

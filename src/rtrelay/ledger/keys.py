@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import string
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,15 +20,23 @@ from typing import Final, Literal
 
 __all__ = [
     "KEY_ID_PREFIX",
+    "MAX_BUDGET_USD",
+    "MAX_COUNT",
+    "MAX_NAMES",
+    "MAX_TEXT",
     "PREFIX_LENGTH",
     "SECRET_PREFIX",
     "KeyRecord",
     "KeySpec",
+    "KeySpecError",
+    "budget_problem",
+    "count_problem",
     "hash_secret",
     "new_key_id",
     "new_secret",
     "secret_matches",
     "split_secret",
+    "text_problem",
 ]
 
 SECRET_PREFIX: Final = "rk_"
@@ -36,10 +45,58 @@ PREFIX_LENGTH: Final = 8
 _PREFIX_ALPHABET: Final = string.ascii_lowercase + string.digits
 _RANDOM_BYTES: Final = 32  # 43 url-safe characters
 
+# What a key may be given: one place for the admin API and the CLI alike. Beyond these a
+# value is a typo, and past the stores' columns it used to be a 500 (PostgreSQL's INTEGER
+# is 32-bit; SQLite keeps money as a 64-bit count of 1e-10 USD, about 9.2e8 USD).
+MAX_COUNT: Final = 1_000_000
+"""Largest ``max_sessions`` / ``sessions_per_minute``."""
+MAX_BUDGET_USD: Final = Decimal(100_000_000)
+"""Largest ``budget_usd``."""
+MAX_TEXT: Final = 200
+"""Longest name, model or origin, in characters."""
+MAX_NAMES: Final = 100
+"""Most models or origins one key may list."""
+
+
+class KeySpecError(ValueError):
+    """A ``KeySpec`` field is out of range; ``field`` names it (the admin API's ``param``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def count_problem(value: int) -> str | None:
+    """Why ``value`` cannot be a ``max_sessions`` or ``sessions_per_minute``, if it cannot."""
+    return None if 1 <= value <= MAX_COUNT else f"must be a whole number from 1 to {MAX_COUNT}"
+
+
+def budget_problem(value: Decimal) -> str | None:
+    """Why ``value`` cannot be a ``budget_usd``, if it cannot (NaN and infinities cannot)."""
+    if value.is_finite() and 0 <= value <= MAX_BUDGET_USD:
+        return None
+    return f"must be an amount from 0 to {MAX_BUDGET_USD} USD"
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a key's name, model or origin (it is stored and shown), if so."""
+    if not value.strip():
+        return "must not be empty"
+    if len(value) > MAX_TEXT:
+        return f"must be at most {MAX_TEXT} characters"
+    # Control characters (NUL: PostgreSQL refuses it) and lone surrogates (not UTF-8).
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        return "must not contain control characters"
+    return None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeySpec:
-    """What a new key may do; ``None`` means no limit (or any model / origin)."""
+    """What a new key may do; ``None`` means no limit (or any model / origin).
+
+    Raises:
+        KeySpecError: a field is out of range (see ``MAX_*``); ``field`` names it.
+    """
 
     name: str
     models: tuple[str, ...] | None = None
@@ -50,20 +107,25 @@ class KeySpec:
     origins: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if not self.name.strip():
-            raise ValueError("a key needs a name")
+        if (problem := text_problem(self.name)) is not None:
+            raise KeySpecError("name", f"a key's name {problem}")
         for field in ("max_sessions", "sessions_per_minute"):
             value = getattr(self, field)
-            if value is not None and value < 1:
-                raise ValueError(f"{field} must be at least 1")
-        if self.budget_usd is not None and (not self.budget_usd.is_finite() or self.budget_usd < 0):
-            raise ValueError("budget_usd must be a non-negative amount")
+            if value is not None and (problem := count_problem(value)) is not None:
+                raise KeySpecError(field, f"{field} {problem}")
+        if self.budget_usd is not None and (problem := budget_problem(self.budget_usd)):
+            raise KeySpecError("budget_usd", f"budget_usd {problem}")
         if self.expires_at is not None and self.expires_at.tzinfo is None:
-            raise ValueError("expires_at must be timezone-aware")
+            raise KeySpecError("expires_at", "expires_at must be timezone-aware")
         for field in ("models", "origins"):
-            value = getattr(self, field)
-            if value is not None and not all(v.strip() for v in value):
-                raise ValueError(f"{field} must not contain empty names")
+            names = getattr(self, field)
+            if names is None:
+                continue
+            if len(names) > MAX_NAMES:
+                raise KeySpecError(field, f"{field} may list at most {MAX_NAMES} names")
+            for name in names:
+                if (problem := text_problem(name)) is not None:
+                    raise KeySpecError(field, f"each of {field} {problem}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
