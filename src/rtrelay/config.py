@@ -9,6 +9,7 @@ holding provider keys, the admin token); it never holds them.
 from __future__ import annotations
 
 import dataclasses
+import math
 import string
 import tomllib
 import types
@@ -330,20 +331,43 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     kwargs: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():
-        values = dict(raw.get(section, {}))
+        values = dict(_table(raw.get(section, {}), f"[{section}]"))
         values.update(_env_overrides(section, cls, environ or {}))
         kwargs[section] = _build(cls, values, section)
+    channels = raw.get("channels", ())
+    if not isinstance(channels, list | tuple):
+        raise ConfigError("channels must be an array of tables ([[channels]])")
     kwargs["channels"] = tuple(
-        _build(Channel, dict(c), f"channels[{i}]") for i, c in enumerate(raw.get("channels", ()))
+        _build(Channel, dict(_table(c, f"channels[{i}]")), f"channels[{i}]")
+        for i, c in enumerate(channels)
     )
-    try:
-        kwargs["prices"] = {
-            model: {k: Decimal(str(v)) for k, v in table.items()}
-            for model, table in raw.get("prices", {}).items()
+    kwargs["prices"] = {
+        str(model): {
+            str(k): _price(v, f"prices.{model}.{k}")
+            for k, v in _table(table, f"prices.{model}").items()
         }
-    except (ArithmeticError, AttributeError) as exc:
-        raise ConfigError(f"prices: {exc}") from exc
+        for model, table in _table(raw.get("prices", {}), "prices").items()
+    }
     return Settings(**kwargs)
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    return value
+
+
+def _price(value: Any, where: str) -> Decimal:
+    """USD per 1M tokens: a finite, non-negative number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ConfigError(f"{where} must be a number")
+    try:
+        price = Decimal(str(value))
+    except ArithmeticError as exc:
+        raise ConfigError(f"{where} must be a number, got {value!r}") from exc
+    if not price.is_finite() or price < 0:
+        raise ConfigError(f"{where} must be a finite number >= 0, got {value!r}")
+    return price
 
 
 def _env_overrides(section: str, cls: type[Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -383,6 +407,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}")
         return value
     if origin is tuple:
+        if not isinstance(value, str | list | tuple):
+            raise ConfigError(f"{where} must be a list")
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(
             _convert(i.strip() if isinstance(i, str) else i, args[0], where) for i in items
@@ -397,9 +423,29 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, str):
             return value.lower() in ("1", "true", "yes", "on")
         return bool(value)
-    if hint in (int, float, str):
-        try:
-            return hint(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from exc
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if hint in (int, float):
+        return _number(value, hint, where)
     return value
+
+
+_MAX_INT: Final = 2**63 - 1
+"""Beyond any sensible setting, and the most a database or C library will take."""
+
+
+def _number(value: Any, hint: type[int] | type[float], where: str) -> int | float:
+    """An int or float setting: finite, within 64 bits (1e999 or 10^30 is a typo)."""
+    if isinstance(value, bool | list | dict | tuple) or value is None:
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    try:
+        number = hint(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from exc
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if abs(number) > _MAX_INT:
+        raise ConfigError(f"{where}: {value!r} is out of range")
+    return number

@@ -1,4 +1,9 @@
-"""``rtrelay bench``: measure rtrelay beside a direct connection, nginx and LiteLLM."""
+"""``rtrelay bench``: measure rtrelay beside a direct connection, nginx and LiteLLM.
+
+The harness (``rtrelay.bench``) needs the ``bench`` extra (psutil, matplotlib), which a
+base install lacks: this module imports it only when the command runs, so every other
+command works without it and this one says what to install.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +11,24 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import importlib.util
 import resource
 import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from rtrelay.bench import (
-    ALL_TARGETS,
-    DEFAULT_TARGETS,
-    BenchOptions,
-    markdown,
-    quick,
-    run_bench,
-    write_results,
-)
-from rtrelay.bench._options import TargetName
-from rtrelay.bench._quiet import freeze_startup
+if TYPE_CHECKING:
+    from rtrelay.bench import BenchOptions
 
-__all__ = ["register"]
+__all__ = ["BENCH_EXTRA", "missing_extra", "register"]
+
+BENCH_EXTRA: Final = ("psutil", "matplotlib")
+"""The modules of pyproject's ``bench`` extra (matplotlib only draws the plots)."""
+INSTALL_HINT: Final = "pip install 'rtrelay[bench]'"
 
 
 def register(subparsers: Any) -> None:
@@ -42,10 +43,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds (4)")
     p.add_argument(
         "--targets",
-        type=_targets,
+        type=_names,
         default=None,
-        help=f"comma-separated, from: {','.join(ALL_TARGETS)} "
-        f"(default: {','.join(DEFAULT_TARGETS)})",
+        help="comma-separated: direct, rtrelay, rtrelay-core, nginx, litellm "
+        "(default: all but litellm)",
     )
     p.add_argument(
         "--with-litellm", action="store_true", help="add LiteLLM (installed in its own venv)"
@@ -69,21 +70,33 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_main)
 
 
-def _targets(value: str) -> tuple[TargetName, ...]:
-    names = tuple(v.strip() for v in value.split(",") if v.strip())
-    unknown = [n for n in names if n not in ALL_TARGETS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown target(s): {', '.join(unknown)}")
-    return tuple(n for n in ALL_TARGETS if n in names)
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def missing_extra(*, plots: bool = True) -> list[str]:
+    """The modules of the ``bench`` extra this install lacks (matplotlib only for plots)."""
+    wanted = BENCH_EXTRA if plots else tuple(m for m in BENCH_EXTRA if m != "matplotlib")
+    return [m for m in wanted if importlib.util.find_spec(m) is None]
 
 
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
     """The ``BenchOptions`` the command line asks for.
 
     Raises:
-        ValueError: an option is out of range.
+        ValueError: an option is out of range, or a target is unknown.
     """
-    targets: tuple[TargetName, ...] = args.targets or DEFAULT_TARGETS
+    from rtrelay.bench import ALL_TARGETS, DEFAULT_TARGETS, BenchOptions, quick
+    from rtrelay.bench._options import TargetName
+
+    targets: tuple[TargetName, ...] = DEFAULT_TARGETS
+    if args.targets:
+        unknown = [n for n in args.targets if n not in ALL_TARGETS]
+        if unknown:
+            raise ValueError(
+                f"unknown target(s): {', '.join(unknown)} (known: {', '.join(ALL_TARGETS)})"
+            )
+        targets = tuple(n for n in ALL_TARGETS if n in args.targets)
     if args.with_litellm and "litellm" not in targets:
         targets = (*targets, "litellm")
     options = BenchOptions(
@@ -107,6 +120,17 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
 
 
 def _main(args: argparse.Namespace) -> int:
+    missing = missing_extra(plots=not args.no_plots)
+    if missing:
+        print(
+            f"rtrelay bench: needs the bench extra ({', '.join(missing)} not installed): "
+            f"{INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        return 2
+    from rtrelay.bench import markdown, write_results
+    from rtrelay.bench._quiet import freeze_startup
+
     try:
         options = options_from_args(args)
     except ValueError as exc:
@@ -134,6 +158,8 @@ def _main(args: argparse.Namespace) -> int:
 
 def _run(options: BenchOptions, workdir: Path) -> dict[str, Any]:
     """Run on uvloop; SIGTERM cancels the run like Ctrl-C, so children are always stopped."""
+
+    from rtrelay.bench import run_bench
 
     async def main() -> dict[str, Any]:
         task = asyncio.current_task()

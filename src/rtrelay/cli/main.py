@@ -1,7 +1,8 @@
 """The ``rtrelay`` command: one subcommand per module of this package.
 
 Each module ``rtrelay.cli.<name>`` defines ``register(subparsers)``, which adds its
-parser and sets ``func`` (``(argparse.Namespace) -> int``, the exit code).
+parser and sets ``func`` (``(argparse.Namespace) -> int``, the exit code). Every
+command works on a base install (``pip install rtrelay``, no extras).
 """
 
 from __future__ import annotations
@@ -33,13 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"rtrelay.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"rtrelay.cli.{name}":
-                raise
-            continue  # command not built yet
-        module.register(subparsers)
+        # A command module imports only base dependencies at its top; one that needs an
+        # extra imports it when it runs and says what to install, so a missing module
+        # here is a bug to surface, never a command to skip quietly.
+        importlib.import_module(f"rtrelay.cli.{name}").register(subparsers)
     return parser
 
 
