@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rtrelay import __version__
+from rtrelay.ledger.keys import MAX_BUDGET_USD, MAX_COUNT, MAX_NAMES, MAX_TEXT
 
 __all__ = ["openapi_document"]
 
@@ -17,6 +18,12 @@ _NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
 _NULLABLE_INT: dict[str, Any] = {"type": ["integer", "null"]}
 _NULLABLE_TIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
 _NAMES: dict[str, Any] = {"type": ["array", "null"], "items": {"type": "string"}}
+_COUNT: dict[str, Any] = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_COUNT}
+_CREATE_NAMES: dict[str, Any] = {
+    "type": ["array", "null"],
+    "maxItems": MAX_NAMES,
+    "items": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
+}
 _MONEY: dict[str, Any] = {
     "type": "string",
     "pattern": r"^-?\d+(\.\d+)?$",
@@ -314,17 +321,20 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["name"],
                     "additionalProperties": False,
                     "properties": {
-                        "name": {"type": "string", "minLength": 1},
-                        "models": _NAMES,
-                        "max_sessions": {"type": ["integer", "null"], "minimum": 1},
-                        "sessions_per_minute": {"type": ["integer", "null"], "minimum": 1},
-                        "budget_usd": {"type": ["string", "number", "null"]},
+                        "name": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
+                        "models": _CREATE_NAMES,
+                        "max_sessions": _COUNT,
+                        "sessions_per_minute": _COUNT,
+                        "budget_usd": {
+                            "type": ["string", "number", "null"],
+                            "description": f"USD, 0 to {MAX_BUDGET_USD}.",
+                        },
                         "expires_at": _NULLABLE_TIME,
                         "expires_in": {
                             "type": ["string", "null"],
                             "description": "Instead of expires_at: 30d, 12h...",
                         },
-                        "origins": _NAMES,
+                        "origins": _CREATE_NAMES,
                     },
                 },
                 "UsageRow": {"type": "object", "properties": usage_properties},
