@@ -14,6 +14,7 @@ from aiohttp import web
 from rtrelay import config
 from rtrelay.edge.app import RELAY, create_app
 from rtrelay.edge.relay import Relay
+from rtrelay.edge.server import Protections, listen
 
 _STORES = tempfile.TemporaryDirectory(prefix="rtrelay-test-stores-")
 """Parent of every throw-away store; removed when the test process exits."""
@@ -21,11 +22,17 @@ _STORES = tempfile.TemporaryDirectory(prefix="rtrelay-test-stores-")
 
 @contextlib.asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Run ``app`` on 127.0.0.1:0 and yield ``http://127.0.0.1:<port>``."""
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    """Run ``app`` on 127.0.0.1:0 and yield ``http://127.0.0.1:<port>``.
+
+    Served as ``rtrelay serve`` serves (``edge.server.listen``): a relay app with its own
+    settings and metrics, any other app with the default protections.
+    """
+    relay = app.get(RELAY)
+    protections = Protections.from_settings(
+        relay.settings if relay is not None else config.Settings(),
+        relay.metrics if relay is not None else None,
+    )
+    runner = await listen(app, host="127.0.0.1", port=0, protections=protections)
     port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}"
@@ -229,15 +236,23 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def serve_process(
-    *args: str, port: int | None = None, env: Mapping[str, str] | None = None
+    *args: str,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    nofile: int | None = None,
 ) -> AsyncIterator[tuple[Any, int]]:
-    """Run ``rtrelay serve ARGS --port P`` as a real process; yield it once it answers."""
+    """Run ``rtrelay serve ARGS --port P`` as a real process; yield it once it answers.
+
+    ``nofile``: run it under ``ulimit -n nofile`` (the shell execs it: same pid).
+    """
     import asyncio
     import os
     import sys
 
     port = port or free_port()
+    limit = ("sh", "-c", f'ulimit -n {int(nofile)} && exec "$@"', "sh") if nofile else ()
     proc = await asyncio.create_subprocess_exec(
+        *limit,
         sys.executable,
         "-m",
         "rtrelay.cli.main",

@@ -94,6 +94,9 @@ class Timeouts:
     """How long a send to a client that stopped reading may stay blocked."""
     drain: float = 30.0
     """How long live sessions may go on after SIGTERM."""
+    request: float | None = 10.0
+    """The whole HTTP request (head and body) must arrive this long after the connection
+    opens or goes idle between requests; 408 if part of it came, a silent close if not."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -104,6 +107,7 @@ class Timeouts:
             "max_session",
             "slow_consumer",
             "drain",
+            "request",
         ):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -116,10 +120,15 @@ class Limits:
     on_budget_spent: Literal["close", "keep_open"] = "close"
     """After refusing a ``response.create`` for a spent budget: end the session with 4429
     once the response in flight is done, or keep it open (refusing further responses)."""
+    max_pending_connections: int = 1024
+    """Connections waiting for a request head (per process, also capped at half the
+    open-file limit); past it the oldest waiting one is closed to make room."""
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes < 1024:
             raise ConfigError("limits.max_frame_bytes must be at least 1024")
+        if self.max_pending_connections < 1:
+            raise ConfigError("limits.max_pending_connections must be at least 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

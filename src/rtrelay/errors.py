@@ -7,7 +7,9 @@ follows are all rendered from those attributes and nowhere else::
     RelayError
     ├── BadRequest ............ 400 / 4400   missing_model, beta_not_supported_by_channel,
     │                                        invalid_value, invalid_event (one event refused),
-    │                                        websocket_upgrade_required (426)
+    │                                        websocket_upgrade_required (426),
+    │                                        malformed_request, request_timeout (408),
+    │                                        client_gone (499: hung up before the 101)
     ├── AuthError ............. 401 / 4401   missing_api_key, invalid_api_key
     ├── PermissionDenied ...... 403 / 4403   origin_not_allowed, model_not_allowed
     ├── NotFound .............. 404 / 4404   model_not_found
@@ -32,6 +34,7 @@ __all__ = [
     "AuthError",
     "BadRequest",
     "BetaNotSupportedByChannel",
+    "ClientGone",
     "CloseCode",
     "ConcurrencyLimitExceeded",
     "IdleTimeout",
@@ -40,6 +43,7 @@ __all__ = [
     "InvalidApiKey",
     "InvalidEvent",
     "InvalidRequest",
+    "MalformedRequest",
     "MessageTooLarge",
     "MissingApiKey",
     "MissingModel",
@@ -52,6 +56,7 @@ __all__ = [
     "RateLimited",
     "RelayError",
     "RelayShuttingDown",
+    "RequestTimeout",
     "SessionEnded",
     "SessionExpired",
     "SlowConsumer",
@@ -188,6 +193,36 @@ class UpgradeRequired(BadRequest):
     code = "websocket_upgrade_required"
     http_status = 426
     default_message = "This endpoint speaks WebSocket only: send an Upgrade: websocket request."
+
+
+class MalformedRequest(BadRequest):
+    """The HTTP request could not be read (a control byte in a header, a bad WebSocket key).
+
+    The message never quotes the request: its headers may carry a credential.
+    """
+
+    code = "malformed_request"
+    default_message = "The HTTP request is malformed and could not be read."
+
+
+class RequestTimeout(BadRequest):
+    """The request head (or body) did not arrive within ``timeouts.request``."""
+
+    code = "request_timeout"
+    http_status = 408
+    default_message = "The request did not arrive in time."
+
+
+class ClientGone(BadRequest):
+    """The client hung up while its handshake was admitted or dialed (nginx's 499).
+
+    Nobody is left to read it: it is what the ledger and the metrics record.
+    """
+
+    code = "client_gone"
+    http_status = 499
+    close_code = CloseCode.GOING_AWAY
+    default_message = "The client closed the connection before its session was open."
 
 
 class AuthError(RelayError):
@@ -350,6 +385,9 @@ ERROR_CLASSES: Final[tuple[type[RelayError], ...]] = (
     InvalidRequest,
     InvalidEvent,
     UpgradeRequired,
+    MalformedRequest,
+    RequestTimeout,
+    ClientGone,
     ModelNotFound,
     RateLimitExceeded,
     ConcurrencyLimitExceeded,

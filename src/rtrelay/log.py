@@ -3,6 +3,11 @@
 Events are logged with ``extra={...}`` fields; the JSON formatter writes those
 fields as keys, so a session start or end is one machine-readable line. Nothing
 secret is ever passed in ``extra`` (keys appear only as their prefix).
+
+Third-party loggers (aiohttp, asyncio, SQLAlchemy) write what they are given,
+request lines and tracebacks included, so every handler ``configure_logging``
+installs carries ``RedactingFilter``: whatever logger a record comes from, a
+credential-shaped string in it is gone before any formatter sees it.
 """
 
 from __future__ import annotations
@@ -10,18 +15,23 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import orjson
 
+from rtrelay.redact import redact
+
 __all__ = [
     "JsonFormatter",
+    "RedactingFilter",
+    "TextFormatter",
     "access_log",
     "bridge_log",
     "configure_logging",
     "edge_log",
     "gate_log",
     "ledger_log",
+    "log_handler",
     "route_log",
 ]
 
@@ -52,8 +62,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         line.update(_fields(record))
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:  # RedactingFilter leaves the scrubbed traceback here
+            line["exception"] = record.exc_text
         return orjson.dumps(line, default=str).decode()
 
 
@@ -69,9 +81,47 @@ class TextFormatter(logging.Formatter):
         return f"{text} {extra}" if extra else text
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class RedactingFilter(logging.Filter):
+    """Scrub credential shapes (``rtrelay.redact``) from a record, whoever logged it.
+
+    The message is rendered once and its arguments dropped (a secret can hide in
+    any argument's ``repr``); a traceback is rendered into ``exc_text``, which
+    every formatter prints instead of rendering ``exc_info`` again; string
+    ``extra`` fields are scrubbed too. It changes the record in place, so the
+    handlers after this one see the scrubbed record as well.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format call: show the format, never the arguments
+            message = f"{record.msg} (unformattable arguments)"
+        record.msg, record.args = redact(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for name, value in _fields(record).items():
+            if isinstance(value, str):
+                setattr(record, name, redact(value))
+        return True
+
+
+_TRACEBACKS: Final = logging.Formatter()
+
+
+def log_handler(stream: TextIO, fmt: str = "json") -> logging.Handler:
+    """A handler writing to ``stream`` as rtrelay's are built: formatted, and redacting."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactingFilter())
+    return handler
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    handler = log_handler(sys.stderr, fmt)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

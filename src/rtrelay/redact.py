@@ -14,9 +14,19 @@ from typing import Final
 __all__ = ["mask", "redact"]
 
 _SECRET_SHAPES: Final = re.compile(
-    r"(?:sk|rk|ek|pk)[-_][A-Za-z0-9_\-]{6,}"  # OpenAI / rtrelay style keys
+    # OpenAI / rtrelay style keys, and ek_<payload>.<signature> tokens whole; not inside a
+    # word ("network_errors" is no key)
+    r"(?<![A-Za-z0-9])(?:sk|rk|ek|pk)[-_][A-Za-z0-9_\-]{6,}(?:\.[A-Za-z0-9_\-]+)*"
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"  # bearer tokens, whatever they look like
+    # whatever the key's shape: a browser's key subprotocol, and the value of a credential
+    # header however it is quoted (a request line, a dict's repr); the name stays readable
+    r"|(?<=openai-insecure-api-key\.)[^\s,;'\"\]\)]+"
+    r"|(?P<name>(?i:\b(?:api-key|authorization))['\"]?[ \t]*[:=][ \t]*['\"]?)[^\s'\"][^\r\n'\"]*"
 )
+
+
+def _hide(match: re.Match[str]) -> str:
+    return f"{match['name'] or ''}***"
 
 
 def redact(text: str, known: Iterable[str] = ()) -> str:
@@ -24,7 +34,7 @@ def redact(text: str, known: Iterable[str] = ()) -> str:
     for secret in known:
         if secret:
             text = text.replace(secret, "***")
-    return _SECRET_SHAPES.sub("***", text)
+    return _SECRET_SHAPES.sub(_hide, text)
 
 
 _SHOWN_HEAD: Final = 5

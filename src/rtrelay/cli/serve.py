@@ -13,11 +13,10 @@ import sys
 import tempfile
 from typing import Any
 
-from aiohttp import web
-
 from rtrelay import config
 from rtrelay.cli.db import store_label
 from rtrelay.edge.app import RELAY, create_app
+from rtrelay.edge.server import Protections, listen
 from rtrelay.log import configure_logging, edge_log
 
 __all__ = ["register", "serve"]
@@ -93,12 +92,14 @@ def _run(settings: config.Settings, *, demo: bool = False) -> int:
 async def serve(settings: config.Settings, *, demo: bool = False) -> None:
     """Serve until SIGTERM/SIGINT, then drain: refuse new sessions, let live ones finish."""
     app = await create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(
-        runner, settings.server.host, settings.server.port, reuse_port=settings.server.workers > 1
+    runner = await listen(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        protections=Protections.from_settings(settings, app[RELAY].metrics),
+        reuse_port=settings.server.workers > 1,
+        shutdown_timeout=5.0,
     )
-    await site.start()
     # Start-up leaves ~10^5 long-lived objects (aiohttp, SQLAlchemy, the app) that every
     # full collection would walk again: 80-110 ms pauses that were the relay's p99.
     gc.collect()

@@ -28,7 +28,9 @@ def http_refusal(error: RelayError, request_id: str) -> web.Response:
 
 
 async def refuse(request: web.Request, hello: ClientHello, error: RelayError) -> web.StreamResponse:
-    if hello.error_style == "http":
+    transport = request.transport
+    if hello.error_style == "http" or transport is None or transport.is_closing():
+        # (a client that already left can't be upgraded: the response just goes nowhere)
         return http_refusal(error, hello.request_id)
     protocols = (hello.echo_protocol,) if hello.echo_protocol else ()
     ws = ClientLeg(protocols=protocols, compress=False, autoclose=False, timeout=2.0)

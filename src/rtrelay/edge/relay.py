@@ -21,10 +21,13 @@ from rtrelay.bridge.pump import Bridge, ClientLeg, Ending
 from rtrelay.config import Settings
 from rtrelay.edge.handshake import ClientHello, new_request_id, parse_hello
 from rtrelay.edge.refuse import refuse
+from rtrelay.edge.server import client_watch
 from rtrelay.edge.wiring import Parts
 from rtrelay.errors import (
+    ClientGone,
     IdleTimeout,
     InternalError,
+    MalformedRequest,
     RelayError,
     RelayShuttingDown,
     SessionExpired,
@@ -101,27 +104,34 @@ class Relay:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             hello = replace(hello, error_style="http")
             return await self._refuse(request, hello, UpgradeRequired(), None)
+        if not ClientLeg().can_prepare(request):
+            # A bad Sec-WebSocket-Key, version or Connection: say so now, not after a dial.
+            hello = replace(hello, error_style="http")
+            return await self._refuse(request, hello, MalformedRequest(_BAD_UPGRADE), None)
         admission: Admission | None = None
         key: KeyInfo | None = None
         try:
-            if self.draining:
-                raise RelayShuttingDown(retry_after=1)
-            key, bound_model = await self.gate.authenticate(hello.credential)
-            model = hello.require_model()
-            self.gate.check_policy(key, model, hello.origin, bound_model)
-            self.router.candidates(model, beta=hello.beta)  # 404 before any lease is taken
-            admission = await self.gate.admit_session(key, model)
-            t = self.settings.timeouts
-            connected = await self.router.connect(
-                model,
-                beta=hello.beta,
-                request_id=hello.request_id,
-                dial_timeout=t.dial,
-                deadline=t.handshake_deadline,
-            )
+            async with client_watch(request):  # a client that hangs up: cancel, ClientGone
+                if self.draining:
+                    raise RelayShuttingDown(retry_after=1)
+                key, bound_model = await self.gate.authenticate(hello.credential)
+                model = hello.require_model()
+                self.gate.check_policy(key, model, hello.origin, bound_model)
+                self.router.candidates(model, beta=hello.beta)  # 404 before any lease is taken
+                admission = await self.gate.admit_session(key, model)
+                t = self.settings.timeouts
+                connected = await self.router.connect(
+                    model,
+                    beta=hello.beta,
+                    request_id=hello.request_id,
+                    dial_timeout=t.dial,
+                    deadline=t.handshake_deadline,
+                )
         except (RelayError, RoutingFailed) as exc:
             if admission is not None:
                 await self.gate.release(admission)
+            if isinstance(exc, ClientGone):
+                hello = replace(hello, error_style="http")  # nobody is left to read an event
             if isinstance(exc, RoutingFailed):
                 self._observe_attempts(exc.attempts)
                 return await self._refuse(request, hello, exc.error, key, exc.attempts)
@@ -412,6 +422,10 @@ class Relay:
 
 
 _NORMAL_ENDINGS = (IdleTimeout, SessionExpired, RelayShuttingDown)
+_BAD_UPGRADE = (
+    "The WebSocket upgrade is invalid: check the Connection, Sec-WebSocket-Key and "
+    "Sec-WebSocket-Version headers."
+)
 
 
 def _is_failure(ending: Ending | None) -> bool:

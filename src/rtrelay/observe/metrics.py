@@ -33,12 +33,16 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "HANDSHAKE_OUTCOMES",
     "LEDGER_FATES",
+    "PRE_UPGRADE_REASONS",
     "Metrics",
     "multiprocess_dir",
 ]
 
 HANDSHAKE_OUTCOMES: Final = ("success", *(cls.code for cls in ERROR_CLASSES))
 """Every outcome is exported from the start (at 0), so rates never miss a series."""
+
+PRE_UPGRADE_REASONS: Final = ("request_timeout", "pending_cap", "malformed_request")
+"""Why the edge closed a connection before any handler saw a request (``edge.server``)."""
 
 LEDGER_FATES: Final = ("written", "journaled", "replayed", "rejected", "dropped")
 """What became of ledger records (``LedgerWriter.snapshot``): see ``rtrelay_ledger_records``."""
@@ -159,6 +163,15 @@ class Metrics:
             registry=r,
             **({"multiprocess_mode": "max"} if self.multiprocess else {}),  # type: ignore[arg-type]
         )
+        self.pre_upgrade_closed = Counter(
+            "rtrelay_pre_upgrade_closed",
+            "Connections closed before a request was handled: request deadline passed, "
+            "pending-connection cap reached (oldest evicted), or an unreadable request.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in PRE_UPGRADE_REASONS:
+            self.pre_upgrade_closed.labels(reason)
         self.ledger_records = Counter(
             "rtrelay_ledger_records",
             "Ledger records by fate: written to the store; journaled while it was unreachable; "
