@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 
 import aiohttp
 import pytest
-from mock_wire import expect_close, next_event, open_session, send_all, types
+from mock_wire import events_until, expect_close, next_event, open_session, send_all, types
 
+from rtrelay.cli import mock as cli_mock
 from rtrelay.mock import MockOptions, MockProvider
 
 FAST = MockOptions(realtime_pacing=0)
@@ -165,3 +167,33 @@ async def test_stopping_the_provider_closes_open_sessions_with_1001(
         assert provider.active_sessions == 1
     await expect_close(ws, 1001)
     assert provider.active_sessions == 0
+
+
+async def test_repeat_event_sends_that_event_twice_with_the_same_ids(
+    http: aiohttp.ClientSession,
+) -> None:
+    options = dataclasses.replace(FAST, repeat_event="response.done")
+    async with MockProvider(options) as provider:
+        async with await open_session(http, provider) as ws:
+            assert (await next_event(ws))["type"] == "session.created"
+            turns = []
+            for _ in range(2):
+                await send_all(ws, [{"type": "response.create"}])
+                events = await events_until(ws, "response.done")
+                turns.append((events, await next_event(ws)))
+        await provider.wait_idle()
+    for events, again in turns:
+        assert types(events).count("response.done") == 1
+        assert again == events[-1]  # the same frame: same event id, same response id
+    first, second = (events[-1]["response"]["id"] for events, _ in turns)
+    assert first != second
+    assert provider.sessions[0].events_sent == 1 + sum(len(e) + 1 for e, _ in turns)
+
+
+def test_repeat_event_has_a_command_line_flag() -> None:
+    parser = argparse.ArgumentParser()
+    cli_mock.register(parser.add_subparsers())
+    args = parser.parse_args(["mock", "--repeat-event", "response.done"])
+    assert cli_mock.options_from_args(args).repeat_event == "response.done"
+    with pytest.raises(ValueError, match="repeat_event"):
+        MockOptions(repeat_event=" ")
