@@ -29,7 +29,7 @@ TABLE = [
     ("relay_shutting_down", 503, 1001),
     ("malformed_request", 400, 4400),
     ("request_timeout", 408, 4400),
-    ("client_gone", 499, 1001),
+    ("client_gone", 499, 4400),
 ]
 
 

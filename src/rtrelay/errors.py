@@ -221,7 +221,6 @@ class ClientGone(BadRequest):
 
     code = "client_gone"
     http_status = 499
-    close_code = CloseCode.GOING_AWAY
     default_message = "The client closed the connection before its session was open."
 
 

@@ -42,6 +42,9 @@ EXPECTED: dict[str, tuple[type[APIError], str, bool]] = {
     "missing_model": (BadRequestError, "client", False),
     "invalid_value": (BadRequestError, "client", False),
     "websocket_upgrade_required": (BadRequestError, "client", False),
+    "malformed_request": (BadRequestError, "client", False),
+    "request_timeout": (BadRequestError, "client", False),
+    "client_gone": (BadRequestError, "client", False),  # recorded, never read by a client
     "model_not_found": (NotFoundError, "client", False),
     "rate_limit_exceeded": (RateLimitError, "client", True),
     "concurrency_limit_exceeded": (RateLimitError, "client", True),
