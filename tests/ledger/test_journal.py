@@ -13,6 +13,7 @@ import pytest
 from tcp_proxy import TcpProxy, proxied
 from test_store import EXAMPLE_COST, T0, response
 
+from rtrelay import config
 from rtrelay.ledger import (
     ChannelAttempt,
     KeySpec,
@@ -27,6 +28,7 @@ from rtrelay.ledger import (
 from rtrelay.ledger.journal import Journal, decode, encode, journal_path
 from rtrelay.ledger.records import Record
 from rtrelay.ledger.writer import LedgerWriter
+from rtrelay.observe.metrics import Metrics
 from store_fixtures import postgres_database
 
 
@@ -321,3 +323,54 @@ async def test_the_writer_prunes_old_rows_but_never_usage(tmp_path: Path) -> Non
         assert row.responses == 1
     finally:
         await store.close()
+
+
+def test_store_settings_name_the_journal_and_the_retention() -> None:
+    default = config.from_mapping({})
+    assert (default.store.journal, default.store.retention_days) == ("auto", 90)
+    off = config.from_mapping(
+        {"store": {"retention_days": "off"}}, {"RTRELAY_STORE_JOURNAL": "off"}
+    )
+    assert (off.store.journal, off.store.retention_days) == ("off", None)
+    with pytest.raises(config.ConfigError, match="retention_days"):
+        config.from_mapping({"store": {"retention_days": -1}})
+
+
+def test_ledger_metrics_fold_the_writers_running_totals() -> None:
+    metrics = Metrics()
+    snapshot = {"written": 5, "journaled": 3, "replayed": 0, "queue_depth": 7, "journal_bytes": 90}
+    metrics.observe_ledger(snapshot)
+    metrics.observe_ledger({**snapshot, "journaled": 4, "replayed": 4, "journal_bytes": 0})
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert value("rtrelay_ledger_records_total", fate="journaled") == 4
+    assert value("rtrelay_ledger_records_total", fate="replayed") == 4
+    assert value("rtrelay_ledger_records_total", fate="dropped") == 0
+    assert value("rtrelay_ledger_queue_depth") == 7
+    assert value("rtrelay_ledger_journal_bytes") == 0
+
+
+@pytest.mark.postgres
+async def test_a_journal_found_at_start_while_the_store_is_down_is_replayed_when_it_answers(
+    outage_store: tuple[TcpProxy, str, Store], tmp_path: Path
+) -> None:
+    proxy, _, store = outage_store
+    await store.open_session(start("s1", None))
+    path = tmp_path / "j.jsonl"
+    dead = Journal(path)
+    dead.append([response("s1", "r1"), end("s1")])
+    dead.close()
+    proxy.cut()
+    writer = LedgerWriter(store, journal=Journal(path))
+    assert await writer.recover() == 0
+    writer.start()
+    try:
+        proxy.restore()
+        await until(lambda: writer.stats.replayed == 2)
+    finally:
+        await writer.close()
+    [row] = await store.usage()
+    assert row.responses == 1
+    assert not path.exists()

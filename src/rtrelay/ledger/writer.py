@@ -285,6 +285,7 @@ class LedgerWriter:
         """Replay journals an earlier run left (call before ``start``); how many records."""
         if self._journal is None or not self._enabled or not self._journal.orphans():
             return 0
+        self._orphans = True  # until a replay gets through them all
         before, started = self.stats.replayed, time.monotonic()
         caught_up = await self._replay(chunks=None)
         replayed = self.stats.replayed - before
@@ -304,6 +305,8 @@ class LedgerWriter:
     async def close(self) -> None:
         """Write what is queued (to the journal if the store cannot take it), then stop."""
         if self._task is None:
+            if self._journal is not None:
+                self._journal.close()
             return
         self._closing = True
         with contextlib.suppress(TimeoutError):

@@ -224,16 +224,15 @@ class Metrics:
         """Fold the ledger writer's running totals (``LedgerWriter.snapshot()``) into the series."""
         self.ledger_queue_depth.set(snapshot.get("queue_depth", 0))
         self.ledger_journal_bytes.set(snapshot.get("journal_bytes", 0))
-        counters = {"aggregated": self.refusals_aggregated, "pruned": self.ledger_pruned}
-        for name, total in snapshot.items():
+        counters = {fate: self.ledger_records.labels(fate) for fate in LEDGER_FATES}
+        counters["aggregated"] = self.refusals_aggregated
+        counters["pruned"] = self.ledger_pruned
+        for name, counter in counters.items():
+            total = snapshot.get(name, 0)
             delta = total - self._ledger_folded.get(name, 0)
-            if delta <= 0:
-                continue
-            self._ledger_folded[name] = total
-            if name in LEDGER_FATES:
-                self.ledger_records.labels(name).inc(delta)
-            elif name in counters:
-                counters[name].inc(delta)
+            if delta > 0:
+                self._ledger_folded[name] = total
+                counter.inc(delta)
 
     def exposition(self) -> bytes:
         if self.multiprocess:
