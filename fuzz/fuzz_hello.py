@@ -29,7 +29,9 @@ def test_one_input(data: bytes) -> None:
         assert hello.credential == hello.credential.strip()
         assert hello.credential not in ("", "null", "undefined")
     for offered in hello.offered_protocols:
-        assert offered == offered.strip() and offered and "," not in offered
+        assert offered
+        assert offered == offered.strip()
+        assert "," not in offered
 
 
 if __name__ == "__main__":
