@@ -1,6 +1,6 @@
 """atheris target: any TOML document loads or fails with a ConfigError naming the field.
 
-    python fuzz/fuzz_config.py -atheris_runs=1000000 "$(mktemp -d)" fuzz/seeds/config
+python fuzz/fuzz_config.py -atheris_runs=1000000 "$(mktemp -d)" fuzz/seeds/config
 """
 
 from __future__ import annotations

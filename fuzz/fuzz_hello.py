@@ -1,6 +1,6 @@
 """atheris target: reading an upgrade request never fails and never echoes a secret.
 
-    python fuzz/fuzz_hello.py -atheris_runs=1000000
+python fuzz/fuzz_hello.py -atheris_runs=1000000
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """atheris target: no client frame forwards a checked event unchecked.
 
-    pip install 'rtrelay[fuzz]'
-    python fuzz/fuzz_taps.py -atheris_runs=1000000 "$(mktemp -d)" fuzz/seeds/taps
+pip install 'rtrelay[fuzz]'
+python fuzz/fuzz_taps.py -atheris_runs=1000000 "$(mktemp -d)" fuzz/seeds/taps
 """
 
 from __future__ import annotations
