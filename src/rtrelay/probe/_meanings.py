@@ -51,6 +51,18 @@ ADVICE: Final[Mapping[type[RelayError], str]] = {
         "the request reached the server without 'Upgrade: websocket': a proxy in between drops "
         "the upgrade headers; configure it to pass WebSocket upgrades"
     ),
+    errors.MalformedRequest: (
+        "the server could not read the request (a control character in a header, a missing or "
+        "bad Sec-WebSocket-Key or -Version): fix the client, or the proxy that rewrote it"
+    ),
+    errors.RequestTimeout: (
+        "the request did not arrive within the relay's timeouts.request: a stalled network or "
+        "a proxy holding the request; retry"
+    ),
+    errors.ClientGone: (
+        "the client hung up before its session was open (the relay only records it): if clients "
+        "give up on purpose, check how long the dial takes (timeouts.dial)"
+    ),
     errors.ModelNotFound: (
         "no upstream channel serves this model: check the model name (--model) against the "
         "relay's channels"
