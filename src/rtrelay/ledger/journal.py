@@ -330,8 +330,17 @@ class Journal:
         return found
 
     def orphans(self) -> bool:
-        """Whether a file other than ours exists (cheap: no lock taken)."""
-        return any(c != self._own_path and c.exists() for c in self.candidates())
+        """Whether a file other than ours holds records (cheap: no lock taken).
+
+        It may be a live process's (its backlog, which it replays itself): trying
+        to lock it is how the caller finds out.
+        """
+        for candidate in self.candidates():
+            if candidate != self._own_path:
+                with contextlib.suppress(FileNotFoundError):
+                    if candidate.stat().st_size:
+                        return True
+        return False
 
     def truncate_if_read(self) -> bool:
         with self.lock:
