@@ -27,6 +27,7 @@ TABLE = [
     ("idle_timeout", None, 1000),
     ("session_expired", None, 1001),
     ("relay_shutting_down", 503, 1001),
+    ("limits_unavailable", 503, 4503),
     ("malformed_request", 400, 4400),
     ("request_timeout", 408, 4400),
     ("client_gone", 499, 4400),

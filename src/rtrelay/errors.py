@@ -21,6 +21,7 @@ follows are all rendered from those attributes and nowhere else::
     ├── SessionEnded .......... after 101    message_too_large (1009), slow_consumer (1008),
     │                                        idle_timeout (1000), session_expired (1001),
     │                                        relay_shutting_down (503 / 1001)
+    ├── LimitsUnavailable ..... 503 / 4503   limits_unavailable (Redis or the store unreachable)
     └── InternalError ......... 500 / 1011   anything unexpected (details never leave the relay)
 """
 
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidApiKey",
     "InvalidEvent",
     "InvalidRequest",
+    "LimitsUnavailable",
     "MalformedRequest",
     "MessageTooLarge",
     "MissingApiKey",
@@ -371,6 +373,17 @@ class RelayShuttingDown(SessionEnded):
     default_message = "The relay is shutting down; reconnect to another instance."
 
 
+class LimitsUnavailable(RelayError):
+    """What admission needs cannot be reached: Redis (shared limits, with ``[redis] on_error =
+    "closed"``) or the store (keys, spend). Nothing is wrong with the client: retry later."""
+
+    type = "server_error"
+    code = "limits_unavailable"
+    http_status = 503
+    close_code = CloseCode.SERVICE_UNAVAILABLE
+    default_message = "The relay cannot check this key's limits right now; retry shortly."
+
+
 class InternalError(RelayError):
     """An unexpected failure; its details stay in the relay's log."""
 
@@ -401,6 +414,7 @@ ERROR_CLASSES: Final[tuple[type[RelayError], ...]] = (
     IdleTimeout,
     SessionExpired,
     RelayShuttingDown,
+    LimitsUnavailable,
     InternalError,
 )
 

@@ -355,21 +355,22 @@ async def test_sdk_beta_client_gets_the_beta_shape_through_the_relay(
     assert provider.handshakes[-1].headers["OpenAI-Beta"] == "realtime=v1"
 
 
-async def test_a_failing_dependency_is_a_json_500_with_details_only_in_the_log(
+async def test_a_failing_dependency_is_a_json_503_with_details_only_in_the_log(
     provider: MockProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     with socket.socket() as s:  # Redis "configured" on a port where nothing listens
         s.bind(("127.0.0.1", 0))
-        dead_redis = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+        dead_redis = f"redis://:hunter2-secret@127.0.0.1:{s.getsockname()[1]}/0"
     settings = mock_channel_settings(provider.url, redis={"url": dead_redis})
     async with running_relay(settings) as relay:
-        key = await make_key(relay)
+        key = await make_key(relay, max_sessions=2)
         status, _, error = await refused(relay, Authorization=f"Bearer {key}")
         async with aiohttp.ClientSession() as http, http.get(f"{relay.url}/healthz") as resp:
             assert resp.status == 200
-    assert (status, error["code"], error["type"]) == (500, "internal_error", "server_error")
+    # [redis] on_error = "closed" (the default); tests/gate/test_limits_outage_functional.py
+    assert (status, error["code"], error["type"]) == (503, "limits_unavailable", "server_error")
     assert "redis" not in error["message"].lower()  # details stay in the log
-    assert "handshake failed" in caplog.text
+    assert "Redis unreachable" in caplog.text and "hunter2" not in caplog.text
     assert relay.relay.sessions == {}
 
 

@@ -189,7 +189,14 @@ async def _readyz(request: web.Request) -> web.Response:
         await relay.parts.store.ping()
     except Exception as exc:
         problems.append(f"store unreachable: {type(exc).__name__}")
-    return web.json_response(
-        {"status": "not ready" if problems else "ready", "problems": problems},
-        status=503 if problems else 200,
-    )
+    notes: list[str] = []
+    limits = relay.parts.limits
+    if limits is not None and (why := await limits.check()) is not None:
+        if limits.on_error == "closed":  # keys with limits are refused: not ready
+            problems.append(f"redis unreachable: {why}")
+        else:
+            notes.append(f"redis unreachable: {why}; admitting on this process's own limits")
+    body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems}
+    if notes:
+        body["notes"] = notes
+    return web.json_response(body, status=503 if problems else 200)

@@ -405,6 +405,11 @@ class Relay:
         for name, breaker in self.router.breakers.items():
             self.metrics.circuit_state.labels(name).set(CIRCUIT_STATES[breaker.state.value])
         self.metrics.observe_ledger(self.parts.writer.snapshot())
+        limits = self.parts.limits
+        if limits is not None and limits.fallbacks:  # Redis down, on_error = "open"
+            for limit, count in limits.fallbacks.items():
+                self.metrics.limits_fallback.labels(limit).inc(count)
+            limits.fallbacks.clear()
 
     async def drain(self, window: float) -> None:
         """Refuse new sessions, let live ones finish for ``window`` s, then end them."""

@@ -15,6 +15,7 @@ from typing import Final
 
 from rtrelay.config import Settings
 from rtrelay.gate.admission import Gate
+from rtrelay.gate.fallback import FallbackLimits
 from rtrelay.gate.limits import LeaseKeeper, MemoryLeases, MemoryRateLimiter, RateLimiter
 from rtrelay.gate.tokens import TokenSigner
 from rtrelay.ledger.journal import Journal, journal_path
@@ -28,6 +29,8 @@ __all__ = ["Closer", "Parts", "build_parts", "close_all"]
 Closer = Callable[[], Awaitable[None]]
 
 TOKEN_SECRET_ENV: Final = "RTRELAY_TOKEN_SECRET"
+REDIS_TIMEOUT: Final = 2.0
+"""Seconds a Redis connect or reply may take: a black-holed Redis must not hang handshakes."""
 
 
 @dataclass(slots=True)
@@ -40,6 +43,8 @@ class Parts:
     tokens: TokenSigner
     node: str
     closers: list[Closer] = field(default_factory=list)
+    limits: FallbackLimits | None = None
+    """Redis limits and their ``on_error`` policy, when Redis is configured (``/readyz``)."""
 
 
 def node_name(settings: Settings) -> str:
@@ -65,15 +70,26 @@ async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
         closers.append(writer.close)
         spend = SpendBook(store)
         rate: RateLimiter
+        limits: FallbackLimits | None = None
         if settings.redis.url:
             from redis.asyncio import Redis
 
             from rtrelay.gate.redis_limits import RedisLeases, RedisRateLimiter
 
-            redis = Redis.from_url(settings.redis.url)
+            redis = Redis.from_url(
+                settings.redis.url,
+                socket_connect_timeout=REDIS_TIMEOUT,
+                socket_timeout=REDIS_TIMEOUT,
+            )
             closers.append(redis.aclose)
-            keeper = LeaseKeeper(RedisLeases(redis))
-            rate = RedisRateLimiter(redis)
+            limits = FallbackLimits(
+                RedisLeases(redis),
+                RedisRateLimiter(redis),
+                on_error=settings.redis.on_error,
+                ping=redis.ping,
+            )
+            keeper = LeaseKeeper(limits)
+            rate = limits
         else:
             keeper = LeaseKeeper(MemoryLeases())
             rate = MemoryRateLimiter()
@@ -92,7 +108,7 @@ async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
     except BaseException:
         await close_all(closers)
         raise
-    return Parts(gate, store, writer, spend, prices, tokens, node, closers)
+    return Parts(gate, store, writer, spend, prices, tokens, node, closers, limits)
 
 
 def _ledger_writer(settings: Settings, store: Store) -> LedgerWriter:

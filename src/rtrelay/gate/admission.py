@@ -4,6 +4,13 @@ The WebSocket upgrade and the token endpoints both go through ``Gate``. Order is
 the contract of DESIGN.md: credential → key valid → origin → model allowed →
 (route exists) → concurrency lease → session-start rate → budget. Each refusal
 is a row of the error table; a lease taken is always given back.
+
+The store (keys, spend) is a seam: any failure behind it is ``limits_unavailable``
+(503 + ``Retry-After``), logged once per outage, never a 500. A key looked up in the
+last ``cache_seconds`` (5 s) is still admitted from the cache, and a spend read in the
+last 10 s (``SpendBook``) still answers the budget check; past those, the handshake is
+refused until the store answers again. No stale value is served beyond its TTL: a key
+revoked during an outage must not keep working because the outage hid the revocation.
 """
 
 from __future__ import annotations
@@ -16,13 +23,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Final, Protocol, TypeVar
 
 from rtrelay.cache import LoadingCache
 from rtrelay.errors import (
     ConcurrencyLimitExceeded,
     InsufficientQuota,
     InvalidApiKey,
+    LimitsUnavailable,
     MissingApiKey,
     ModelNotAllowed,
     OriginNotAllowed,
@@ -30,8 +38,14 @@ from rtrelay.errors import (
 )
 from rtrelay.gate.limits import RateLimiter
 from rtrelay.gate.tokens import TokenSigner
+from rtrelay.log import gate_log
 
 __all__ = ["Admission", "Gate", "KeyDirectory", "KeyInfo", "LeaseHolder", "SpendBook"]
+
+T = TypeVar("T")
+
+STORE_RETRY_AFTER: Final = 5
+"""``Retry-After`` seconds when the store cannot be reached."""
 
 
 class KeyInfo(Protocol):
@@ -114,6 +128,7 @@ class Gate:
         self._allowed_origins = frozenset(allowed_origins)
         self._cache: LoadingCache[str, KeyInfo | None] = LoadingCache(cache_seconds, clock=clock)
         self._wall_clock = wall_clock
+        self._store_down = False
 
     @property
     def auth_required(self) -> bool:
@@ -124,6 +139,7 @@ class Gate:
 
         Raises:
             MissingApiKey, InvalidApiKey
+            LimitsUnavailable: the store cannot be reached (and the key is not cached).
         """
         if self._keys is None:
             return None, None
@@ -143,12 +159,39 @@ class Gate:
         return key, bound_model
 
     async def _keys_find(self, secret: str) -> KeyInfo | None:
-        assert self._keys is not None
-        return await self._keys.find_key(secret)
+        keys = self._keys
+        assert keys is not None
+        return await self._from_store(lambda: keys.find_key(secret))
 
     async def _keys_get(self, key_id: str) -> KeyInfo | None:
-        assert self._keys is not None
-        return await self._keys.get_key(key_id)
+        keys = self._keys
+        assert keys is not None
+        return await self._from_store(lambda: keys.get_key(key_id))
+
+    async def _from_store(self, read: Callable[[], Awaitable[T]]) -> T:
+        """One read from the store, its failures translated at this seam.
+
+        Raises:
+            LimitsUnavailable: the store failed (logged with its traceback once per outage).
+        """
+        try:
+            value = await read()
+        except Exception as exc:
+            if not self._store_down:
+                self._store_down = True
+                gate_log.warning(
+                    "store unreachable on the handshake path: refusing with limits_unavailable",
+                    extra={"event": "store_unreachable"},
+                    exc_info=True,
+                )
+            raise LimitsUnavailable(
+                "The relay cannot reach its key store right now; retry shortly.",
+                retry_after=STORE_RETRY_AFTER,
+            ) from exc
+        if self._store_down:
+            self._store_down = False
+            gate_log.info("store reachable again", extra={"event": "store_recovered"})
+        return value
 
     async def _cached(
         self, tag: tuple[str, str], load: Callable[[], Awaitable[KeyInfo | None]]
@@ -195,10 +238,12 @@ class Gate:
             raise ModelNotAllowed(f"This API key may not use the model '{model}'.")
 
     async def check_budget(self, key: KeyInfo | None) -> None:
-        """Raises ``InsufficientQuota`` when the key's budget is spent."""
-        if key is None or key.budget_usd is None or self._spend is None:
+        """Raises ``InsufficientQuota`` when the key's budget is spent (``LimitsUnavailable``
+        when the spend cannot be read)."""
+        spend = self._spend
+        if key is None or key.budget_usd is None or spend is None:
             return
-        if await self._spend.spent(key.id) >= key.budget_usd:
+        if await self._from_store(lambda: spend.spent(key.id)) >= key.budget_usd:
             raise InsufficientQuota()
 
     async def admit_session(self, key: KeyInfo | None, model: str) -> Admission:
@@ -206,6 +251,7 @@ class Gate:
 
         Raises:
             ConcurrencyLimitExceeded, RateLimitExceeded, InsufficientQuota
+            LimitsUnavailable: Redis or the store is unreachable and the policy is to refuse.
         """
         admission = Admission(session_id=new_session_id(), key=key, model=model)
         if key is None:

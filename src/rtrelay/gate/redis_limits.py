@@ -112,7 +112,7 @@ def _store_errors(operation: str) -> Iterator[None]:
     """Translate redis-py errors at this one boundary (no URL or password in the message)."""
     try:
         yield
-    except RedisError as exc:
+    except (RedisError, OSError) as exc:  # OSError: a socket error redis-py did not wrap
         raise LimitStoreError(f"Redis {operation} failed: {type(exc).__name__}") from exc
 
 

@@ -156,6 +156,15 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.limits_fallback = Counter(
+            "rtrelay_limits_fallback",
+            "Admission decisions made on this process's own limits because Redis was "
+            "unreachable ([redis] on_error = open), by limit: concurrency or rate.",
+            ["limit"],
+            registry=r,
+        )
+        for limit in ("concurrency", "rate"):
+            self.limits_fallback.labels(limit)
         self.circuit_state = Gauge(
             "rtrelay_channel_circuit_state",
             "Circuit breaker state per channel: 0 closed, 1 half-open, 2 open.",
