@@ -96,7 +96,8 @@ class Timeouts:
     """How long live sessions may go on after SIGTERM."""
     request: float | None = 10.0
     """The whole HTTP request (head and body) must arrive this long after the connection
-    opens or goes idle between requests; 408 if part of it came, a silent close if not."""
+    opens (kept alive: after the next request's first byte); 408 if part of it came, a
+    silent close if not."""
 
     def __post_init__(self) -> None:
         for name in (

@@ -6,8 +6,9 @@ request with a plain-text 400 that quotes the offending header line (a key
 included) and logs it at ERROR. ``listen`` serves an app whose connections instead:
 
 * must deliver a whole request, head and body, within ``timeouts.request`` of
-  opening or of going idle after a response; a request cut short gets the table's
-  408, a connection that sent nothing is closed without a word;
+  opening (a kept-alive connection: of the next request's first byte; its idle
+  wait is aiohttp's 75 s keep-alive); a request cut short gets the table's 408,
+  a connection that sent nothing is closed without a word;
 * may only be ``limits.max_pending_connections`` at once while waiting for a
   request head, and never more than half the open-file limit, so live sessions
   always find descriptors. Past the cap the *oldest* waiting connection is
@@ -53,8 +54,9 @@ from rtrelay.observe.metrics import Metrics
 __all__ = ["EdgeRunner", "Protections", "client_watch", "listen", "pending_cap"]
 
 KEEPALIVE_TIMEOUT: Final = 75.0
-"""aiohttp's own idle timer (``web.run_app``'s value; the handler's default is ~1 h): a
-backstop for when ``timeouts.request`` is off."""
+"""aiohttp's own idle timer (``web.run_app``'s value; the handler's default is ~1 h): how long
+a kept-alive connection may idle between requests, and a backstop when ``timeouts.request``
+is off."""
 
 LOG_EVERY: Final = 1.0
 """Seconds between two log lines about early closes of one reason."""
@@ -198,6 +200,8 @@ class _EdgeHandler(RequestHandler):
         if not self._waiting:  # the common case, an upgraded session's frames: one test
             RequestHandler.data_received(self, data)
             return
+        if not self._heard and self._deadline is None:
+            self._start_deadline()  # a kept-alive connection's next request starts now
         self._heard += len(data)
         RequestHandler.data_received(self, data)
         if self._messages:
@@ -254,17 +258,20 @@ class _EdgeHandler(RequestHandler):
         return response
 
     def _await_request(self) -> None:
-        """Idle until a request head arrives: join the waiting line, start the deadline."""
+        """Idle until a request head arrives: join the waiting line.
+
+        A new connection's first request is due ``timeouts.request`` after the connect;
+        on a kept-alive connection the next one is due that long after its first byte,
+        and the idle wait before it is aiohttp's keep-alive timer (and the cap's).
+        """
         if self._messages or self.transport is None:
             return
         edge = self._edge
         self._heard = 0
         self._waiting = True
         edge.waiting[self] = None
-        timeout = edge.protections.request_timeout
-        if timeout is not None:
-            self._cancel_deadline()
-            self._deadline = self._loop.call_later(timeout, self._deadline_passed)
+        if not self._request_count:
+            self._start_deadline()
         if len(edge.waiting) > edge.cap:
             next(iter(edge.waiting))._shed("pending_cap")  # the oldest, never self (cap >= 1)
 
@@ -275,6 +282,12 @@ class _EdgeHandler(RequestHandler):
             self._cancel_deadline()
         else:
             self._body = payload  # the deadline covers the body too
+
+    def _start_deadline(self) -> None:
+        timeout = self._edge.protections.request_timeout
+        if timeout is not None:
+            self._cancel_deadline()
+            self._deadline = self._loop.call_later(timeout, self._deadline_passed)
 
     def _deadline_passed(self) -> None:
         self._deadline = None
