@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Final
 
 from rtrelay.config import Settings
-from rtrelay.gate.admission import Gate
+from rtrelay.gate.admission import STORE_TIMEOUT, Gate
 from rtrelay.gate.fallback import FallbackLimits
 from rtrelay.gate.limits import LeaseKeeper, MemoryLeases, MemoryRateLimiter, RateLimiter
 from rtrelay.gate.tokens import TokenSigner
@@ -68,7 +68,7 @@ async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
             )
         writer.start()
         closers.append(writer.close)
-        spend = SpendBook(store)
+        spend = SpendBook(store, read_timeout=STORE_TIMEOUT)  # on the handshake path
         rate: RateLimiter
         limits: FallbackLimits | None = None
         if settings.redis.url:

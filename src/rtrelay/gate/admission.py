@@ -5,8 +5,9 @@ the contract of DESIGN.md: credential → key valid → origin → model allowed
 (route exists) → concurrency lease → session-start rate → budget. Each refusal
 is a row of the error table; a lease taken is always given back.
 
-The store (keys, spend) is a seam: any failure behind it is ``limits_unavailable``
-(503 + ``Retry-After``), logged once per outage, never a 500. A key looked up in the
+The store (keys, spend) is a seam: any failure behind it, or a read slower than
+``STORE_TIMEOUT``, is ``limits_unavailable`` (503 + ``Retry-After``), logged once per
+outage, never a 500. A key looked up in the
 last ``cache_seconds`` (5 s) is still admitted from the cache, and a spend read in the
 last 10 s (``SpendBook``) still answers the budget check; past those, the handshake is
 refused until the store answers again. No stale value is served beyond its TTL: a key
@@ -15,6 +16,7 @@ revoked during an outage must not keep working because the outage hid the revoca
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import secrets
@@ -46,6 +48,9 @@ T = TypeVar("T")
 
 STORE_RETRY_AFTER: Final = 5
 """``Retry-After`` seconds when the store cannot be reached."""
+STORE_TIMEOUT: Final = 5.0
+"""Seconds one store read on the handshake path may take (normally about a millisecond): a
+black-holed database must cost a 503, not a handshake held open until TCP gives up."""
 
 
 class KeyInfo(Protocol):
@@ -117,6 +122,7 @@ class Gate:
         tokens: TokenSigner | None = None,
         allowed_origins: Sequence[str] = (),
         cache_seconds: float = 5.0,
+        store_timeout: float = STORE_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -128,6 +134,7 @@ class Gate:
         self._allowed_origins = frozenset(allowed_origins)
         self._cache: LoadingCache[str, KeyInfo | None] = LoadingCache(cache_seconds, clock=clock)
         self._wall_clock = wall_clock
+        self._store_timeout = store_timeout
         self._store_down = False
 
     @property
@@ -172,11 +179,13 @@ class Gate:
         """One read from the store, its failures translated at this seam.
 
         Raises:
-            LimitsUnavailable: the store failed (logged with its traceback once per outage).
+            LimitsUnavailable: the store failed or took over ``store_timeout`` (logged with
+                its traceback once per outage).
         """
         try:
-            value = await read()
-        except Exception as exc:
+            async with asyncio.timeout(self._store_timeout):
+                value = await read()
+        except Exception as exc:  # TimeoutError included
             if not self._store_down:
                 self._store_down = True
                 gate_log.warning(

@@ -716,10 +716,15 @@ class SpendBook:
         *,
         refresh_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        read_timeout: float | None = None,
     ) -> None:
+        """``read_timeout``: seconds one read of the store may take. Past it the read fails for
+        every caller waiting on it, instead of a hung database pinning the key's slot in the
+        single-flight cache for every later handshake too."""
         self._store = store
         self._stored: LoadingCache[str, Decimal] = LoadingCache(refresh_seconds, clock=clock)
         self._spent: dict[str, Decimal] = {}
+        self._read_timeout = read_timeout
 
     async def spent(self, key_id: str) -> Decimal:
         """The key's spend, reloaded from the store when the cached value is stale.
@@ -727,9 +732,13 @@ class SpendBook:
         The store adds what other relays spent; never step back below what this
         process metered, which may not be written yet.
         """
-        stored = await self._stored.get(key_id, lambda: self._store.spent_usd(key_id))
+        stored = await self._stored.get(key_id, lambda: self._read(key_id))
         spent = self._spent[key_id] = max(stored, self._spent.get(key_id, Decimal(0)))
         return spent
+
+    async def _read(self, key_id: str) -> Decimal:
+        async with asyncio.timeout(self._read_timeout):
+            return await self._store.spent_usd(key_id)
 
     def current(self, key_id: str) -> Decimal:
         """The cached spend (no I/O): what a ``response.create`` check uses."""
