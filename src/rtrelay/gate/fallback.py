@@ -241,6 +241,7 @@ class FallbackLimits:
         self.unreachable = str(exc)
 
     def _recovered(self) -> None:
+        self._down_until = float("-inf")  # a readiness ping that answered ends the skip too
         if self.unreachable is not None:
             self.unreachable = None
             gate_log.info(
