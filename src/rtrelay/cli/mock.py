@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
     faults.add_argument("--close-code", type=int, default=1000)
     faults.add_argument("--close-reason", default="")
     faults.add_argument("--malformed-after-events", type=int, metavar="N")
+    faults.add_argument("--oversized-after-events", type=int, metavar="N")
+    faults.add_argument("--oversized-bytes", type=int, default=20 * 1024 * 1024, metavar="B")
+    faults.add_argument("--stop-reading-after-events", type=int, metavar="N")
     faults.add_argument(
         "--repeat-event",
         metavar="TYPE",
@@ -84,6 +87,9 @@ def options_from_args(args: argparse.Namespace) -> MockOptions:
         close_reason=args.close_reason,
         malformed_after_events=args.malformed_after_events,
         repeat_event=args.repeat_event,
+        oversized_after_events=args.oversized_after_events,
+        oversized_bytes=args.oversized_bytes,
+        stop_reading_after_events=args.stop_reading_after_events,
     )
 
 

@@ -106,6 +106,9 @@ class Outbox:
             await self._close(options.close_code, options.close_reason)
         elif options.malformed_after_events == sent:
             await self._write(MALFORMED_FRAME)
+        elif options.oversized_after_events == sent:
+            padding = b"A" * (options.oversized_bytes - 32)
+            await self._write(b'{"type":"x.oversized","pad":"' + padding + b'"}')
 
     async def _close(self, code: int, reason: str) -> None:
         if self._closed:
@@ -144,6 +147,7 @@ class Connection:
         self._record = record
         self._on_event = on_event
         self._outbox = Outbox(ws, transport, options, record)
+        self._transport = transport
         self._wake = asyncio.Event()
 
     @staticmethod
@@ -190,7 +194,11 @@ class Connection:
 
     async def _receive(self) -> None:
         protocol, outbox, record = self._protocol, self._outbox, self._record
+        stop_after = self._options.stop_reading_after_events
         while True:
+            if stop_after is not None and record.events_sent >= stop_after:
+                await self._stall()
+                return
             message = await self._ws.receive()
             if message.type is WSMsgType.TEXT:
                 inbound = protocol.receive_text(message.data)
@@ -210,6 +218,15 @@ class Connection:
                 if record.close_code is None and outbox.closer is None:
                     record.close_code = ABNORMAL_CLOSURE
                 return
+
+    async def _stall(self) -> None:
+        """Read nothing (pings included) until the peer or a shutdown closes the connection."""
+        transport = self._transport
+        # Nothing signals a closed transport to a handler that does not read: poll.
+        while not self._outbox.closed and transport is not None and not transport.is_closing():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if self._record.close_code is None:
+            self._record.close_code = ABNORMAL_CLOSURE
 
     async def _stream(self) -> None:
         """Send the active response a step at a time, paced against the loop's clock."""

@@ -51,6 +51,10 @@ class MockOptions:
         malformed_after_events: send one non-JSON text frame after N events.
         repeat_event: send every event of this type twice, the same frame (same ids),
             as a provider that retried a send would; e.g. ``response.done``.
+        oversized_after_events / oversized_bytes: send one text frame of that many bytes
+            (default 20 MiB, over any sane limit) after N events.
+        stop_reading_after_events: once N events were sent, never read again: client
+            frames pile up in TCP buffers and pings go unanswered, as a stalled server's do.
     """
 
     dialect: Dialect = "ga"
@@ -69,6 +73,9 @@ class MockOptions:
     close_reason: str = ""
     malformed_after_events: int | None = None
     repeat_event: str | None = None
+    oversized_after_events: int | None = None
+    oversized_bytes: int = 20 * 1024 * 1024
+    stop_reading_after_events: int | None = None
 
     def __post_init__(self) -> None:
         if self.dialect not in ("ga", "beta"):
@@ -87,7 +94,13 @@ class MockOptions:
             raise ValueError("refuse_status must be an HTTP status between 200 and 599")
         if self.stall_handshake is not None and self.stall_handshake < 0:
             raise ValueError("stall_handshake must be >= 0")
-        for name in ("drop_after_events", "close_after_events", "malformed_after_events"):
+        for name in (
+            "drop_after_events",
+            "close_after_events",
+            "malformed_after_events",
+            "oversized_after_events",
+            "stop_reading_after_events",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -95,5 +108,7 @@ class MockOptions:
             raise ValueError(f"close_code {self.close_code} cannot be sent in a close frame")
         if self.repeat_event is not None and not self.repeat_event.strip():
             raise ValueError("repeat_event must name an event type")
+        if self.oversized_bytes < 64:
+            raise ValueError("oversized_bytes must be >= 64")
         if len(self.close_reason.encode()) > 123:
             raise ValueError("close_reason must fit in 123 bytes (RFC 6455 §5.5)")
