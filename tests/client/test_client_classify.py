@@ -54,6 +54,15 @@ def test_rtrelay_session_expiry_is_the_relays() -> None:
     assert error.fault == "relay"
 
 
+def test_an_oversized_frame_is_whoever_sent_it() -> None:
+    theirs = table.UpstreamMessageTooLarge()
+    error = error_from_close(1009, theirs.close_reason(), theirs.to_event("e"))
+    assert (type(error), error.fault) == (UpstreamError, "provider")
+    ours = table.MessageTooLarge()
+    error = error_from_close(1009, ours.close_reason(), ours.to_event("e"))
+    assert (type(error), error.fault) == (BadRequestError, "client")
+
+
 def test_a_bare_going_away_is_a_server_restart() -> None:
     error = error_from_close(1001, "server shutting down", None)
     assert type(error) is ServerError

@@ -41,6 +41,7 @@ EXPECTED: dict[str, tuple[type[APIError], str, bool]] = {
     "model_not_allowed": (PermissionDeniedError, "client", False),
     "missing_model": (BadRequestError, "client", False),
     "invalid_value": (BadRequestError, "client", False),
+    "invalid_event": (BadRequestError, "client", False),
     "websocket_upgrade_required": (BadRequestError, "client", False),
     "malformed_request": (BadRequestError, "client", False),
     "request_timeout": (BadRequestError, "client", False),

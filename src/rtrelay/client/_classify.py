@@ -119,6 +119,8 @@ def _row_for_code(code: str | None, error_type: str | None) -> _Row | None:
     relay_class = table.error_for_code(code)
     if relay_class is None:
         return None
+    if relay_class is table.MessageTooLarge and error_type == table.UpstreamMessageTooLarge.type:
+        return _PROVIDER_ERROR  # the same row, but the provider sent the frame over the limit
     for family, row in _FAMILIES:
         if issubclass(relay_class, family):
             return row

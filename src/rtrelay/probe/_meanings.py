@@ -47,6 +47,10 @@ ADVICE: Final[Mapping[type[RelayError], str]] = {
     ),
     errors.MissingModel: "the URL names no model: add ?model=<model> (--model)",
     errors.InvalidRequest: "a request field has a wrong type or value: fix the field 'param' names",
+    errors.InvalidEvent: (
+        "the relay refused one event that is not a JSON object with exactly one 'type' (the "
+        "session goes on): send each event as one JSON object"
+    ),
     errors.UpgradeRequired: (
         "the request reached the server without 'Upgrade: websocket': a proxy in between drops "
         "the upgrade headers; configure it to pass WebSocket upgrades"
