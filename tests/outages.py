@@ -1,6 +1,9 @@
 """Outages a test can cause and end: a real Redis it stops and starts, a TCP link it cuts.
 
-Shared by the outage tests and the fault matrix.
+``TcpProxy`` stands between a relay and the shared PostgreSQL: cutting it is exactly
+what the relay would see if the database went away (its connections drop, new ones
+are reset), while the database keeps serving the other tests. Shared by the outage
+tests and the fault matrix.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import shutil
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.engine import make_url
 
-__all__ = ["CuttableLink", "redis_server"]
+__all__ = ["TcpProxy", "proxied", "redis_server"]
 
 
 @contextlib.asynccontextmanager
@@ -52,56 +56,92 @@ async def redis_server(port: int) -> AsyncIterator[None]:
                 await proc.wait()
 
 
-class CuttableLink:
-    """A TCP forwarder to PostgreSQL that the test can cut (every connection reset, the port
-    closed) and restore on the same port: the database itself keeps running for the others."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+class TcpProxy:
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
         self.port = 0
+        self.down = False
         self._server: asyncio.Server | None = None
-        self._links: set[asyncio.StreamWriter] = set()
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._links |= {writer, up_writer}
-        for a, b in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(a, b))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def cut(self) -> None:
+        """Drop every connection and reset new ones until ``restore``."""
+        self.down = True
+        for client, upstream in list(self._links):
+            client.transport.abort()
+            upstream.transport.abort()
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            sink.transport.abort()
-            self._links.discard(sink)
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for link in list(self._links):
-            link.transport.abort()
-        self._links.clear()
-        await self._server.wait_closed()
-        self._server = None
+    def restore(self) -> None:
+        self.down = False
 
     async def close(self) -> None:
+        self.cut()
         if self._server is not None:
-            await self.cut()
+            self._server.close()
+            await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        self._tasks.add(me)
+        try:
+            await self._link(reader, writer)
+        finally:
+            self._tasks.discard(me)
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        link = (writer, up_writer)
+        self._links.add(link)
+        pumps = [
+            asyncio.create_task(_pump(reader, up_writer)),
+            asyncio.create_task(_pump(up_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._links.discard(link)
+            writer.transport.abort()
+            up_writer.transport.abort()
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            self._tasks.difference_update(pumps)
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+
+
+@contextlib.asynccontextmanager
+async def proxied(database_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A proxy in front of the database at ``database_url``; yields it and the URL through it."""
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    try:
+        yield (
+            proxy,
+            url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        )
+    finally:
+        await proxy.close()

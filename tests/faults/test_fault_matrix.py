@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import signal
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +33,12 @@ from harness import (
     until_event,
 )
 
-from outages import CuttableLink, redis_server
+from outages import proxied, redis_server
 from rtrelay.mock import MockOptions, speech_pcm16
 from store_fixtures import PG_ADMIN_URL, postgres_database
-from support import free_port, upgrade_headers
+from support import free_port, serve_process, upgrade_headers
 
+PROVIDER_ENV = {"TEST_PROVIDER_KEY": "sk-test"}
 REFUSAL_BODY = (
     '{"error":{"type":"invalid_request_error","code":"nope","message":"provider says no"}}'
 )
@@ -279,35 +278,10 @@ async def client_half_open() -> Seen:
 
 
 @contextlib.asynccontextmanager
-async def serve_process(config: Path, port: int) -> Any:
-    """``rtrelay serve`` as a real process; killed on exit if a row left it running."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rtrelay.cli.main",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        str(port),
-        env={**os.environ, "TEST_PROVIDER_KEY": "sk-test"},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
-                with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                assert proc.returncode is None, "rtrelay serve exited during start-up"
-                await asyncio.sleep(0.05)
+async def relay_process(config: Path, port: int) -> AsyncIterator[Any]:
+    """``rtrelay serve --config`` as a real process, killed on exit if a row left it running."""
+    async with serve_process("--config", str(config), port=port, env=PROVIDER_ENV) as (proc, _):
         yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
 
 
 def write_config(directory: Path, provider_url: str, **sections: str) -> Path:
@@ -347,7 +321,7 @@ async def process_sigterm_mid_response() -> Seen:
     async with MockProvider(SLOW) as provider:
         port = free_port()
         config = write_config(directory, provider.url, timeouts="drain = 4")
-        async with serve_process(config, port) as proc, aiohttp.ClientSession() as http:
+        async with relay_process(config, port) as proc, aiohttp.ClientSession() as http:
             async with http.ws_connect(
                 f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
             ) as ws:
@@ -373,7 +347,7 @@ async def process_sigkill_mid_response() -> Seen:
         port = free_port()
         config = write_config(directory, provider.url)
         async with aiohttp.ClientSession() as http:
-            async with serve_process(config, port) as proc:
+            async with relay_process(config, port) as proc:
                 ws = await http.ws_connect(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime")
                 await until_event(ws, "session.created")
                 await ws.send_json({"type": "response.create"})
@@ -384,7 +358,7 @@ async def process_sigkill_mid_response() -> Seen:
                 seen = await until_closed(ws)
                 await ws.close()
             provider.options = FAST
-            async with serve_process(config, port):  # restart on the same store
+            async with relay_process(config, port):  # restart on the same store
                 async with http.ws_connect(
                     f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
                 ) as ws:
@@ -416,17 +390,14 @@ async def process_redis_down_up() -> Seen:
 async def process_store_down_up() -> Seen:
     """PostgreSQL unreachable mid-session: the response is journaled, then replayed once."""
     with postgres_database(PG_ADMIN_URL) as url:
-        link = CuttableLink(int(url.rsplit(":", 1)[1].split("/", 1)[0]))
-        await link.start()
-        via = url.replace(f":{link.target_port}/", f":{link.port}/", 1)
         journal = scratch_dir() / "journal.jsonl"
-        try:
+        async with proxied(url) as (link, via):
             async with stage(store={"url": via, "journal": str(journal)}, store_url=url) as st:
                 st.pooled_ports.add(link.port)
                 async with aiohttp.ClientSession() as http:
                     async with http.ws_connect(st.relay.realtime(), headers=st.auth) as ws:
                         await until_event(ws, "session.created")
-                        await link.cut()
+                        link.cut()
                         await ws.send_json({"type": "response.create"})
                         events = await until_event(ws, "response.done")
                         assert events[-1]["response"]["status"] == "completed"
@@ -434,14 +405,12 @@ async def process_store_down_up() -> Seen:
                         seen = Seen(close=ws.close_code)
                     await asyncio.sleep(1)  # the writer meets the outage and journals
                     journaled = journal.exists() and journal.stat().st_size > 0
-                    await link.start()  # the same port: the store is back
+                    link.restore()
                     async with asyncio.timeout(60):
                         while await st.billed() < 2:  # the warm-up's and the journaled one
                             await asyncio.sleep(0.2)
                 seen.billed = await st.billed() - 1
                 seen.note = "journaled, replayed on recovery" if journaled else "written late"
-        finally:
-            await link.close()
     return seen
 
 

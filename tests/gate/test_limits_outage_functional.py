@@ -11,10 +11,8 @@ key lookup is ``limits_unavailable``, on the WebSocket path and the token endpoi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import orjson
 import pytest
 from multidict import CIMultiDict
 
+from outages import TcpProxy, proxied, redis_server
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.mock import MockOptions, MockProvider
 from support import (
@@ -154,43 +153,6 @@ async def test_open_admits_on_local_limits_and_counts_it(
 # -- Redis comes back: no restart -----------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def redis_server(port: int) -> AsyncIterator[None]:
-    """A real ``redis-server`` on ``port``, stopped (and waited for) on exit."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    proc = await asyncio.create_subprocess_exec(
-        executable,
-        *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-        *("--daemonize", "no", "--loglevel", "warning"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        async with asyncio.timeout(20):
-            while True:  # nothing to wait on but the port opening
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                except OSError:
-                    assert proc.returncode is None, "redis-server exited during start-up"
-                    await asyncio.sleep(0.05)
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                break
-        yield
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
 async def until_admitted(relay: RunningRelay, secret: str, bound: float = 30.0) -> int:
     """Handshakes until one is admitted (a generous bound); how many were refused first."""
     refused = 0
@@ -227,77 +189,16 @@ async def test_a_redis_that_comes_back_is_used_again_without_a_restart(
 # -- the store unreachable on the handshake path -------------------------------------------
 
 
-class CuttableLink:
-    """A TCP forwarder to PostgreSQL that the test can cut (every connection reset, the port
-    closed) and restore on the same port: the database itself keeps running for the others."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._links: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._links |= {writer, up_writer}
-        for a, b in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(a, b))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            sink.transport.abort()
-            self._links.discard(sink)
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for link in list(self._links):
-            link.transport.abort()
-        self._links.clear()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def close(self) -> None:
-        if self._server is not None:
-            await self.cut()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
 @pytest.fixture
-async def store_link(postgres_session_url: str) -> AsyncIterator[tuple[CuttableLink, str]]:
-    """A link to the session's PostgreSQL and the store URL that goes through it."""
-    target = int(re.search(r":(\d+)/", postgres_session_url).group(1))  # type: ignore[union-attr]
-    link = CuttableLink(target)
-    await link.start()
-    url = re.sub(r":\d+/", f":{link.port}/", postgres_session_url, count=1)
-    try:
+async def store_link(postgres_session_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A cuttable link to the session's PostgreSQL and the store URL that goes through it."""
+    async with proxied(postgres_session_url) as (link, url):
         yield link, url
-    finally:
-        await link.close()
 
 
 async def test_an_unreachable_store_is_limits_unavailable_then_recovers(
     provider: MockProvider,
-    store_link: tuple[CuttableLink, str],
+    store_link: tuple[TcpProxy, str],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -307,7 +208,7 @@ async def test_an_unreachable_store_is_limits_unavailable_then_recovers(
     )
     async with running_relay(settings) as relay:
         secret = await key(relay, KeySpec(name="store-outage"))  # never used yet: not cached
-        await link.cut()
+        link.cut()
         status, headers, error = await handshake(relay, secret)
         assert (status, error["code"]) == (503, "limits_unavailable")
         assert int(headers["Retry-After"]) >= 1
@@ -321,6 +222,6 @@ async def test_an_unreachable_store_is_limits_unavailable_then_recovers(
                 assert (resp.status, body["error"]["code"]) == (503, "limits_unavailable")
                 assert resp.headers["Retry-After"]
         assert (await readyz(relay))[0] == 503
-        await link.start()  # the same port again
+        link.restore()
         await until_admitted(relay, secret)
     no_tracebacks(caplog)

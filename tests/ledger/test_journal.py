@@ -10,9 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tcp_proxy import TcpProxy, proxied
 from test_store import EXAMPLE_COST, T0, response
 
+from outages import TcpProxy, proxied
 from rtrelay import config
 from rtrelay.ledger import (
     ChannelAttempt,

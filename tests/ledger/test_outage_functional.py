@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tcp_proxy import proxied
 
+from outages import proxied
 from rtrelay.ledger import KeySpec, open_store
 from rtrelay.ledger.prices import PriceTable, Usage
 from rtrelay.mock import MockOptions, MockProvider
