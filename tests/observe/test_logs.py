@@ -222,6 +222,21 @@ def test_a_third_party_record_is_scrubbed_before_any_formatter_sees_it(fmt: str)
     assert sys.exc_info() == (None, None, None)
 
 
+async def test_a_flood_of_long_client_text_makes_short_log_lines(json_logs: io.StringIO) -> None:
+    async with MockProvider(MockOptions(realtime_pacing=0)) as provider:
+        settings = mock_channel_settings(provider.url)
+        async with running_relay(settings) as relay, aiohttp.ClientSession() as http:
+            for _ in range(20):
+                url = relay.realtime(model="m" * 8000)
+                headers = upgrade_headers(Authorization="Bearer rk_bad_key", Origin="o" * 8000)
+                async with http.get(url, headers=headers) as resp:
+                    assert resp.status in (101, 401)
+    lines = [orjson.loads(line) for line in json_logs.getvalue().splitlines()]
+    refused = [line for line in lines if line.get("event") == "refused"]
+    assert len(refused) == 20
+    assert max(len(line) for line in json_logs.getvalue().splitlines()) < 2000
+
+
 def test_text_format_is_readable() -> None:
     record = logging.LogRecord("rtrelay.edge", logging.INFO, "x", 1, "session open", (), None)
     record.model = "gpt-realtime"

@@ -35,7 +35,7 @@ from rtrelay.errors import (
 )
 from rtrelay.gate.admission import Admission, Gate, KeyInfo
 from rtrelay.ledger.prices import Usage
-from rtrelay.ledger.records import ChannelAttempt, Refusal, SessionEnd, SessionStart
+from rtrelay.ledger.records import ChannelAttempt, Refusal, SessionEnd, SessionStart, clip
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import CIRCUIT_STATES, Metrics
 from rtrelay.route.router import Attempt, Connected, Router, RoutingFailed
@@ -186,7 +186,7 @@ class Relay:
                 "code": error.code,
                 "status": error.http_status,
                 "close_code": error.close_code if event_style else None,
-                "model": hello.model,
+                "model": clip(hello.model, "model"),  # a client may send 8 KB of "model"
                 "key_prefix": key.prefix if key else None,
             },
         )
