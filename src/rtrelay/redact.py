@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
+from rtrelay.wire import KEY_SUBPROTOCOL_PREFIX
+
 __all__ = ["mask", "redact"]
 
 _SECRET_SHAPES: Final = re.compile(
@@ -20,7 +22,7 @@ _SECRET_SHAPES: Final = re.compile(
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"  # bearer tokens, whatever they look like
     # whatever the key's shape: a browser's key subprotocol, and the value of a credential
     # header however it is quoted (a request line, a dict's repr); the name stays readable
-    r"|(?<=openai-insecure-api-key\.)[^\s,;'\"\]\)]+"
+    rf"|(?<={re.escape(KEY_SUBPROTOCOL_PREFIX)})[^\s,;'\"\]\)]+"
     r"|(?P<name>(?i:\b(?:api-key|authorization))['\"]?[ \t]*[:=][ \t]*['\"]?)[^\s'\"][^\r\n'\"]*"
 )
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from rtrelay import config
-from rtrelay.edge.handshake import KEY_PROTOCOL_PREFIX, parse_hello
+from rtrelay.edge.handshake import parse_hello
+from rtrelay.wire import KEY_SUBPROTOCOL_PREFIX
 
 _TOKENS = st.sampled_from(
     [
@@ -71,7 +72,7 @@ def test_a_key_offered_as_a_subprotocol_is_read_exactly(key: str) -> None:
     key = key.strip().replace(",", "")
     if not key or key in ("null", "undefined"):
         return
-    headers = CIMultiDict({"Sec-WebSocket-Protocol": f"realtime, {KEY_PROTOCOL_PREFIX}{key}"})
+    headers = CIMultiDict({"Sec-WebSocket-Protocol": f"realtime, {KEY_SUBPROTOCOL_PREFIX}{key}"})
     hello = parse_hello(headers, {}, request_id="req_1")
     assert hello.credential == key.strip()
     assert hello.echo_protocol == "realtime"

@@ -33,6 +33,7 @@ def test_subprotocols_are_split_across_headers() -> None:
         ({"Authorization": "Bearer sk-1"}, (), False, "sk-1"),
         ({}, ("realtime", "openai-insecure-api-key.sk-2"), False, "sk-2"),
         ({}, ("realtime", "openai-insecure-api-key.null"), False, None),
+        ({}, ("realtime", "openai-insecure-api-key.undefined"), False, None),
         ({"api-key": "az-1"}, (), True, "az-1"),
         ({"api-key": "az-1"}, (), False, None),
         ({"Authorization": "Basic abc"}, (), False, None),
@@ -56,6 +57,8 @@ def test_default_dialect_is_ga_and_beta_is_asked_by_header_or_subprotocol() -> N
     assert decide(Endpoint.OPENAI, {"model": "m"}, {}, (), options) == Accept("m", "ga")
     by_header = decide(Endpoint.OPENAI, {}, {"OpenAI-Beta": "realtime=v1"}, (), options)
     assert by_header == Accept("gpt-realtime", "beta")
+    in_a_list = {"OpenAI-Beta": "assistants=v2, Realtime=V1"}
+    assert decide(Endpoint.OPENAI, {}, in_a_list, (), options) == Accept("gpt-realtime", "beta")
     by_protocol = decide(Endpoint.OPENAI, {}, {}, ("openai-beta.realtime-v1",), options)
     assert isinstance(by_protocol, Accept) and by_protocol.dialect == "beta"
     beta_default = decide(Endpoint.OPENAI, {}, {}, (), MockOptions(dialect="beta"))

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from rtrelay.mock import MockOptions, MockProvider, serve
+from rtrelay.wire import DEFAULT_MODEL, REALTIME_PATH_SUFFIX
 
 __all__ = ["options_from_args", "register", "run"]
 
@@ -102,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     def ready(provider: MockProvider) -> None:
-        print(f"rtrelay mock listening: {provider.url}/realtime?model=gpt-realtime", flush=True)
+        endpoint = f"{provider.url}{REALTIME_PATH_SUFFIX}?model={DEFAULT_MODEL}"
+        print(f"rtrelay mock listening: {endpoint}", flush=True)
         print(f"  OpenAI SDK: AsyncOpenAI(websocket_base_url={provider.url!r})", flush=True)
 
     main = serve(options, args.host, args.port, on_ready=ready)

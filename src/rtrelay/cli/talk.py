@@ -27,6 +27,7 @@ from rtrelay.client import (
     resample_pcm16,
     write_wav,
 )
+from rtrelay.wire import DEFAULT_MODEL
 
 __all__ = ["register", "run", "session_update", "talk"]
 
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("url", metavar="URL", help="base URL (ws://host:port/v1) or full URL")
     parser.add_argument("--key", help="API key (default: $RTRELAY_API_KEY or $OPENAI_API_KEY)")
-    parser.add_argument("--model", default="gpt-realtime", help="model (default gpt-realtime)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default {DEFAULT_MODEL})")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--wav", metavar="IN.wav", help="speech to send (16-bit PCM WAV)")
     source.add_argument("--text", help="text to send instead of audio")

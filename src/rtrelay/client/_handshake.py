@@ -10,6 +10,14 @@ from typing import Final, Literal
 from yarl import URL
 
 from rtrelay import __version__
+from rtrelay.wire import (
+    BETA_HEADER,
+    BETA_HEADER_VALUE,
+    BETA_SUBPROTOCOL,
+    KEY_SUBPROTOCOL_PREFIX,
+    REALTIME_PATH_SUFFIX,
+    REALTIME_SUBPROTOCOL,
+)
 
 __all__ = ["Auth", "Handshake", "build_handshake", "build_url"]
 
@@ -51,11 +59,11 @@ def build_url(url: str, model: str | None = None) -> str:
     if scheme not in ("ws", "wss") or not parsed.host:
         raise ValueError(f"expected an absolute ws(s):// or http(s):// URL, got {url!r}")
     parsed = parsed.with_scheme(scheme)
-    if parsed.path.rstrip("/").endswith("/realtime"):
+    if parsed.path.rstrip("/").endswith(REALTIME_PATH_SUFFIX):
         if model is not None and not any(key in parsed.query for key in _SESSION_QUERY_KEYS):
             parsed = parsed.update_query(model=model)
         return str(parsed)
-    path = parsed.path.rstrip("/") + "/realtime"
+    path = parsed.path.rstrip("/") + REALTIME_PATH_SUFFIX
     parsed = parsed.with_path(path, keep_query=True)
     if model is not None:
         parsed = parsed.update_query(model=model)
@@ -98,15 +106,15 @@ def build_handshake(
             else:
                 out["Authorization"] = f"Bearer {api_key}"
         if beta:
-            out["OpenAI-Beta"] = "realtime=v1"
+            out[BETA_HEADER] = BETA_HEADER_VALUE
     else:
-        protocols.append("realtime")
+        protocols.append(REALTIME_SUBPROTOCOL)
         if api_key is not None:
             if not _TOKEN.match(api_key):
                 raise ValueError("api_key contains characters not allowed in a subprotocol")
-            protocols.append(f"openai-insecure-api-key.{api_key}")
+            protocols.append(KEY_SUBPROTOCOL_PREFIX + api_key)
         if beta:
-            protocols.append("openai-beta.realtime-v1")
+            protocols.append(BETA_SUBPROTOCOL)
     if headers:
         out.update(headers)
     return Handshake(url=target, headers=out, protocols=tuple(protocols))

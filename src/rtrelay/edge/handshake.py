@@ -9,9 +9,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal
 
 from rtrelay.errors import MissingModel
+from rtrelay.wire import (
+    BETA_HEADER,
+    BETA_SUBPROTOCOL,
+    KEY_SUBPROTOCOL_PREFIX,
+    NO_KEY,
+    REALTIME_SUBPROTOCOL,
+    is_beta_header,
+)
 
 __all__ = [
     "ClientHello",
@@ -21,12 +29,6 @@ __all__ = [
 ]
 
 ErrorStyle = Literal["http", "event"]
-
-KEY_PROTOCOL_PREFIX: Final = "openai-insecure-api-key."
-BETA_PROTOCOL: Final = "openai-beta.realtime-v1"
-REALTIME_PROTOCOL: Final = "realtime"
-_NO_KEY: Final = frozenset({"", "null", "undefined"})
-"""What console and SDK clients send when they have no key (protocol.md §2)."""
 
 
 def new_request_id() -> str:
@@ -39,7 +41,6 @@ class ClientHello:
 
     request_id: str
     credential: str | None
-    credential_source: Literal["authorization", "api-key", "subprotocol"] | None
     model: str | None
     beta: bool
     origin: str | None
@@ -49,7 +50,7 @@ class ClientHello:
     @property
     def echo_protocol(self) -> str | None:
         """The only protocol rtrelay ever echoes; never one that carries a secret."""
-        return REALTIME_PROTOCOL if REALTIME_PROTOCOL in self.offered_protocols else None
+        return REALTIME_SUBPROTOCOL if REALTIME_SUBPROTOCOL in self.offered_protocols else None
 
     def require_model(self) -> str:
         if not self.model:
@@ -68,8 +69,8 @@ def parse_hello(
     offered = tuple(
         p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     )
-    credential, source = _credential(headers, offered)
-    beta = BETA_PROTOCOL in offered or _is_beta_header(headers.get("OpenAI-Beta", ""))
+    credential = _credential(headers, offered)
+    beta = BETA_SUBPROTOCOL in offered or is_beta_header(headers.get(BETA_HEADER, ""))
     # Azure clients name the deployment; OpenAI clients the model.
     model = query.get("model") or query.get("deployment") or None
     origin = headers.get("Origin") or None
@@ -80,7 +81,6 @@ def parse_hello(
     return ClientHello(
         request_id=request_id,
         credential=credential,
-        credential_source=source,
         model=model,
         beta=beta,
         origin=origin,
@@ -89,23 +89,18 @@ def parse_hello(
     )
 
 
-def _credential(
-    headers: Mapping[str, str], offered: tuple[str, ...]
-) -> tuple[str | None, Literal["authorization", "api-key", "subprotocol"] | None]:
+def _credential(headers: Mapping[str, str], offered: tuple[str, ...]) -> str | None:
+    """The first real key: ``Authorization: Bearer``, then ``api-key``, then a subprotocol."""
     auth = headers.get("Authorization", "")
     scheme, _, value = auth.partition(" ")
-    if scheme.lower() == "bearer" and value.strip() not in _NO_KEY:
-        return value.strip(), "authorization"
+    if scheme.lower() == "bearer" and value.strip() not in NO_KEY:
+        return value.strip()
     api_key = headers.get("api-key", "").strip()
-    if api_key not in _NO_KEY:
-        return api_key, "api-key"
+    if api_key not in NO_KEY:
+        return api_key
     for protocol in offered:
-        if protocol.startswith(KEY_PROTOCOL_PREFIX):
-            key = protocol[len(KEY_PROTOCOL_PREFIX) :]
-            if key not in _NO_KEY:
-                return key, "subprotocol"
-    return None, None
-
-
-def _is_beta_header(value: str) -> bool:
-    return any(part.strip().lower() == "realtime=v1" for part in value.split(","))
+        if protocol.startswith(KEY_SUBPROTOCOL_PREFIX):
+            key = protocol[len(KEY_SUBPROTOCOL_PREFIX) :]
+            if key not in NO_KEY:
+                return key
+    return None

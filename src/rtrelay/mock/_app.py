@@ -17,6 +17,7 @@ from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._options import MockOptions
 from rtrelay.mock._protocol import RealtimeProtocol
 from rtrelay.mock._records import HandshakeRecord, SessionRecord
+from rtrelay.wire import REALTIME_SUBPROTOCOL
 
 __all__ = ["STATE", "MockState", "create_app"]
 
@@ -115,7 +116,7 @@ async def _realtime(request: web.Request, endpoint: Endpoint) -> web.StreamRespo
             headers={"x-request-id": IdFactory().new("req")},
         )
     ws = web.WebSocketResponse(
-        protocols=("realtime",),
+        protocols=(REALTIME_SUBPROTOCOL,),
         compress=False,
         max_msg_size=MAX_CLIENT_FRAME,
         timeout=CLOSE_TIMEOUT,

@@ -16,6 +16,17 @@ import orjson
 from rtrelay.mock import _errors as errors
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._options import Dialect, MockOptions
+from rtrelay.wire import (
+    AZURE_PREVIEW_PATH,
+    AZURE_V1_PATH,
+    BETA_HEADER,
+    BETA_SUBPROTOCOL,
+    DEFAULT_MODEL,
+    KEY_SUBPROTOCOL_PREFIX,
+    NO_KEY,
+    OPENAI_PATH,
+    is_beta_header,
+)
 
 __all__ = [
     "Accept",
@@ -28,10 +39,6 @@ __all__ = [
     "refusal_body",
 ]
 
-DEFAULT_MODEL: Final = "gpt-realtime"
-BETA_HEADER_VALUE: Final = "realtime=v1"
-BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
-KEY_SUBPROTOCOL_PREFIX: Final = "openai-insecure-api-key."
 CLOSE_FATAL: Final = 3000  # OpenAI's close code after a fatal error such as a bad key (§3)
 CLOSE_BETA_DISABLED: Final = 4000
 
@@ -61,9 +68,9 @@ _REFUSAL_ERRORS: Final = {
 class Endpoint(enum.Enum):
     """The three URL forms the simulated provider serves (protocol.md §1)."""
 
-    OPENAI = "/v1/realtime"
-    AZURE_PREVIEW = "/openai/realtime"
-    AZURE_V1 = "/openai/v1/realtime"
+    OPENAI = OPENAI_PATH
+    AZURE_PREVIEW = AZURE_PREVIEW_PATH
+    AZURE_V1 = AZURE_V1_PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,7 @@ def offered_subprotocols(header_values: Sequence[str]) -> tuple[str, ...]:
 def credential(
     headers: Mapping[str, str], subprotocols: Sequence[str], *, azure: bool
 ) -> str | None:
-    """The API key the client presented; ``None`` if none (a key of ``null`` is none)."""
+    """The API key the client presented; ``None`` if none (``null``, ``undefined``, empty)."""
     key: str | None = None
     authorization = headers.get("Authorization", "")
     scheme, _, token = authorization.partition(" ")
@@ -107,7 +114,7 @@ def credential(
             if protocol.startswith(KEY_SUBPROTOCOL_PREFIX):
                 key = protocol.removeprefix(KEY_SUBPROTOCOL_PREFIX)
                 break
-    return None if key in (None, "", "null") else key
+    return None if key is None or key in NO_KEY else key
 
 
 def mask_key(key: str) -> str:
@@ -157,8 +164,7 @@ def decide(
         model = query.get("model") or DEFAULT_MODEL
 
     beta_requested = (
-        headers.get("OpenAI-Beta", "").strip().lower() == BETA_HEADER_VALUE
-        or BETA_SUBPROTOCOL in subprotocols
+        is_beta_header(headers.get(BETA_HEADER, "")) or BETA_SUBPROTOCOL in subprotocols
     )
     # Azure's preview API versions speak the beta shape without being asked to.
     dialect: Dialect = (

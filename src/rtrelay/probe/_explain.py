@@ -29,7 +29,8 @@ from rtrelay.probe._observations import (
     TlsObservation,
     UpgradeObservation,
 )
-from rtrelay.probe._target import KEY_PROTOCOL_PREFIX, REALTIME_PROTOCOL, Target
+from rtrelay.probe._target import Target
+from rtrelay.wire import KEY_SUBPROTOCOL_PREFIX, REALTIME_SUBPROTOCOL
 
 __all__ = ["ExitCode", "Explanation", "Mark", "Step", "explain"]
 
@@ -291,7 +292,7 @@ def _refusal_verdict(up: UpgradeObservation) -> str:
 
 
 def _leaks(echoed: str | None) -> bool:
-    return echoed is not None and KEY_PROTOCOL_PREFIX in echoed
+    return echoed is not None and KEY_SUBPROTOCOL_PREFIX in echoed
 
 
 def _subprotocol(target: Target, echoed: str | None) -> tuple[Step | None, str | None]:
@@ -316,7 +317,7 @@ def _subprotocol(target: Target, echoed: str | None) -> tuple[Step | None, str |
                 text="the server did not echo a subprotocol: a browser will refuse the connection",
                 details=(
                     f"offered: {listed}",
-                    f"the server must answer 'Sec-WebSocket-Protocol: {REALTIME_PROTOCOL}'; "
+                    f"the server must answer 'Sec-WebSocket-Protocol: {REALTIME_SUBPROTOCOL}'; "
                     "browsers then report only close code 1006",
                 ),
             ),
@@ -337,7 +338,7 @@ def _subprotocol(target: Target, echoed: str | None) -> tuple[Step | None, str |
                 text=f"the server echoed the key-bearing subprotocol {echoed}: that leaks the key",
                 details=(
                     "response headers end up in proxies' and browsers' logs; the server should "
-                    f"echo '{REALTIME_PROTOCOL}'",
+                    f"echo '{REALTIME_SUBPROTOCOL}'",
                 ),
             ),
             None,

@@ -9,22 +9,23 @@ from typing import Final, Literal
 from yarl import URL
 
 from rtrelay.probe._redact import mask_key, redact
+from rtrelay.wire import (
+    BETA_HEADER,
+    BETA_HEADER_VALUE,
+    BETA_SUBPROTOCOL,
+    DEFAULT_MODEL,
+    KEY_SUBPROTOCOL_PREFIX,
+    REALTIME_PATH_SUFFIX,
+    REALTIME_SUBPROTOCOL,
+)
 
 __all__ = [
-    "BETA_PROTOCOL",
-    "DEFAULT_MODEL",
-    "KEY_PROTOCOL_PREFIX",
-    "REALTIME_PROTOCOL",
     "HandshakeRequest",
     "ProbeUsageError",
     "Target",
     "plan",
 ]
 
-DEFAULT_MODEL: Final = "gpt-realtime"
-REALTIME_PROTOCOL: Final = "realtime"
-KEY_PROTOCOL_PREFIX: Final = "openai-insecure-api-key."
-BETA_PROTOCOL: Final = "openai-beta.realtime-v1"
 _USER_AGENT: Final = "rtrelay-probe"
 _MODEL_PARAMS: Final = ("model", "deployment", "call_id", "intent")
 """Query parameters that already say which session to open (protocol.md §1)."""
@@ -89,11 +90,11 @@ def plan(
     if key is not None and not key:
         key = None
     if subprotocol_auth:
-        protocols: tuple[str, ...] = (REALTIME_PROTOCOL,)
+        protocols: tuple[str, ...] = (REALTIME_SUBPROTOCOL,)
         if key is not None:
-            protocols += (KEY_PROTOCOL_PREFIX + key,)
+            protocols += (KEY_SUBPROTOCOL_PREFIX + key,)
         if beta:
-            protocols += (BETA_PROTOCOL,)
+            protocols += (BETA_SUBPROTOCOL,)
         headers: dict[str, str] = {}
     else:
         protocols = ()
@@ -101,7 +102,7 @@ def plan(
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
         if beta:
-            headers["OpenAI-Beta"] = "realtime=v1"
+            headers[BETA_HEADER] = BETA_HEADER_VALUE
     assert parsed.host is not None
     assert parsed.port is not None
     target = Target(
@@ -135,8 +136,8 @@ def _normalise(url: str, model: str | None) -> URL:
         raise ProbeUsageError(f"the URL has no host: {url!r}")
     parsed = parsed.with_scheme(scheme)
     path = parsed.path.rstrip("/")
-    if not path.endswith("/realtime"):
-        parsed = parsed.with_path(path + "/realtime", keep_query=True)
+    if not path.endswith(REALTIME_PATH_SUFFIX):
+        parsed = parsed.with_path(path + REALTIME_PATH_SUFFIX, keep_query=True)
     query = dict(parsed.query)
     if model is not None:
         query["deployment" if "deployment" in query else "model"] = model

@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from rtrelay.config import Channel
+from rtrelay.wire import (
+    AZURE_PREVIEW_PATH,
+    AZURE_V1_PATH,
+    BETA_HEADER,
+    BETA_HEADER_VALUE,
+    REALTIME_PATH_SUFFIX,
+)
 
 __all__ = ["UpstreamRequest", "build_request"]
 
@@ -39,13 +46,13 @@ def build_request(
         secret = None  # start-up refuses an empty key; never send one if it slips through
     headers: dict[str, str] = {"X-Request-Id": request_id}
     if beta:
-        headers["OpenAI-Beta"] = "realtime=v1"
+        headers[BETA_HEADER] = BETA_HEADER_VALUE
     if channel.kind == "azure":
         if channel.api_version:
             query = urlencode({"api-version": channel.api_version, "deployment": upstream_model})
-            url = f"{base}/openai/realtime?{query}"
+            url = f"{base}{AZURE_PREVIEW_PATH}?{query}"
         else:
-            url = f"{base}/openai/v1/realtime?{urlencode({'model': upstream_model})}"
+            url = f"{base}{AZURE_V1_PATH}?{urlencode({'model': upstream_model})}"
         if secret is not None:
             if channel.auth == "api-key":
                 headers["api-key"] = secret
@@ -60,7 +67,7 @@ def build_request(
             else:
                 headers[channel.auth_header] = secret
     else:  # openai, mock
-        url = f"{base}/realtime?{urlencode({'model': upstream_model})}"
+        url = f"{base}{REALTIME_PATH_SUFFIX}?{urlencode({'model': upstream_model})}"
         if secret is not None:
             headers["Authorization"] = f"Bearer {secret}"
     return UpstreamRequest(url=url, headers=headers)

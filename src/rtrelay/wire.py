@@ -1,0 +1,71 @@
+"""The Realtime API's handshake vocabulary: subprotocols, the beta header, the URL paths.
+
+One copy, shared by everything that speaks or reads the handshake: the relay's edge
+and its upstream requests, the simulated provider, the probe and the client library.
+A spelling that drifted between them would be a handshake one side no longer
+recognises. Values are protocol.md §1 (paths) and §2 (credentials, subprotocols,
+the beta shape). Like ``errors.py`` and ``config.py`` this module imports nothing
+from rtrelay, so any of them may import it without a cycle.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "AZURE_PREVIEW_PATH",
+    "AZURE_V1_PATH",
+    "BETA_HEADER",
+    "BETA_HEADER_VALUE",
+    "BETA_SUBPROTOCOL",
+    "DEFAULT_MODEL",
+    "KEY_SUBPROTOCOL_PREFIX",
+    "NO_KEY",
+    "OPENAI_PATH",
+    "ORGANIZATION_SUBPROTOCOL_PREFIX",
+    "PROJECT_SUBPROTOCOL_PREFIX",
+    "REALTIME_PATH_SUFFIX",
+    "REALTIME_SUBPROTOCOL",
+    "is_beta_header",
+]
+
+REALTIME_SUBPROTOCOL: Final = "realtime"
+"""The subprotocol a browser offers and the only one a server may echo: the others
+carry a key or an account name, and an echo would put them in the response."""
+KEY_SUBPROTOCOL_PREFIX: Final = "openai-insecure-api-key."
+"""``openai-insecure-api-key.<key>``: how a browser, which cannot set headers, sends a key."""
+BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
+"""The subprotocol form of ``OpenAI-Beta: realtime=v1``."""
+ORGANIZATION_SUBPROTOCOL_PREFIX: Final = "openai-organization."
+"""``openai-organization.<id>``: offered by the JS SDK; rtrelay accepts it and ignores it."""
+PROJECT_SUBPROTOCOL_PREFIX: Final = "openai-project."
+"""``openai-project.<id>``: offered by the JS SDK; rtrelay accepts it and ignores it."""
+
+BETA_HEADER: Final = "OpenAI-Beta"
+BETA_HEADER_VALUE: Final = "realtime=v1"
+"""``OpenAI-Beta: realtime=v1`` asks for the beta event shape instead of GA."""
+
+NO_KEY: Final = frozenset({"", "null", "undefined"})
+"""Keys that mean "no key": what console and SDK clients send when they have none
+(JavaScript's ``String(null)`` and ``String(undefined)``), never a credential."""
+
+DEFAULT_MODEL: Final = "gpt-realtime"
+"""The model a URL that names none gets (the simulated provider, the probe, the CLI)."""
+
+OPENAI_PATH: Final = "/v1/realtime"
+"""OpenAI: ``GET /v1/realtime?model=M``."""
+AZURE_PREVIEW_PATH: Final = "/openai/realtime"
+"""Azure preview API versions: ``?api-version=V&deployment=D``; they speak the beta shape."""
+AZURE_V1_PATH: Final = "/openai/v1/realtime"
+"""Azure GA: ``?model=D``."""
+REALTIME_PATH_SUFFIX: Final = "/realtime"
+"""What an SDK appends to a base URL (``ws://host/v1`` + ``/realtime``)."""
+
+
+def is_beta_header(value: str) -> bool:
+    """Whether an ``OpenAI-Beta`` header value asks for the beta shape.
+
+    The header is a comma-separated list (``assistants=v2, realtime=v1``); case is
+    ignored, as HTTP tokens are case-insensitive.
+    """
+    return any(part.strip().lower() == BETA_HEADER_VALUE for part in value.split(","))
