@@ -12,6 +12,7 @@ Connection success rate = ``rtrelay_handshakes_total{outcome="success"}`` /
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from decimal import Decimal
@@ -214,6 +215,13 @@ class Metrics:
             "Ledger rows deleted by retention: refusals, refusal counters, sessions without usage.",
             registry=r,
         )
+        self.event_loop_tasks = Gauge(
+            "rtrelay_event_loop_tasks",
+            "asyncio tasks alive in this process, counted at each scrape: steady while idle, "
+            "so growth from one idle scrape to the next is a leak.",
+            registry=r,
+            **livesum,  # type: ignore[arg-type]
+        )
         self._ledger_folded: dict[str, int] = {}
         self.frames_in = self.frames.labels("client_to_upstream")
         self.frames_out = self.frames.labels("upstream_to_client")
@@ -243,7 +251,16 @@ class Metrics:
                 self._ledger_folded[name] = total
                 counter.inc(delta)
 
+    def count_tasks(self) -> None:
+        """Set ``rtrelay_event_loop_tasks`` from the running loop (none running: left as is)."""
+        try:
+            tasks = asyncio.all_tasks()
+        except RuntimeError:
+            return
+        self.event_loop_tasks.set(len(tasks))
+
     def exposition(self) -> bytes:
+        self.count_tasks()
         if self.multiprocess:
             registry = CollectorRegistry()
             prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
