@@ -351,8 +351,7 @@ async def test_keeper_logs_renewal_failures_and_keeps_going(
 ) -> None:
     leases = RecordingLeases(clock, failures=2)
     keeper = keeper_factory(leases)
-    keeper.track("k1", "s1")
-    await leases.acquire("k1", "s1", 1)
+    assert await keeper.acquire("k1", "s1", 1)
     with caplog.at_level(logging.WARNING, logger="rtrelay.gate"):
         keeper.start()
         for _ in range(3):  # two failures, then a success

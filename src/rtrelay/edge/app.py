@@ -28,6 +28,7 @@ from rtrelay.route.breaker import BreakerPolicy
 from rtrelay.route.dial import Dialer
 from rtrelay.route.router import Router
 from rtrelay.route.status import channel_status
+from rtrelay.tasks import cancel_and_wait
 
 __all__ = ["REALTIME_PATHS", "RELAY", "create_app"]
 
@@ -153,9 +154,7 @@ async def _metrics_flusher(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(run(), name="rtrelay.metrics-flush")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
 from rtrelay.log import gate_log
+from rtrelay.tasks import cancel_and_wait
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
@@ -224,13 +225,6 @@ class LeaseKeeper:
         self._live.discard((key_id, session_id))
         await self._leases.release(key_id, session_id)
 
-    def track(self, key_id: str, session_id: str) -> None:
-        """Renew a lease acquired directly on the :class:`Leases`."""
-        self._live.add((key_id, session_id))
-
-    def untrack(self, key_id: str, session_id: str) -> None:
-        self._live.discard((key_id, session_id))
-
     def start(self) -> None:
         """Start the renewal task (needs a running event loop).
 
@@ -249,14 +243,7 @@ class LeaseKeeper:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            # Swallow only the cancellation we caused, never one aimed at our caller.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await cancel_and_wait(task)
 
     async def renew_now(self) -> None:
         """One renewal pass over every live lease; failures are logged, not raised."""
