@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -32,9 +33,20 @@ def rtrelay_argv(*args: str) -> list[str]:
 
 
 async def start_provider(
-    children: Children, workdir: Path, *, reply_audio_ms: int, chunk_ms: int
+    children: Children,
+    workdir: Path,
+    *,
+    reply_audio_ms: int,
+    chunk_ms: int,
+    pacing: float = 1.0,
+    extra: Sequence[str] = (),
 ) -> Provider:
-    """Start ``rtrelay mock`` on an ephemeral port, replies paced in real time."""
+    """Start ``rtrelay mock`` on an ephemeral port, replies paced in real time by default.
+
+    Args:
+        pacing: reply speed relative to real time (0: as fast as possible).
+        extra: more ``rtrelay mock`` options (fault injection, for the soak).
+    """
     child = children.add(
         Child(
             "simulated provider",
@@ -46,11 +58,12 @@ async def start_provider(
                 "--port",
                 "0",
                 "--pacing",
-                "1.0",
+                str(pacing),
                 "--reply-audio-ms",
                 str(reply_audio_ms),
                 "--audio-chunk-ms",
                 str(chunk_ms),
+                *extra,
             ],
             log_path=workdir / "provider.log",
         )

@@ -25,7 +25,7 @@ from rtrelay.bench._target import MODEL, Target
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.ledger.store import open_store
 
-__all__ = ["relay_config", "start_rtrelay"]
+__all__ = ["relay_config", "start_rtrelay", "store_path"]
 
 PROVIDER_KEY_ENV: Final = "RTRELAY_BENCH_PROVIDER_KEY"
 # The simulated provider accepts any key; this one only proves the relay sends its own.
@@ -58,6 +58,11 @@ def relay_config(store_url: str, provider_base: str, *, core: bool = False) -> s
     )
 
 
+def store_path(workdir: Path, name: TargetName) -> Path:
+    """The SQLite file a target's ledger lives in (the soak reads it back afterwards)."""
+    return workdir / f"{name}.db"
+
+
 async def start_rtrelay(
     children: Children, workdir: Path, provider_base: str, *, max_sessions: int, core: bool = False
 ) -> Target:
@@ -68,7 +73,7 @@ async def start_rtrelay(
         core: start ``rtrelay-core`` (no key, no ledger) instead.
     """
     name: TargetName = "rtrelay-core" if core else "rtrelay"
-    store_url = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
+    store_url = f"sqlite+aiosqlite:///{store_path(workdir, name)}"
     headers: dict[str, str] = {}
     if not core:
         store = await open_store(store_url)

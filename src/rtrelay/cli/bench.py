@@ -1,5 +1,8 @@
 """``rtrelay bench``: measure rtrelay beside a direct connection, nginx and LiteLLM.
 
+``rtrelay bench --soak`` instead runs many short sessions through one relay and samples
+its memory, descriptors, tasks and threads for leaks (docs/bench.md, "Soak").
+
 The harness (``rtrelay.bench``) needs the ``bench`` extra (psutil, matplotlib), which a
 base install lacks: this module imports it only when the command runs, so every other
 command works without it and this one says what to install.
@@ -15,6 +18,7 @@ import importlib.util
 import resource
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -23,6 +27,7 @@ import orjson
 
 if TYPE_CHECKING:
     from rtrelay.bench import BenchOptions
+    from rtrelay.bench._soak import SoakOptions
 
 __all__ = ["BENCH_EXTRA", "missing_extra", "register"]
 
@@ -34,11 +39,18 @@ INSTALL_HINT: Final = "pip install 'rtrelay[bench]'"
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
-        help="benchmark rtrelay against direct, nginx and LiteLLM",
+        help="benchmark rtrelay against direct, nginx and LiteLLM (--soak: look for leaks)",
         description="Paced realtime audio sessions through each target and directly to the "
-        "same simulated provider; writes results.json, results.md and plots to --out.",
+        "same simulated provider; writes results.json, results.md and plots to --out. "
+        "With --soak: many short sessions through one rtrelay serve, sampling its RSS, "
+        "open fds, tasks and threads, then checking its ledger.",
     )
-    p.add_argument("--sessions", type=int, default=100, help="concurrent audio sessions (100)")
+    p.add_argument(
+        "--sessions",
+        type=int,
+        default=None,
+        help="concurrent audio sessions (100); with --soak, sessions in all (10000)",
+    )
     p.add_argument("--duration", type=float, default=20.0, help="measured s per target (20)")
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds (4)")
     p.add_argument(
@@ -67,6 +79,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--json", action="store_true", help="print results.json on stdout")
+    soak = p.add_argument_group("soak (--soak)")
+    soak.add_argument("--soak", action="store_true", help="run the soak instead of the benchmark")
+    soak.add_argument("--concurrency", type=int, default=50, help="sessions at a time (50)")
+    soak.add_argument(
+        "--max-seconds", type=float, default=1800.0, help="stop starting sessions after (1800)"
+    )
+    soak.add_argument("--warmup", type=int, default=200, help="sessions before 'before' (200)")
+    soak.add_argument(
+        "--checkpoint-every", type=int, default=1000, help="sample every N sessions (1000)"
+    )
+    soak.add_argument(
+        "--bad-key-every", type=int, default=50, help="every N-th session: a wrong key (50)"
+    )
     p.set_defaults(func=_main)
 
 
@@ -100,7 +125,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     if args.with_litellm and "litellm" not in targets:
         targets = (*targets, "litellm")
     options = BenchOptions(
-        sessions=args.sessions,
+        sessions=100 if args.sessions is None else args.sessions,
         text_sessions=args.text_sessions,
         idle_sessions=args.idle_sessions,
         targets=targets,
@@ -119,8 +144,27 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     return quick(options) if args.quick else options
 
 
+def soak_options_from_args(args: argparse.Namespace) -> SoakOptions:
+    """The ``SoakOptions`` the command line asks for (``--quick``: 60 sessions, 10 at a time).
+
+    Raises:
+        ValueError: an option is out of range.
+    """
+    from rtrelay.bench._soak import SoakOptions, quick_soak
+
+    options = SoakOptions(
+        sessions=10_000 if args.sessions is None else args.sessions,
+        concurrency=args.concurrency,
+        warmup=args.warmup,
+        checkpoint_every=args.checkpoint_every,
+        bad_key_every=args.bad_key_every,
+        max_seconds=args.max_seconds,
+    )
+    return quick_soak(options) if args.quick else options
+
+
 def _main(args: argparse.Namespace) -> int:
-    missing = missing_extra(plots=not args.no_plots)
+    missing = missing_extra(plots=not args.no_plots and not args.soak)
     if missing:
         print(
             f"rtrelay bench: needs the bench extra ({', '.join(missing)} not installed): "
@@ -128,6 +172,8 @@ def _main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.soak:
+        return _soak_main(args)
     from rtrelay.bench import markdown, write_results
     from rtrelay.bench._quiet import freeze_startup
 
@@ -146,8 +192,12 @@ def _main(args: argparse.Namespace) -> int:
         print("rtrelay bench: stopped by SIGTERM", file=sys.stderr)
         return 128 + signal.SIGTERM
     files = write_results(doc, out, plots=options.plots)
-    table = markdown(doc)
-    if args.json:
+    return _emit(doc, markdown(doc), files, as_json=args.json)
+
+
+def _emit(doc: dict[str, Any], table: str, files: list[Path], *, as_json: bool) -> int:
+    """The table on stdout (or the JSON, the table then on stderr), then what was written."""
+    if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
         print(table, file=sys.stderr)
     else:
@@ -156,10 +206,36 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(options: BenchOptions, workdir: Path) -> dict[str, Any]:
-    """Run on uvloop; SIGTERM cancels the run like Ctrl-C, so children are always stopped."""
+def _soak_main(args: argparse.Namespace) -> int:
+    from rtrelay.bench._quiet import freeze_startup
+    from rtrelay.bench._soak import run_soak
+    from rtrelay.bench._soak_report import soak_markdown, write_soak_results
 
+    try:
+        options = soak_options_from_args(args)
+    except ValueError as exc:
+        print(f"rtrelay bench: {exc}", file=sys.stderr)
+        return 2
+    out: Path = args.out or Path("bench-results") / datetime.now().strftime("soak-%Y%m%d-%H%M%S")
+    _raise_fd_limit()
+    freeze_startup()  # the load generator only; the relay runs as shipped
+    try:
+        doc = _on_loop(lambda: run_soak(options, workdir=out / "logs"))
+    except asyncio.CancelledError:  # SIGTERM: every child is already stopped
+        print("rtrelay bench: stopped by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    files = write_soak_results(doc, out)
+    return _emit(doc, soak_markdown(doc), files, as_json=args.json)
+
+
+def _run(options: BenchOptions, workdir: Path) -> dict[str, Any]:
     from rtrelay.bench import run_bench
+
+    return _on_loop(lambda: run_bench(options, workdir=workdir))
+
+
+def _on_loop(make: Callable[[], Coroutine[Any, Any, dict[str, Any]]]) -> dict[str, Any]:
+    """Run on uvloop; SIGTERM cancels the run like Ctrl-C, so children are always stopped."""
 
     async def main() -> dict[str, Any]:
         task = asyncio.current_task()
@@ -167,7 +243,7 @@ def _run(options: BenchOptions, workdir: Path) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run_bench(options, workdir=workdir)
+        return await make()
 
     try:
         import uvloop
