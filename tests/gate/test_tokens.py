@@ -43,7 +43,7 @@ def signer() -> TokenSigner:
 
 @pytest.fixture
 def token(signer: TokenSigner) -> str:
-    return signer.mint("key_123", model="gpt-realtime", expires_at=int(NOW) + 600, session=SESSION)
+    return signer.mint("key_123", model="gpt-realtime", expires_at=int(NOW) + 600)
 
 
 def b64(data: bytes) -> str:
@@ -59,15 +59,13 @@ def unb64(text: str) -> bytes:
 
 def test_round_trip_on_another_process(token: str) -> None:
     claims = TokenSigner(bytes(SECRET)).verify(token, NOW)
-    assert claims == TokenClaims(
-        key_id="key_123", model="gpt-realtime", expires_at=int(NOW) + 600, session=SESSION
-    )
+    assert claims == TokenClaims(key_id="key_123", model="gpt-realtime", expires_at=int(NOW) + 600)
 
 
-def test_round_trip_without_model_or_session(signer: TokenSigner) -> None:
-    token = signer.mint("key_1", model=None, expires_at=int(NOW) + 60, session=None)
+def test_round_trip_without_model(signer: TokenSigner) -> None:
+    token = signer.mint("key_1", model=None, expires_at=int(NOW) + 60)
     assert signer.verify(token, NOW) == TokenClaims(
-        key_id="key_1", model=None, expires_at=int(NOW) + 60, session=None
+        key_id="key_1", model=None, expires_at=int(NOW) + 60
     )
 
 
@@ -147,7 +145,6 @@ def test_non_canonical_signature_encoding_is_refused(signer: TokenSigner, token:
         pytest.param(b'{"k": "key_1", "e": "2000000000"}', id="string-expiry"),
         pytest.param(b'{"k": "key_1", "e": true}', id="bool-expiry"),
         pytest.param(b'{"k": "key_1", "e": 2000000000, "m": 5}', id="numeric-model"),
-        pytest.param(b'{"k": "key_1", "e": 2000000000, "s": []}', id="array-session"),
     ],
 )
 def test_signed_but_malformed_claims_are_refused(signer: TokenSigner, claims: bytes) -> None:
@@ -161,11 +158,10 @@ def test_secret_must_be_long_enough_and_stays_hidden() -> None:
     assert "0123" not in repr(TokenSigner(SECRET))
 
 
-def test_oversized_session_is_refused_at_mint_time(signer: TokenSigner) -> None:
-    session = {"type": "realtime", "instructions": "x" * MAX_TOKEN_LENGTH}
+def test_oversized_model_is_refused_at_mint_time(signer: TokenSigner) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        signer.mint("key_1", model=None, expires_at=int(NOW) + 60, session=session)
-    assert caught.value.param == "session"
+        signer.mint("key_1", model="m" * MAX_TOKEN_LENGTH, expires_at=int(NOW) + 60)
+    assert caught.value.param == "session.model"
 
 
 # --- request bodies ---------------------------------------------------------------------------
@@ -316,15 +312,9 @@ def test_mint_flow_end_to_end(signer: TokenSigner) -> None:
         {"expires_after": {"seconds": 120}, "session": {**SESSION, "voice": None}}
     )
     expires_at = request.expires_at(NOW)
-    token = signer.mint(
-        "key_9", model=request.model, expires_at=expires_at, session=request.session
-    )
+    token = signer.mint("key_9", model=request.model, expires_at=expires_at)
     body = client_secret_response(token, expires_at, request.session)
     claims = signer.verify(body["value"], NOW + 119)
     assert claims is not None
-    assert (claims.key_id, claims.model, claims.session) == (
-        "key_9",
-        "gpt-realtime",
-        request.session,
-    )
+    assert (claims.key_id, claims.model) == ("key_9", "gpt-realtime")
     assert signer.verify(body["value"], NOW + 120) is None

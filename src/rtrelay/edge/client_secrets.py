@@ -51,9 +51,7 @@ def mint_handler(
             now = time.time()
             expires_at = mint.expires_at(now)
             key_id = key.id if key is not None else ""  # auth off: any token admits
-            token = r.parts.tokens.mint(
-                key_id, model=mint.model, expires_at=expires_at, session=None
-            )
+            token = r.parts.tokens.mint(key_id, model=mint.model, expires_at=expires_at)
         except RelayError as error:
             return http_refusal(error, request_id)
         body = respond(token, expires_at, mint.session)

@@ -137,10 +137,6 @@ class Gate:
         self._store_timeout = store_timeout
         self._store_down = False
 
-    @property
-    def auth_required(self) -> bool:
-        return self._keys is not None
-
     async def authenticate(self, credential: str | None) -> tuple[KeyInfo | None, str | None]:
         """The key behind a credential, and the model a short-lived token is bound to.
 
@@ -154,7 +150,7 @@ class Gate:
             raise MissingApiKey()
         bound_model: str | None = None
         if credential.startswith("ek_") and self._tokens is not None:
-            claims = self._tokens.verify(credential, time.time())
+            claims = self._tokens.verify(credential, self._wall_clock().timestamp())
             if claims is None:
                 raise InvalidApiKey("The client token is invalid or has expired.")
             key_id, bound_model = claims.key_id, claims.model

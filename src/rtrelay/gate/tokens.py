@@ -73,8 +73,6 @@ class TokenClaims:
     """The model the token is bound to, or ``None`` for any model the key may use."""
     expires_at: int
     """Unix seconds; the token admits no new session from then on."""
-    session: dict[str, Any] | None
-    """The session configuration given at mint time."""
 
 
 class TokenSigner:
@@ -94,32 +92,24 @@ class TokenSigner:
     def __repr__(self) -> str:
         return "TokenSigner(secret=<hidden>)"
 
-    def mint(
-        self,
-        key_id: str,
-        *,
-        model: str | None,
-        expires_at: int,
-        session: Mapping[str, Any] | None,
-    ) -> str:
+    def mint(self, key_id: str, *, model: str | None, expires_at: int) -> str:
         """A token for ``key_id`` that verifies until ``expires_at`` (unix seconds).
 
+        Only the model of the mint request's session configuration is bound: the rest is
+        not applied at session start, so it is not carried (the client sends it with
+        ``session.update``), which also keeps the token short enough for a subprotocol.
+
         Raises:
-            InvalidRequest: the session configuration makes the token too long to send.
-            TypeError: ``session`` is not JSON-serialisable.
+            InvalidRequest: the model name makes the token too long to send.
         """
         claims: dict[str, Any] = {"k": key_id, "e": expires_at}
         if model is not None:
             claims["m"] = model
-        if session is not None:
-            claims["s"] = session
         payload = _b64encode(orjson.dumps(claims))
         token = f"{TOKEN_PREFIX}{payload}.{self._signature(payload)}"
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidRequest(
-                "The session configuration is too large for a client secret; shorten it "
-                "(e.g. the instructions or tools) or send it with session.update instead.",
-                param="session",
+                "The model name is too long for a client secret.", param="session.model"
             )
         return token
 
@@ -154,16 +144,15 @@ def _decode_claims(payload: str) -> TokenClaims | None:
         return None
     if not isinstance(raw, dict):
         return None
-    key_id, model, expires_at, session = raw.get("k"), raw.get("m"), raw.get("e"), raw.get("s")
+    key_id, model, expires_at = raw.get("k"), raw.get("m"), raw.get("e")
     if (
         not isinstance(key_id, str)
         or not (model is None or isinstance(model, str))
         or not isinstance(expires_at, int)
         or isinstance(expires_at, bool)
-        or not (session is None or isinstance(session, dict))
     ):
         return None
-    return TokenClaims(key_id=key_id, model=model, expires_at=expires_at, session=session)
+    return TokenClaims(key_id=key_id, model=model, expires_at=expires_at)
 
 
 # --- request bodies ---------------------------------------------------------------------------
