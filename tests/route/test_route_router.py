@@ -1,4 +1,5 @@
-"""Router.connect with a real dialer: half-open trial slots survive cancellation and bugs."""
+"""Router.connect with a real dialer: half-open trial slots survive cancellation and bugs; the
+provider key is the one read at start-up."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from rtrelay.config import Channel
+from rtrelay.mock import MockProvider
 from rtrelay.route.breaker import CircuitState
 from rtrelay.route.dial import Dialer
-from rtrelay.route.router import Router
+from rtrelay.route.router import Connected, Router
 
 
 @contextlib.asynccontextmanager
@@ -87,3 +89,20 @@ async def test_a_trial_that_fails_to_build_its_request_gives_its_slot_back() -> 
         with pytest.raises(KeyError):
             await connect(router)
         assert router.breakers["c"].allow()
+
+
+async def test_a_dial_sends_the_key_read_at_start_up_not_the_environment_now() -> None:
+    environ = {"PROVIDER_KEY": "sk-at-start-up-0123456789"}
+    async with MockProvider() as provider, started_dialer() as dialer:
+        channel = Channel(
+            name="c",
+            base_url=provider.url,
+            api_key_env="PROVIDER_KEY",
+            models={"gpt-realtime": "gpt-realtime"},
+        )
+        router = Router([channel], dialer, rng=random.Random(1), environ=environ)
+        environ["PROVIDER_KEY"] = "sk-rotated-later-0123456789"
+        connected = await connect(router)
+        assert isinstance(connected, Connected)
+        await connected.ws.close()
+    assert provider.handshakes[-1].headers["Authorization"] == "Bearer sk-at-start-up-0123456789"

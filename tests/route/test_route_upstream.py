@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from rtrelay.config import Channel
-from rtrelay.route.upstream import build_request
+from rtrelay.route.upstream import Upstream
 
 SECRET = "az-provider-secret-0123456789abcdef"
 
@@ -19,7 +19,7 @@ def request_for(
     fields.setdefault("models", {"gpt-realtime": "my-rt-prod"})
     fields.setdefault("api_key_env", "AZ_KEY")
     channel = Channel(name="c", **fields)
-    req = build_request(channel, "gpt-realtime", beta=beta, request_id="req_1", secret=SECRET)
+    req = Upstream(channel, SECRET).request("gpt-realtime", beta=beta, request_id="req_1")
     url = urlsplit(req.url)
     return f"{url.scheme}://{url.netloc}", url.path, parse_qs(url.query), req.headers
 
@@ -81,12 +81,13 @@ def test_no_or_an_empty_key_is_never_sent(kind: str, secret: str | None) -> None
         auth="api-key",
         url_template="wss://gw.example/{model}",
     )
-    req = build_request(channel, "m", beta=False, request_id="r", secret=secret)
+    req = Upstream(channel, secret).request("m", beta=False, request_id="r")
     assert set(req.headers) == {"X-Request-Id"}
 
 
 def test_repr_hides_the_key() -> None:
     channel = Channel(name="c", kind="azure", models={"m": "d"}, auth="api-key")
-    with_key = build_request(channel, "m", beta=False, request_id="r", secret=SECRET)
+    with_key = Upstream(channel, SECRET).request("m", beta=False, request_id="r")
     assert with_key.headers["api-key"] == SECRET
     assert SECRET not in repr(with_key)
+    assert SECRET not in repr(Upstream(channel, SECRET))

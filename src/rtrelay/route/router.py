@@ -30,7 +30,7 @@ from rtrelay.errors import (
 from rtrelay.redact import redact
 from rtrelay.route.breaker import BreakerPolicy, CircuitBreaker
 from rtrelay.route.dial import Dialer, DialFailure, FailureKind
-from rtrelay.route.upstream import build_request
+from rtrelay.route.upstream import Upstream
 
 __all__ = ["Attempt", "Connected", "Router", "RoutingFailed"]
 
@@ -87,14 +87,11 @@ class Router:
             )
             for c in self.channels
         }
-        # Read once, here (start-up): an unset or empty key fails start-up, never a session.
-        self._credentials = channel_credentials(
-            self.channels, os.environ if environ is None else environ
-        )
-        self._secrets = tuple(self._credentials.values())
-
-    def serves(self, model: str) -> bool:
-        return any(model in c.models for c in self.channels)
+        # Read once, here (start-up): an unset or empty key fails start-up, never a session;
+        # each key then lives on its channel's Upstream, and a dial reads no environment.
+        credentials = channel_credentials(self.channels, os.environ if environ is None else environ)
+        self._upstreams = {c.name: Upstream(c, credentials.get(c.name)) for c in self.channels}
+        self._secrets = tuple(credentials.values())
 
     def candidates(self, model: str, *, beta: bool) -> list[Channel]:
         """Channels for ``model`` in dial order (before circuit checks).
@@ -157,12 +154,8 @@ class Router:
                 break
             started = self._clock()
             try:
-                request = build_request(
-                    channel,
-                    model,
-                    beta=beta,
-                    request_id=request_id,
-                    secret=self._credentials.get(channel.name),
+                request = self._upstreams[channel.name].request(
+                    model, beta=beta, request_id=request_id
                 )
                 ws = await self._dialer.dial(request, min(dial_timeout, remaining))
             except DialFailure as failure:

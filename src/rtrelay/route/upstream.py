@@ -1,13 +1,14 @@
 """How to reach a channel's upstream: its URL and headers, per channel kind.
 
 Provider URL forms are protocol.md §1. The provider key is read once, at start-up
-(``config.channel_credentials``), and goes only into the upstream request's headers;
-an empty one is never sent.
+(``config.channel_credentials``), into the ``Upstream`` the router holds for the
+channel; from there it goes only into the upstream request's headers, and an empty
+one is never sent. Nothing reads the environment on a dial.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
 from rtrelay.config import Channel
@@ -19,7 +20,7 @@ from rtrelay.wire import (
     REALTIME_PATH_SUFFIX,
 )
 
-__all__ = ["UpstreamRequest", "build_request"]
+__all__ = ["Upstream", "UpstreamRequest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,43 +32,50 @@ class UpstreamRequest:
         return f"UpstreamRequest(url={self.url!r})"
 
 
-def build_request(
-    channel: Channel,
-    public_model: str,
-    *,
-    beta: bool,
-    request_id: str,
-    secret: str | None,
-) -> UpstreamRequest:
-    """The URL and headers of one dial; ``secret`` is the channel's resolved provider key."""
-    upstream_model = channel.upstream_model(public_model)
-    base = channel.base_url.rstrip("/")
-    if secret is not None and not secret.strip():
-        secret = None  # start-up refuses an empty key; never send one if it slips through
-    headers: dict[str, str] = {"X-Request-Id": request_id}
-    if beta:
-        headers[BETA_HEADER] = BETA_HEADER_VALUE
-    if channel.kind == "azure":
-        if channel.api_version:
-            query = urlencode({"api-version": channel.api_version, "deployment": upstream_model})
-            url = f"{base}{AZURE_PREVIEW_PATH}?{query}"
-        else:
-            url = f"{base}{AZURE_V1_PATH}?{urlencode({'model': upstream_model})}"
-        if secret is not None:
-            if channel.auth == "api-key":
-                headers["api-key"] = secret
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A channel with its provider key resolved: what the router dials.
+
+    ``config.Channel`` names the variable that holds the key and never the key (a
+    config value may be printed); this pairs the two once, at start-up.
+    """
+
+    channel: Channel
+    secret: str | None = field(default=None, repr=False)
+
+    def request(self, public_model: str, *, beta: bool, request_id: str) -> UpstreamRequest:
+        """The URL and headers of one dial for ``public_model``."""
+        channel, secret = self.channel, self.secret
+        upstream_model = channel.upstream_model(public_model)
+        base = channel.base_url.rstrip("/")
+        if secret is not None and not secret.strip():
+            secret = None  # start-up refuses an empty key; never send one if it slips through
+        headers: dict[str, str] = {"X-Request-Id": request_id}
+        if beta:
+            headers[BETA_HEADER] = BETA_HEADER_VALUE
+        if channel.kind == "azure":
+            if channel.api_version:
+                query = urlencode(
+                    {"api-version": channel.api_version, "deployment": upstream_model}
+                )
+                url = f"{base}{AZURE_PREVIEW_PATH}?{query}"
             else:
+                url = f"{base}{AZURE_V1_PATH}?{urlencode({'model': upstream_model})}"
+            if secret is not None:
+                if channel.auth == "api-key":
+                    headers["api-key"] = secret
+                else:
+                    headers["Authorization"] = f"Bearer {secret}"
+        elif channel.kind == "openai-compatible":
+            assert channel.url_template is not None  # validated by Channel
+            url = channel.url_template.format(model=quote(upstream_model, safe=""))
+            if secret is not None:
+                if channel.auth_header.lower() == "authorization":
+                    headers["Authorization"] = f"Bearer {secret}"
+                else:
+                    headers[channel.auth_header] = secret
+        else:  # openai, mock
+            url = f"{base}{REALTIME_PATH_SUFFIX}?{urlencode({'model': upstream_model})}"
+            if secret is not None:
                 headers["Authorization"] = f"Bearer {secret}"
-    elif channel.kind == "openai-compatible":
-        assert channel.url_template is not None  # validated by Channel
-        url = channel.url_template.format(model=quote(upstream_model, safe=""))
-        if secret is not None:
-            if channel.auth_header.lower() == "authorization":
-                headers["Authorization"] = f"Bearer {secret}"
-            else:
-                headers[channel.auth_header] = secret
-    else:  # openai, mock
-        url = f"{base}{REALTIME_PATH_SUFFIX}?{urlencode({'model': upstream_model})}"
-        if secret is not None:
-            headers["Authorization"] = f"Bearer {secret}"
-    return UpstreamRequest(url=url, headers=headers)
+        return UpstreamRequest(url=url, headers=headers)
