@@ -14,6 +14,7 @@ import tempfile
 from typing import Any
 
 from rtrelay import config
+from rtrelay.cli._demo import demo_settings, print_demo_banner
 from rtrelay.cli.db import store_label
 from rtrelay.edge.app import RELAY, create_app
 from rtrelay.edge.server import Protections, listen
@@ -51,8 +52,6 @@ def _main(args: argparse.Namespace) -> int:
     )
     settings = dataclasses.replace(settings, server=server)
     if args.demo:
-        from rtrelay.edge.demo import demo_settings
-
         settings = demo_settings(settings)
     if not settings.channels:
         print("rtrelay: no channels configured (try --demo)", file=sys.stderr)
@@ -107,8 +106,6 @@ async def serve(settings: config.Settings, *, demo: bool = False) -> None:
     host, port = runner.addresses[0][:2]
     edge_log.info("listening", extra={"event": "listening", "url": f"http://{host}:{port}"})
     if demo:
-        from rtrelay.edge.demo import print_demo_banner
-
         await print_demo_banner(app, f"{host}:{port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

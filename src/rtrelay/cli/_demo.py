@@ -15,6 +15,7 @@ from typing import Final
 from aiohttp import web
 
 from rtrelay.config import Auth, Channel, Settings
+from rtrelay.edge.app import RELAY
 from rtrelay.ledger.keys import KeySpec
 
 __all__ = ["DEMO_MODELS", "demo_settings", "print_demo_banner"]
@@ -29,6 +30,7 @@ DEMO_KEY_NAME: Final = "demo"
 
 
 def demo_settings(settings: Settings) -> Settings:
+    """``settings`` with the simulated provider as the only channel, and keys required."""
     channel = Channel(
         name="simulated",
         kind="mock",
@@ -39,8 +41,7 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 async def print_demo_banner(app: web.Application, address: str) -> None:
-    from rtrelay.edge.app import RELAY
-
+    """Replace the previous demo key with a new one and print it with ready-to-run snippets."""
     store = app[RELAY].parts.store
     for old in await store.list_keys():
         if old.name == DEMO_KEY_NAME and old.revoked_at is None:
