@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -12,21 +10,12 @@ from rtrelay.errors import InvalidApiKey
 from rtrelay.gate.admission import Gate
 from rtrelay.gate.limits import LeaseKeeper, MemoryLeases, MemoryRateLimiter
 from rtrelay.gate.tokens import TokenSigner
-from rtrelay.ledger import KeySpec, Store, open_store
+from rtrelay.ledger import KeySpec, Store
 
 SIGNER = TokenSigner(b"0123456789abcdef0123456789abcdef")
 THEN = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
 """Years away from the real clock: a token judged by real time would be valid or not
 for the wrong reason."""
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def gate_at(store: Store, now: datetime) -> Gate:
