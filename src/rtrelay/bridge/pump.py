@@ -1,11 +1,11 @@
 """The bridge: two pumps that forward frames untouched, and the watchdog.
 
-Frames arrive as bytes (``decode_text=False``) and leave through
-``send_frame`` with their original opcode, so nothing is decoded or
-re-serialised on the way. Backpressure is aiohttp's: ``send_frame`` waits while
-the receiving side's transport is over its high-water mark, so the pump stops
-reading and the sender's TCP window closes. Only a send blocked for longer than
-the slow-consumer limit ends the session.
+Frames arrive as bytes (``decode_text=False``) and leave through ``send_frame`` with
+their original opcode, so nothing is decoded or re-serialised on the way. Every
+decision (refuse an event, cancel a response, end the session, which close codes) is
+the session core's (``session.py``); this module only reads, asks and acts.
+Backpressure is aiohttp's: ``send_frame`` waits while the receiving side's transport is
+over its high-water mark, so the pump stops reading and the sender's TCP window closes.
 """
 
 from __future__ import annotations
@@ -16,28 +16,17 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final
 
 import aiohttp
 import orjson
 from aiohttp import WSMsgType, web
 
-from rtrelay.bridge.taps import client_tap, server_tap
-from rtrelay.config import Timeouts
-from rtrelay.errors import (
-    CloseCode,
-    IdleTimeout,
-    MessageTooLarge,
-    RelayError,
-    SessionExpired,
-    SlowConsumer,
-    UpstreamDisconnected,
-    UpstreamMessageTooLarge,
-    is_sendable_close_code,
-)
+from rtrelay.bridge.session import Actions, End, Session
+from rtrelay.errors import CloseCode, MessageTooLarge, RelayError
 from rtrelay.log import bridge_log
 
-__all__ = ["Bridge", "ClientLeg", "Ending", "Meter", "NullMeter", "Verdict", "new_event_id"]
+__all__ = ["Bridge", "ClientLeg", "Counters", "new_event_id"]
 
 CLOSE_TIMEOUT: Final = 5.0
 """How long a close handshake may take before the transport is aborted."""
@@ -50,48 +39,6 @@ _BINARY: Final = WSMsgType.BINARY
 
 def new_event_id() -> str:
     return "event_" + secrets.token_hex(11)
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the meter wants done besides forwarding: cancel responses, explain, end."""
-
-    cancel: tuple[str, ...] = ()
-    """Response ids to cancel upstream (``response.cancel``)."""
-    notify: RelayError | None = None
-    """An ``error`` event for the client; the session goes on."""
-    end: RelayError | None = None
-    """End the session with this error."""
-
-
-class Meter(Protocol):
-    """What the bridge asks about the few frames it parses (gate and ledger answer)."""
-
-    def on_client_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
-        """Return an error to refuse the event (it is not forwarded); None forwards it."""
-
-    def on_server_event(self, kind: str, event: dict[str, Any]) -> Verdict | None:
-        """What to do after this event is forwarded; None: nothing."""
-
-    def ending(self) -> RelayError | None:
-        """After a refusal: an error that should end the session now, if any."""
-
-    def tick(self, now: float) -> Verdict | None:
-        """Called by the watchdog about once a second (``now`` on the bridge's clock)."""
-
-
-class NullMeter:
-    def on_client_event(self, kind: str, event: dict[str, Any]) -> RelayError | None:
-        return None
-
-    def on_server_event(self, kind: str, event: dict[str, Any]) -> Verdict | None:
-        return None
-
-    def ending(self) -> RelayError | None:
-        return None
-
-    def tick(self, now: float) -> Verdict | None:
-        return None
 
 
 class ClientLeg(web.WebSocketResponse):
@@ -144,20 +91,6 @@ class ClientLeg(web.WebSocketResponse):
         return headers, None, compress, notakeover
 
 
-Closer = Literal["client", "upstream", "relay"]
-
-
-@dataclass(slots=True)
-class Ending:
-    """How a session ended: who closed, with which code, or which table error."""
-
-    closer: Closer
-    code: int | None = None
-    reason: str = ""
-    dropped: bool = False
-    error: RelayError | None = None
-
-
 @dataclass(slots=True)
 class Counters:
     frames_in: int = 0  # client → upstream
@@ -171,8 +104,7 @@ class Bridge:
     client: web.WebSocketResponse
     upstream: aiohttp.ClientWebSocketResponse[bool]
     client_transport: asyncio.Transport | None
-    timeouts: Timeouts
-    meter: Meter = field(default_factory=NullMeter)
+    session: Session
     clock: Callable[[], float] = time.monotonic
     counters: Counters = field(default_factory=Counters)
     client_close_code: int | None = None
@@ -189,7 +121,7 @@ class Bridge:
         if self._stop is not None and not self._stop.done():
             self._stop.set_result(error)
 
-    async def run(self) -> Ending:
+    async def run(self) -> End:
         loop = asyncio.get_running_loop()
         self._stop = loop.create_future()
         tasks: set[asyncio.Future[Any]] = {
@@ -199,33 +131,32 @@ class Bridge:
         }
         try:
             done, _ = await asyncio.wait({*tasks, self._stop}, return_when=asyncio.FIRST_COMPLETED)
-            ending = self._first_ending(done)
+            end = self._first_end(done)
         finally:
             for task in tasks:
                 task.cancel()
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _reap(task)
             if not self._stop.done():
                 self._stop.cancel()
-        await self._finish(ending)
-        return ending
+        await self._finish(end)
+        return end
 
-    def _first_ending(self, done: set[asyncio.Future[Any]]) -> Ending:
+    def _first_end(self, done: set[asyncio.Future[Any]]) -> End:
         if self._stop is not None and self._stop in done:
-            return Ending("relay", error=self._stop.result())
+            return End("relay", error=self._stop.result())
         for future in done:
             exc = future.exception()
             if exc is not None:
                 bridge_log.error("bridge task failed", exc_info=exc)
-                return Ending("relay", error=RelayError())
-        result: Ending = next(iter(done)).result()
-        return result
+                return End("relay", error=RelayError())
+        end: End = next(iter(done)).result()
+        return end
 
-    async def _client_to_upstream(self) -> Ending:
+    async def _client_to_upstream(self) -> End:
         receive = self.client.receive
         send = self.upstream.send_frame
-        meter = self.meter
+        decide = self.session.client_frame
         counters = self.counters
         while True:
             msg = await receive()
@@ -234,31 +165,26 @@ class Bridge:
                 data: bytes = msg.data
                 counters.frames_in += 1
                 counters.bytes_in += len(data)
-                if (tap := client_tap(data)) is not None:  # binary frames too: no side door
-                    if isinstance(tap, RelayError):
-                        await self._send_error(tap)
-                        continue
-                    refusal = meter.on_client_event(*tap)
-                    if refusal is not None:
-                        if (end := meter.ending()) is not None:
-                            return Ending("relay", error=end)
-                        await self._send_error(refusal, tap[1].get("event_id"))
-                        continue
+                if (decision := decide(data)) is not None:  # binary frames too: no side door
+                    if isinstance(decision, End):
+                        return decision
+                    await self._send_error(decision.error, decision.client_event_id)
+                    continue
                 try:
                     await send(data, kind)
                 except ConnectionResetError:
-                    return Ending("upstream", dropped=True, error=UpstreamDisconnected())
+                    return self.session.upstream_gone(None, "", dropped=True)
             elif kind is WSMsgType.CLOSE:
-                return Ending("client", code=msg.data, reason=msg.extra or "")
+                return self.session.client_gone(msg.data, msg.extra or "", dropped=False)
             elif kind is WSMsgType.ERROR and _is_too_big(msg.data):
-                return Ending("relay", error=MessageTooLarge(), code=CloseCode.MESSAGE_TOO_BIG)
+                return self.session.too_large("client")
             else:  # CLOSED, CLOSING, ERROR: the client's connection is gone
-                return Ending("client", dropped=True)
+                return self.session.client_gone(None, "", dropped=True)
 
-    async def _upstream_to_client(self) -> Ending:
+    async def _upstream_to_client(self) -> End:
         receive = self.upstream.receive
         send = self.client.send_frame
-        meter = self.meter
+        decide = self.session.server_frame
         counters = self.counters
         clock = self.clock
         while True:
@@ -269,13 +195,11 @@ class Bridge:
                 counters.frames_out += 1
                 counters.bytes_out += len(data)
                 received = self._sending_since = clock()
-                verdict = None
-                if kind is _TEXT and (tap := server_tap(data)) is not None:
-                    verdict = meter.on_server_event(*tap)
+                decision = decide(data) if kind is _TEXT else None
                 try:
                     await send(data, kind)
                 except ConnectionResetError:
-                    return Ending("client", dropped=True)
+                    return self.session.client_gone(None, "", dropped=True)
                 self._sending_since = 0.0
                 if counters.frames_out & _SAMPLE_MASK == 1:  # 1st, 65th, 129th… frame
                     sent = clock()
@@ -283,49 +207,32 @@ class Bridge:
                         self.first_frame_at = sent
                     if len(self.latency_samples) < _MAX_SAMPLES:
                         self.latency_samples.append(sent - received)
-                if verdict is not None and (end := await self._act(verdict)) is not None:
-                    return Ending("relay", error=end)
+                if decision is not None and (end := await self._act(decision)) is not None:
+                    return end
             elif kind is WSMsgType.CLOSE:
-                return Ending("upstream", code=msg.data, reason=msg.extra or "")
+                return self.session.upstream_gone(msg.data, msg.extra or "", dropped=False)
             elif kind is WSMsgType.ERROR and _is_too_big(msg.data):
-                return Ending("relay", error=UpstreamMessageTooLarge())
+                return self.session.too_large("upstream")
             else:
-                return Ending("upstream", dropped=True, error=UpstreamDisconnected())
+                return self.session.upstream_gone(None, "", dropped=True)
 
-    async def _watchdog(self) -> Ending:
-        t = self.timeouts
+    async def _watchdog(self) -> End:
+        t = self.session.timeouts
         limits = [x for x in (t.idle, t.slow_consumer, t.max_session) if x is not None]
         tick = max(0.05, min(1.0, *(x / 4 for x in limits)))
-        started = self.clock()
-        last_total = -1
-        last_change = started
-        meter = self.meter
+        session, counters, clock = self.session, self.counters, self.clock
         while True:
             await asyncio.sleep(tick)
-            now = self.clock()
-            if (verdict := meter.tick(now)) is not None and (
-                end := await self._act(verdict)
-            ) is not None:
-                return Ending("relay", error=end)
-            if self._sending_since and now - self._sending_since > t.slow_consumer:
-                return Ending("relay", error=SlowConsumer())
-            if t.max_session is not None and now - started >= t.max_session:
-                return Ending(
-                    "relay",
-                    error=SessionExpired(
-                        f"The session hit the relay's maximum duration of {t.max_session:g} s."
-                    ),
-                )
-            c = self.counters
-            total = c.frames_in + c.frames_out
-            if total != last_total:
-                last_total, last_change = total, now
-            elif t.idle is not None and now - last_change >= t.idle and not self._sending_since:
-                return Ending("relay", error=IdleTimeout())
+            activity = counters.frames_in + counters.frames_out
+            decision = session.tick(clock(), activity, self._sending_since)
+            if decision is not None and (end := await self._act(decision)) is not None:
+                return end
 
-    async def _act(self, verdict: Verdict) -> RelayError | None:
-        """Carry out a meter's verdict; return the error to end the session with, if any."""
-        for response_id in verdict.cancel:
+    async def _act(self, decision: Actions | End) -> End | None:
+        """Carry out the session's decision; return the ``End`` if it is one."""
+        if isinstance(decision, End):
+            return decision
+        for response_id in decision.cancel:
             cancel = {
                 "type": "response.cancel",
                 "event_id": new_event_id(),
@@ -333,45 +240,36 @@ class Bridge:
             }
             with contextlib.suppress(ConnectionError):
                 await self.upstream.send_frame(orjson.dumps(cancel), _TEXT)
-        if verdict.notify is not None:
-            await self._send_error(verdict.notify)
-        return verdict.end
+        if decision.notify is not None:
+            await self._send_error(decision.notify)
+        return None
 
-    async def _send_error(self, error: RelayError, client_event_id: Any = None) -> None:
-        event_id = client_event_id if isinstance(client_event_id, str) else None
-        payload = orjson.dumps(error.to_event(new_event_id(), event_id))
+    async def _send_error(self, error: RelayError, client_event_id: str | None = None) -> None:
+        payload = orjson.dumps(error.to_event(new_event_id(), client_event_id))
         with contextlib.suppress(ConnectionError):
             await self.client.send_frame(payload, _TEXT)
 
-    async def _finish(self, ending: Ending) -> None:
-        """Close both legs with codes that say what happened (DESIGN.md close rules)."""
-        if ending.error is not None:
-            # The provider has nothing more to say to a session the relay ends: free it
-            # first, so a client that is slow to read the explanation holds nothing upstream.
-            error = ending.error
-            if not self.upstream.closed:  # aiohttp closed it itself on an oversized frame
-                self.upstream_close_code = CloseCode.GOING_AWAY
-                await self._guarded(
-                    self.upstream.close(code=CloseCode.GOING_AWAY, message=b"relay closed")
-                )
+    async def _finish(self, end: End) -> None:
+        """Close both legs as the session core's close plan says."""
+        plan = self.session.close_plan(end)
+        self.client_close_code, self.upstream_close_code = _recorded_codes(end, plan.client)
+        if plan.upstream_first:
+            await self._close_upstream(plan.upstream)
+        if plan.error_event is not None:
             _clear_cancelled_drain(self.client_transport)
             if not self.client.closed:
-                await self._guarded(self._send_error(error))
-            self.client_close_code = error.close_code
-            await self._close_client(error.close_code, error.close_reason())
-        elif ending.closer == "client":
-            code = CloseCode.GOING_AWAY if ending.dropped else _relayable(ending.code)
-            reason = "client disconnected" if ending.dropped else ending.reason
-            self.client_close_code = None if ending.dropped else ending.code
-            self.upstream_close_code = code
-            await self._guarded(self.upstream.close(code=code, message=reason.encode()))
-            await self._close_client(code, ending.reason)
-        else:  # the provider closed properly
-            code = _relayable(ending.code)
-            self.upstream_close_code = ending.code
-            self.client_close_code = code
-            await self._close_client(code, ending.reason)
-            await self._guarded(self.upstream.close(code=code))
+                await self._guarded(self._send_error(plan.error_event))
+        if plan.client is not None:
+            await self._close_client(*plan.client)
+        if not plan.upstream_first:
+            await self._close_upstream(plan.upstream)
+
+    async def _close_upstream(self, close: tuple[int, str] | None) -> None:
+        if close is None or self.upstream.closed:  # aiohttp closed it itself on a huge frame
+            return
+        if self.upstream_close_code is None:
+            self.upstream_close_code = close[0]
+        await self._guarded(self.upstream.close(code=close[0], message=close[1].encode()))
 
     async def _close_client(self, code: int, reason: str) -> None:
         if self.client.closed:
@@ -401,6 +299,26 @@ class Bridge:
         return True
 
 
+def _recorded_codes(end: End, to_client: tuple[int, str] | None) -> tuple[int | None, int | None]:
+    """(client, upstream) close codes for the session row: what each side itself sent,
+    or what the relay sent it when the relay ended the session."""
+    if end.error is not None:
+        return end.error.close_code, None  # the upstream code is set as it is sent
+    if end.closer == "client":
+        return (None if end.dropped else end.code), None
+    return (to_client[0] if to_client else None), end.code
+
+
+async def _reap(task: asyncio.Future[Any]) -> None:
+    """Await a task this bridge cancelled; a cancel aimed at the caller still propagates."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+
+
 def _clear_cancelled_drain(transport: asyncio.Transport | None) -> None:
     """Let the client's explanation through after a pump blocked on it was cancelled.
 
@@ -418,10 +336,3 @@ def _clear_cancelled_drain(transport: asyncio.Transport | None) -> None:
 
 def _is_too_big(exc: object) -> bool:
     return getattr(exc, "code", None) == CloseCode.MESSAGE_TOO_BIG
-
-
-def _relayable(code: int | None) -> int:
-    """A peer's close code as we may send it on (1005 "no code" becomes 1000)."""
-    if code is None or not is_sendable_close_code(code):
-        return CloseCode.NORMAL
-    return code

@@ -20,9 +20,8 @@ from rtrelay.edge.handshake import new_request_id, parse_hello
 from rtrelay.edge.refuse import http_refusal
 from rtrelay.edge.relay import Relay
 from rtrelay.errors import InvalidApiKey, InvalidRequest, RelayError
-from rtrelay.gate.admission import KeyInfo
+from rtrelay.gate.admission import Ask, Refused
 from rtrelay.gate.tokens import (
-    ClientSecretRequest,
     beta_session_response,
     client_secret_response,
     parse_beta_session_request,
@@ -46,12 +45,15 @@ def mint_handler(
             mint = parse(await _json_body(request))
             if hello.credential is not None and hello.credential.startswith("ek_"):
                 raise InvalidApiKey("A client token cannot mint tokens; use an rtrelay key.")
-            key, _ = await r.gate.authenticate(hello.credential)
-            await _admit(r, mint, key, hello.origin)
+            # The session admission checks that apply before any session exists.
+            ask = Ask(hello.credential, mint.model, hello.origin, session=False)
+            admission = await r.gate.admit(ask, r.route_plan)
             now = time.time()
             expires_at = mint.expires_at(now)
-            key_id = key.id if key is not None else ""  # auth off: any token admits
+            key_id = admission.key_id or ""  # auth off: any token admits
             token = r.parts.tokens.mint(key_id, model=mint.model, expires_at=expires_at)
+        except Refused as refused:
+            return http_refusal(refused.error, request_id)
         except RelayError as error:
             return http_refusal(error, request_id)
         body = respond(token, expires_at, mint.session)
@@ -59,17 +61,6 @@ def mint_handler(
         return web.json_response(body, headers=headers)
 
     return handle
-
-
-async def _admit(
-    relay: Relay, mint: ClientSecretRequest, key: KeyInfo | None, origin: str | None
-) -> None:
-    """The session admission checks that apply before any session exists."""
-    relay.gate.check_origin(key, origin)
-    if mint.model is not None:
-        relay.gate.check_model(key, mint.model)
-        relay.router.candidates(mint.model, beta=False)
-    await relay.gate.check_budget(key)
 
 
 async def _json_body(request: web.Request) -> object:

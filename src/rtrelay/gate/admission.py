@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Final, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from rtrelay.cache import LoadingCache
 from rtrelay.errors import (
@@ -34,17 +34,29 @@ from rtrelay.errors import (
     InvalidApiKey,
     LimitsUnavailable,
     MissingApiKey,
+    MissingModel,
     ModelNotAllowed,
     OriginNotAllowed,
     RateLimitExceeded,
+    RelayError,
 )
 from rtrelay.gate.limits import RateLimiter
 from rtrelay.gate.tokens import TokenSigner
 from rtrelay.log import gate_log
 
-__all__ = ["Admission", "Gate", "KeyDirectory", "KeyInfo", "LeaseHolder", "SpendBook"]
+__all__ = [
+    "Admission",
+    "Ask",
+    "Gate",
+    "KeyDirectory",
+    "KeyInfo",
+    "LeaseHolder",
+    "Refused",
+    "SpendBook",
+]
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 STORE_RETRY_AFTER: Final = 5
 """``Retry-After`` seconds when the store cannot be reached."""
@@ -89,14 +101,46 @@ class SpendBook(Protocol):
     async def spent(self, key_id: str) -> Decimal: ...
 
 
+class Refused(Exception):
+    """Admission said no: the table row, and the key when it was known by then (a refusal
+    after authentication is recorded and logged against the key)."""
+
+    def __init__(self, error: RelayError, key: KeyInfo | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a client asks to be admitted for: from an upgrade, a token request, a call.
+
+    ``model`` is ``None`` when the request names none (a token request may not);
+    ``session`` is ``False`` for minting a token: no session starts, so no lease or
+    rate slot is taken (the session the token opens later takes them).
+    """
+
+    credential: str | None
+    model: str | None
+    origin: str | None
+    beta: bool = False
+    session: bool = True
+
+
 @dataclass(slots=True)
-class Admission:
-    """An admitted client. ``release()`` must run however the session ends."""
+class Admission(Generic[P]):
+    """An admitted client, owning its concurrency lease until ``release()`` (idempotent).
+
+    ``plan`` is what the route step worked out for the model (the channels to dial, in
+    order), computed once during admission and reused for the dial.
+    """
 
     session_id: str
     key: KeyInfo | None
-    model: str
+    model: str | None
+    plan: P | None = None
     leased: bool = False
+    _release: Callable[[Admission[P]], Awaitable[None]] | None = None
 
     @property
     def key_id(self) -> str | None:
@@ -105,6 +149,12 @@ class Admission:
     @property
     def key_prefix(self) -> str | None:
         return self.key.prefix if self.key is not None else None
+
+    async def release(self) -> None:
+        """Give the lease back (once, however the session ended)."""
+        if self._release is not None:
+            release, self._release = self._release, None
+            await release(self)
 
 
 def new_session_id() -> str:
@@ -251,14 +301,52 @@ class Gate:
         if await self._from_store(lambda: spend.spent(key.id)) >= key.budget_usd:
             raise InsufficientQuota()
 
-    async def admit_session(self, key: KeyInfo | None, model: str) -> Admission:
+    async def admit(self, ask: Ask, route: Callable[[str, bool], P]) -> Admission[P]:
+        """The admission pipeline, in DESIGN.md's order, for every entry point.
+
+        credential → key valid → origin → model allowed (and bound to the token's) →
+        ``route(model, beta)`` (no channel: 404 before any lease) → lease → rate → budget.
+        For a token request (``ask.session`` false) there is no lease or rate step.
+
+        Raises:
+            Refused: with the table row (MissingApiKey, InvalidApiKey, OriginNotAllowed,
+                MissingModel, ModelNotAllowed, what ``route`` raises: ModelNotFound,
+                BetaNotSupportedByChannel; ConcurrencyLimitExceeded, RateLimitExceeded,
+                InsufficientQuota; LimitsUnavailable when Redis or the store is unreachable
+                and the policy is to refuse) and the key if it was known.
+        """
+        try:
+            key, bound = await self.authenticate(ask.credential)
+        except RelayError as error:
+            raise Refused(error, None) from error
+        try:
+            self.check_origin(key, ask.origin)
+            model = ask.model
+            if model is None and ask.session:
+                raise MissingModel(param="model")
+            plan = None
+            if model is not None:
+                self.check_model(key, model, bound)
+                plan = route(model, ask.beta)
+            if not ask.session:
+                await self.check_budget(key)
+                return Admission(session_id="", key=key, model=model, plan=plan)
+            admission = await self.admit_session(key, model or "")
+        except RelayError as error:
+            raise Refused(error, key) from error
+        admission.plan = plan
+        return admission
+
+    async def admit_session(self, key: KeyInfo | None, model: str) -> Admission[Any]:
         """Take a concurrency lease and a rate slot, then check the budget.
 
         Raises:
             ConcurrencyLimitExceeded, RateLimitExceeded, InsufficientQuota
             LimitsUnavailable: Redis or the store is unreachable and the policy is to refuse.
         """
-        admission = Admission(session_id=new_session_id(), key=key, model=model)
+        admission: Admission[Any] = Admission(
+            session_id=new_session_id(), key=key, model=model, _release=self.release
+        )
         if key is None:
             return admission
         if not await self._leases.acquire(key.id, admission.session_id, key.max_sessions):
@@ -279,7 +367,7 @@ class Gate:
             raise
         return admission
 
-    async def release(self, admission: Admission) -> None:
+    async def release(self, admission: Admission[Any]) -> None:
         if admission.leased and admission.key is not None:
             admission.leased = False
             await self._leases.release(admission.key.id, admission.session_id)

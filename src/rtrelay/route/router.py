@@ -131,8 +131,10 @@ class Router:
         request_id: str,
         dial_timeout: float,
         deadline: float,
+        channels: list[Channel] | None = None,
     ) -> Connected:
-        """Dial the first channel that answers 101.
+        """Dial the first channel that answers 101 (of ``channels``, the candidates admission
+        worked out, or of ``candidates(model)``).
 
         Raises:
             RoutingFailed: no channel could be reached; carries the table row explaining why.
@@ -141,7 +143,7 @@ class Router:
         failures: list[DialFailure] = []
         retry_after: float | None = None
         end = self._clock() + deadline
-        for channel in self.candidates(model, beta=beta):
+        for channel in channels if channels is not None else self.candidates(model, beta=beta):
             breaker = self.breakers[channel.name]
             if not breaker.allow():
                 attempts.append(Attempt(channel.name, "skipped:open", 0.0))
