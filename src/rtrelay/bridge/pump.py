@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from rtrelay.bridge.session import Actions, End, Session
 from rtrelay.errors import CloseCode, MessageTooLarge, RelayError
 from rtrelay.log import bridge_log
+from rtrelay.tasks import cancel_and_wait
 
 __all__ = ["Bridge", "ClientLeg", "Counters", "new_event_id"]
 
@@ -134,9 +135,12 @@ class Bridge:
             end = self._first_end(done)
         finally:
             for task in tasks:
-                task.cancel()
-            for task in tasks:
-                await _reap(task)
+                if task.done():
+                    continue
+                try:
+                    await cancel_and_wait(task)
+                except Exception:
+                    bridge_log.error("bridge task failed while stopping", exc_info=True)
             if not self._stop.done():
                 self._stop.cancel()
         await self._finish(end)
@@ -307,16 +311,6 @@ def _recorded_codes(end: End, to_client: tuple[int, str] | None) -> tuple[int | 
     if end.closer == "client":
         return (None if end.dropped else end.code), None
     return (to_client[0] if to_client else None), end.code
-
-
-async def _reap(task: asyncio.Future[Any]) -> None:
-    """Await a task this bridge cancelled; a cancel aimed at the caller still propagates."""
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
 
 
 def _clear_cancelled_drain(transport: asyncio.Transport | None) -> None:
