@@ -1,20 +1,72 @@
-"""Telling a client why it was refused, in the style it can read.
+"""Refusing a client: telling it why, in the style it can read, and keeping a record.
 
 Before the 101 a refusal is an HTTP response with the OpenAI-style JSON body.
 Browsers never see that body (only 1006), so in ``event`` style the upgrade is
-accepted just to send the ``error`` event and close with the table's code.
+accepted just to send the ``error`` event and close with the table's code. Every
+refusal is counted, logged and written to the ledger (``record_refusal``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import orjson
 from aiohttp import WSMsgType, web
 
 from rtrelay.bridge.pump import ClientLeg, new_event_id
 from rtrelay.edge.handshake import ClientHello
+from rtrelay.edge.session_run import attempts_of
 from rtrelay.errors import RelayError
+from rtrelay.gate.admission import KeyInfo
+from rtrelay.ledger.records import Refusal, clip
+from rtrelay.ledger.writer import LedgerWriter
+from rtrelay.log import edge_log
+from rtrelay.observe.metrics import Metrics
+from rtrelay.route.router import Attempt
 
-__all__ = ["http_refusal", "refuse"]
+__all__ = ["http_refusal", "record_refusal", "refuse"]
+
+
+def record_refusal(
+    writer: LedgerWriter,
+    metrics: Metrics,
+    hello: ClientHello,
+    error: RelayError,
+    key: KeyInfo | None,
+    attempts: Sequence[Attempt] = (),
+) -> None:
+    """Count, log and write one refused handshake (against the key when it was known)."""
+    event_style = hello.error_style == "event"
+    metrics.handshakes.labels(error.code).inc()
+    if error.code == "insufficient_quota":
+        metrics.budget_refusals.labels("connect").inc()
+    writer.submit(
+        Refusal(
+            request_id=hello.request_id,
+            error_code=error.code,
+            http_status=None if event_style else error.http_status,
+            close_code=error.close_code if event_style else None,
+            at=datetime.now(UTC),
+            key_id=key.id if key else None,
+            key_prefix=key.prefix if key else None,
+            model=hello.model,
+            origin=hello.origin,
+            channels_tried=attempts_of(attempts),
+        )
+    )
+    edge_log.info(
+        "session refused",
+        extra={
+            "event": "refused",
+            "request_id": hello.request_id,
+            "code": error.code,
+            "status": error.http_status,
+            "close_code": error.close_code if event_style else None,
+            "model": clip(hello.model, "model"),  # a client may send 8 KB of "model"
+            "key_prefix": key.prefix if key else None,
+        },
+    )
 
 
 def http_refusal(error: RelayError, request_id: str) -> web.Response:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
@@ -20,9 +19,9 @@ from aiohttp import web
 from rtrelay.bridge.pump import ClientLeg
 from rtrelay.config import Settings
 from rtrelay.edge.handshake import ClientHello, new_request_id, parse_hello
-from rtrelay.edge.refuse import refuse
+from rtrelay.edge.refuse import record_refusal, refuse
 from rtrelay.edge.server import client_watch
-from rtrelay.edge.session_run import SessionRun, attempts_of
+from rtrelay.edge.session_run import SessionRun
 from rtrelay.edge.wiring import Parts
 from rtrelay.errors import (
     ClientGone,
@@ -33,7 +32,6 @@ from rtrelay.errors import (
     UpgradeRequired,
 )
 from rtrelay.gate.admission import Admission, Ask, Gate, KeyInfo, Refused
-from rtrelay.ledger.records import Refusal, clip
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import CIRCUIT_STATES, Metrics
 from rtrelay.route.router import Attempt, Connected, Router, RoutingFailed
@@ -157,36 +155,7 @@ class Relay:
         if isinstance(error, ClientGone):
             hello = replace(hello, error_style="http")  # nobody is left to read an event
         attempts = cause.attempts if isinstance(cause, RoutingFailed) else ()
-        event_style = hello.error_style == "event"
-        self.metrics.handshakes.labels(error.code).inc()
-        if error.code == "insufficient_quota":
-            self.metrics.budget_refusals.labels("connect").inc()
-        self.parts.writer.submit(
-            Refusal(
-                request_id=hello.request_id,
-                error_code=error.code,
-                http_status=None if event_style else error.http_status,
-                close_code=error.close_code if event_style else None,
-                at=datetime.now(UTC),
-                key_id=key.id if key else None,
-                key_prefix=key.prefix if key else None,
-                model=hello.model,
-                origin=hello.origin,
-                channels_tried=attempts_of(attempts),
-            )
-        )
-        edge_log.info(
-            "session refused",
-            extra={
-                "event": "refused",
-                "request_id": hello.request_id,
-                "code": error.code,
-                "status": error.http_status,
-                "close_code": error.close_code if event_style else None,
-                "model": clip(hello.model, "model"),  # a client may send 8 KB of "model"
-                "key_prefix": key.prefix if key else None,
-            },
-        )
+        record_refusal(self.parts.writer, self.metrics, hello, error, key, attempts)
         return await refuse(request, hello, error)
 
     def _observe_attempts(self, attempts: tuple[Attempt, ...] | list[Attempt]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -263,7 +263,7 @@ class SessionRun:
         )
 
 
-def attempts_of(attempts: tuple[Attempt, ...] | list[Attempt]) -> tuple[ChannelAttempt, ...]:
+def attempts_of(attempts: Sequence[Attempt]) -> tuple[ChannelAttempt, ...]:
     """Dial attempts as the ledger records them."""
     return tuple(
         ChannelAttempt(channel=a.channel, outcome=a.outcome, detail=f"{a.seconds * 1000:.1f} ms")
