@@ -18,7 +18,11 @@ __all__ = [
     "BETA_HEADER",
     "BETA_HEADER_VALUE",
     "BETA_SUBPROTOCOL",
+    "CALLS_PATH",
+    "CALL_CONTROLS",
+    "CALL_ID_PARAM",
     "DEFAULT_MODEL",
+    "EVENTS_CHANNEL",
     "KEY_SUBPROTOCOL_PREFIX",
     "NO_KEY",
     "OPENAI_PATH",
@@ -60,6 +64,16 @@ AZURE_V1_PATH: Final = "/openai/v1/realtime"
 """Azure GA: ``?model=D``."""
 REALTIME_PATH_SUFFIX: Final = "/realtime"
 """What an SDK appends to a base URL (``ws://host/v1`` + ``/realtime``)."""
+
+CALLS_PATH: Final = "/v1/realtime/calls"
+"""WebRTC (protocol.md §10): ``POST`` an SDP offer (``application/sdp`` with ``?model=``, or
+multipart ``sdp`` + ``session``); 201, the SDP answer, ``Location: CALLS_PATH/{call_id}``."""
+CALL_CONTROLS: Final = ("accept", "reject", "refer", "hangup")
+"""``POST CALLS_PATH/{call_id}/<control>``."""
+CALL_ID_PARAM: Final = "call_id"
+"""``GET OPENAI_PATH?call_id=…``: a server's sideband WebSocket attached to a call."""
+EVENTS_CHANNEL: Final = "oai-events"
+"""The WebRTC data channel that carries a call's events."""
 
 
 def is_beta_header(value: str) -> bool:

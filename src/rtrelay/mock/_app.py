@@ -6,54 +6,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from dataclasses import replace
 
 from aiohttp import web
 
-from rtrelay.mock._connection import Connection
+from rtrelay.mock._calls import add_call_routes, attach_sideband
+from rtrelay.mock._connection import Connection, websocket_response
 from rtrelay.mock._handshake import Accept, Endpoint, Refuse, decide, offered_subprotocols
 from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._options import MockOptions
 from rtrelay.mock._protocol import RealtimeProtocol
 from rtrelay.mock._records import HandshakeRecord, SessionRecord
-from rtrelay.wire import REALTIME_SUBPROTOCOL
+from rtrelay.mock._state import STATE, MockState
+from rtrelay.wire import CALL_ID_PARAM
 
-__all__ = ["STATE", "MockState", "create_app"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger("rtrelay.mock")
-
-# input_audio_buffer.append may carry 15 MiB of audio (protocol.md §3); base64 adds a third.
-MAX_CLIENT_FRAME: Final = 21 * 1024 * 1024
-# How long a server-initiated close waits for the client's close frame.
-CLOSE_TIMEOUT: Final = 5.0
-
-
-@dataclass(slots=True, kw_only=True)
-class MockState:
-    """Options in force and everything observed, shared by all connections of one app."""
-
-    options: MockOptions
-    record: bool = True
-    handshakes: list[HandshakeRecord] = field(default_factory=list)
-    events_received: list[dict[str, Any]] = field(default_factory=list)
-    sessions: list[SessionRecord] = field(default_factory=list)
-    connections: set[Connection] = field(default_factory=set)
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self.idle.set()
-
-    @property
-    def active_sessions(self) -> int:
-        return len(self.connections)
-
-    def on_event(self, event: dict[str, Any]) -> None:
-        if self.record:
-            self.events_received.append(event)
-
-
-STATE: Final = web.AppKey("rtrelay_mock_state", MockState)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -63,7 +32,9 @@ def create_app(options: MockOptions | None = None, *, record: bool = True) -> we
 
     Serves ``GET /v1/realtime?model=M`` (OpenAI), ``GET /openai/realtime?api-version=V&
     deployment=D`` (Azure preview, beta shape), ``GET /openai/v1/realtime?model=D`` (Azure
-    GA) and ``GET /healthz``.
+    GA) and ``GET /healthz``; WebRTC calls: ``POST /v1/realtime/calls`` (the offer),
+    ``POST /v1/realtime/calls/{id}/accept|reject|refer|hangup`` and the sideband
+    ``GET /v1/realtime?call_id={id}``.
 
     Args:
         options: behaviour and faults; replace ``app[STATE].options`` to change them for
@@ -77,6 +48,7 @@ def create_app(options: MockOptions | None = None, *, record: bool = True) -> we
         app.router.add_get(endpoint.value, _realtime_handler(endpoint))
     app.router.add_get("/healthz", _healthz)
     app.on_shutdown.append(_close_sessions)
+    add_call_routes(app)
     return app
 
 
@@ -86,6 +58,8 @@ async def _healthz(request: web.Request) -> web.Response:
 
 def _realtime_handler(endpoint: Endpoint) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
+        if endpoint is Endpoint.OPENAI and CALL_ID_PARAM in request.query:
+            return await attach_sideband(request)
         return await _realtime(request, endpoint)
 
     return handler
@@ -115,13 +89,7 @@ async def _realtime(request: web.Request, endpoint: Endpoint) -> web.StreamRespo
             content_type="application/json",
             headers={"x-request-id": IdFactory().new("req")},
         )
-    ws = web.WebSocketResponse(
-        protocols=(REALTIME_SUBPROTOCOL,),
-        compress=False,
-        max_msg_size=MAX_CLIENT_FRAME,
-        timeout=CLOSE_TIMEOUT,
-        decode_text=False,
-    )
+    ws = websocket_response()
     if not ws.can_prepare(request).ok:
         return web.json_response(
             {
@@ -174,7 +142,7 @@ async def _run_session(
         record.session_id = protocol.session_id
         connection = Connection(ws, transport, options, protocol, record, state.on_event)
         state.connections.add(connection)
-        state.idle.clear()
+        state.update_idle()
         logger.info(
             "simulated session %s open: %s %s (%s)",
             protocol.session_id,
@@ -186,8 +154,7 @@ async def _run_session(
             await connection.run()
         finally:
             state.connections.discard(connection)
-            if not state.connections:
-                state.idle.set()
+            state.update_idle()
             logger.info(
                 "simulated session %s closed: client %s, server %s",
                 protocol.session_id,

@@ -19,11 +19,13 @@ __all__ = [
     "bytes_per_ms",
     "decode",
     "encode",
+    "from_pcm16",
     "reply_audio",
     "rms",
     "sample_rate",
     "silence_pcm16",
     "speech_pcm16",
+    "to_pcm16",
 ]
 
 AudioFormat = Literal["audio/pcm", "audio/pcmu", "audio/pcma"]
@@ -117,6 +119,29 @@ def encode(samples: array[int], fmt: AudioFormat) -> bytes:
         return samples.tobytes()
     convert = _linear_to_ulaw if fmt == "audio/pcmu" else _linear_to_alaw
     return bytes(convert(s) for s in samples)
+
+
+def to_pcm16(data: bytes, fmt: AudioFormat) -> bytes:
+    """``data`` as pcm16 at 24 kHz (what a WebRTC media track carries).
+
+    G.711's 8 kHz samples are each repeated three times: a crude upsampling, enough for
+    a synthetic voice that Opus re-encodes anyway.
+    """
+    if fmt == "audio/pcm":
+        return data
+    factor = PCM16_RATE // G711_RATE
+    return encode(array("h", (s for s in decode(data, fmt) for _ in range(factor))), "audio/pcm")
+
+
+def from_pcm16(pcm16: bytes, fmt: AudioFormat) -> bytes:
+    """pcm16 at 24 kHz (a WebRTC track's audio) in ``fmt``.
+
+    For G.711 every third sample is kept: no anti-aliasing filter, as only the VAD's
+    energy measure reads this audio.
+    """
+    if fmt == "audio/pcm":
+        return pcm16
+    return encode(decode(pcm16, "audio/pcm")[:: PCM16_RATE // G711_RATE], fmt)
 
 
 def rms(samples: array[int]) -> float:

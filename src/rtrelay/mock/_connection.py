@@ -18,21 +18,38 @@ from rtrelay.mock import _errors as errors
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._options import MockOptions
+from rtrelay.mock._pacing import stream_responses
 from rtrelay.mock._protocol import RealtimeProtocol, error_event
 from rtrelay.mock._records import SessionRecord
-from rtrelay.mock._response import Event
+from rtrelay.mock._response import Event, Step
+from rtrelay.wire import REALTIME_SUBPROTOCOL
 
-__all__ = ["MAX_SERVER_FRAME", "Connection", "Outbox"]
+__all__ = ["MAX_SERVER_FRAME", "Connection", "Outbox", "websocket_response"]
 
 logger = logging.getLogger("rtrelay.mock")
 
 # SDK clients built on `websockets` refuse frames of 1 MiB or more (protocol.md §3).
 MAX_SERVER_FRAME: Final = 1024 * 1024
+# input_audio_buffer.append may carry 15 MiB of audio (protocol.md §3); base64 adds a third.
+MAX_CLIENT_FRAME: Final = 21 * 1024 * 1024
+# How long a server-initiated close waits for the client's close frame.
+CLOSE_TIMEOUT: Final = 5.0
 # What a client gets after a fault-injected "malformed" frame: truncated JSON.
 MALFORMED_FRAME: Final = b'{"type": "response.output_audio.delta", "delta": "AAAA'
 CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_GOING_AWAY: Final = 1001
 ABNORMAL_CLOSURE: Final = 1006
+
+
+def websocket_response() -> web.WebSocketResponse:
+    """A session's or a sideband's WebSocket, as OpenAI's server answers the upgrade."""
+    return web.WebSocketResponse(
+        protocols=(REALTIME_SUBPROTOCOL,),
+        compress=False,
+        max_msg_size=MAX_CLIENT_FRAME,
+        timeout=CLOSE_TIMEOUT,
+        decode_text=False,
+    )
 
 
 class Outbox:
@@ -229,29 +246,14 @@ class Connection:
             self._record.close_code = ABNORMAL_CLOSURE
 
     async def _stream(self) -> None:
-        """Send the active response a step at a time, paced against the loop's clock."""
-        loop = asyncio.get_running_loop()
-        pacing = self._options.realtime_pacing
-        protocol, outbox = self._protocol, self._outbox
-        while not outbox.closed:
-            await self._wake.wait()
-            self._wake.clear()
-            current: str | None = None
-            started = 0.0
-            elapsed_ms = 0.0
-            while protocol.response_active and not outbox.closed:
-                if protocol.active_response_id != current:
-                    current = protocol.active_response_id
-                    started = loop.time()
-                    elapsed_ms = 0.0
-                step = protocol.stream_step()
-                await outbox.send(step.events)
-                elapsed_ms += step.duration_ms
-                delay = 0.0
-                if pacing > 0:
-                    delay = started + elapsed_ms / 1000 / pacing - loop.time()
-                # Even unpaced, yield so a response.cancel can land between steps.
-                await asyncio.sleep(max(delay, 0.0))
+        outbox = self._outbox
+
+        async def send(response_id: str, step: Step) -> None:
+            await outbox.send(step.events)
+
+        await stream_responses(
+            self._protocol, self._wake, self._options.realtime_pacing, send, lambda: outbox.closed
+        )
 
     async def _expire(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 __all__ = [
     "ProviderError",
     "active_response",
     "beta_disabled",
+    "call_not_found",
     "cancel_not_active",
     "commit_empty",
     "invalid_api_key",
     "invalid_event",
+    "invalid_offer",
     "invalid_type",
     "invalid_value",
     "missing_parameter",
@@ -57,6 +61,12 @@ class ProviderError(Exception):
             "param": self.param,
             "event_id": client_event_id,
         }
+
+    def http_body(self) -> str:
+        """The JSON body of an HTTP error response (no ``event_id``: no event caused it)."""
+        payload = self.payload()
+        del payload["event_id"]
+        return orjson.dumps({"error": payload}).decode()
 
     @property
     def close_reason(self) -> str:
@@ -155,3 +165,13 @@ def invalid_type(param: str, expected: str, value: Any) -> ProviderError:
 
 def invalid_value(param: str, message: str) -> ProviderError:
     return ProviderError("invalid_value", message, param=param)
+
+
+def call_not_found(call_id: str) -> ProviderError:
+    return ProviderError(
+        "call_not_found", f"No active call found with id '{call_id}'.", param="call_id"
+    )
+
+
+def invalid_offer(message: str) -> ProviderError:
+    return ProviderError("invalid_offer", message, param="sdp")

@@ -34,6 +34,7 @@ __all__ = [
     "Refuse",
     "credential",
     "decide",
+    "decide_http",
     "mask_key",
     "offered_subprotocols",
     "refusal_body",
@@ -141,11 +142,9 @@ def decide(
     options: MockOptions,
 ) -> Accept | Refuse:
     """How to answer one upgrade request."""
-    if options.refuse_status is not None:
-        body = options.refuse_body
-        return Refuse(
-            options.refuse_status, refusal_body(options.refuse_status) if body is None else body
-        )
+    refusal = _fault_refusal(options)
+    if refusal is not None:
+        return refusal
     azure = endpoint is not Endpoint.OPENAI
     if endpoint is Endpoint.AZURE_PREVIEW:
         if not query.get("api-version"):
@@ -178,6 +177,32 @@ def decide(
     if beta_requested and options.ga_only:
         return Accept(model, dialect, errors.beta_disabled(), CLOSE_BETA_DISABLED)
     return Accept(model, dialect)
+
+
+def decide_http(headers: Mapping[str, str], options: MockOptions) -> Refuse | None:
+    """Whether to refuse a plain HTTP request (a WebRTC offer, a call control).
+
+    The ``refuse_status`` fault first, as for an upgrade; then the key. Unlike an
+    upgrade, which reports a bad key after the 101 (protocol.md §3), a plain request
+    has nowhere else to say it: 401 with OpenAI's ``invalid_api_key`` body.
+    """
+    refusal = _fault_refusal(options)
+    if refusal is not None:
+        return refusal
+    key = credential(headers, (), azure=False)
+    if options.api_keys is not None and (key is None or key not in options.api_keys):
+        error = errors.invalid_api_key(None if key is None else mask_key(key))
+        return Refuse(401, error.http_body())
+    return None
+
+
+def _fault_refusal(options: MockOptions) -> Refuse | None:
+    if options.refuse_status is None:
+        return None
+    body = options.refuse_body
+    return Refuse(
+        options.refuse_status, refusal_body(options.refuse_status) if body is None else body
+    )
 
 
 def _azure_error(code: str, message: str) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import orjson
 
 from rtrelay.mock import _errors as errors
-from rtrelay.mock._audio import reply_audio
+from rtrelay.mock._audio import AudioFormat, from_pcm16, reply_audio
 from rtrelay.mock._dialect import names_for
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._ids import IdFactory
@@ -26,7 +26,9 @@ from rtrelay.mock._response_params import parse_response_params
 from rtrelay.mock._session_config import SessionConfig, apply_update
 from rtrelay.mock._usage import Segment, Tokens, cached_prefix, text_tokens, transcription_usage
 
-__all__ = ["Inbound", "RealtimeProtocol", "error_event"]
+__all__ = ["Inbound", "RealtimeProtocol", "Transport", "error_event"]
+
+Transport = Literal["websocket", "webrtc"]
 
 # GA sessions last at most 60 minutes (protocol.md §3); expires_at reflects that.
 SESSION_LIFETIME_S: Final = 3600
@@ -60,7 +62,10 @@ class RealtimeProtocol:
         now: Unix time at connect, for ``expires_at``.
         ids: where identifiers come from (inject a seeded one for reproducible tests).
         reply_audio_ms: length of each spoken reply.
-        audio_chunk_ms: audio per ``response.output_audio.delta``.
+        audio_chunk_ms: audio per ``response.output_audio.delta`` (per step over WebRTC).
+        transport: ``"webrtc"`` sends no audio deltas (the audio rides the media track;
+            ``Step.audio`` carries it) and accepts the WebRTC-only client event
+            ``output_audio_buffer.clear``, which the transport acts on.
     """
 
     def __init__(
@@ -72,8 +77,10 @@ class RealtimeProtocol:
         ids: IdFactory | None = None,
         reply_audio_ms: int = DEFAULT_REPLY_AUDIO_MS,
         audio_chunk_ms: int = DEFAULT_AUDIO_CHUNK_MS,
+        transport: Transport = "websocket",
     ) -> None:
         self._ids = ids if ids is not None else IdFactory()
+        self._transport: Transport = transport
         self._dialect: Dialect = dialect
         self._names = names_for(dialect)
         self._reply_audio_ms = reply_audio_ms
@@ -101,6 +108,9 @@ class RealtimeProtocol:
             "response.create": self._response_create,
             "response.cancel": self._response_cancel,
         }
+        if transport == "webrtc":
+            # protocol.md §4: WebRTC/SIP only. Cutting the audio is the media track's job.
+            self._handlers["output_audio_buffer.clear"] = self._no_reply
 
     # --- public surface ------------------------------------------------------------------
 
@@ -119,6 +129,11 @@ class RealtimeProtocol:
     @property
     def active_response_id(self) -> str | None:
         return None if self._response is None else self._response.id
+
+    @property
+    def active_audio_format(self) -> AudioFormat | None:
+        """The format of the active response's audio (``Step.audio``), if one is active."""
+        return None if self._response is None else self._response.audio_format
 
     @property
     def buffered_ms(self) -> float:
@@ -159,6 +174,15 @@ class RealtimeProtocol:
             replies = [error_event(error, self._ids, client_id)]
         return Inbound(event, replies)
 
+    def receive_audio(self, pcm16: bytes) -> list[Event]:
+        """Input audio heard on a WebRTC media track, handled as if appended.
+
+        Args:
+            pcm16: 16-bit mono at 24 kHz (the track's audio, decoded and resampled);
+                converted here to the session's input format, which the VAD reads.
+        """
+        return self._heard(from_pcm16(pcm16, self.config.input_format))
+
     def receive_binary(self) -> list[Event]:
         """Handle a binary frame: the API speaks JSON text only."""
         error = errors.invalid_event(
@@ -174,6 +198,10 @@ class RealtimeProtocol:
         if step.finished:
             self._finish_response()
         return step
+
+    def server_event(self, kind: str, **fields: Any) -> Event:
+        """A server event the transport originates (e.g. WebRTC's ``output_audio_buffer.*``)."""
+        return self._event(kind, **fields)
 
     def error(self, error: ProviderError) -> Event:
         """An ``error`` event for a condition the connection layer detected."""
@@ -201,8 +229,12 @@ class RealtimeProtocol:
     def _append(self, event: dict[str, Any]) -> list[Event]:
         if "audio" not in event:
             raise errors.missing_parameter("audio")
+        return self._heard(decode_base64(event["audio"], "audio"))
+
+    def _heard(self, audio: bytes) -> list[Event]:
+        """Buffer input audio in the session's format; server VAD may end or start turns."""
         replies: list[Event] = []
-        for turn in self._input.append(decode_base64(event["audio"], "audio")):
+        for turn in self._input.append(audio):
             if isinstance(turn, TurnStarted):
                 replies += self._turn_started(turn)
             else:
@@ -429,6 +461,7 @@ class RealtimeProtocol:
             metadata=params.metadata,
             input_tokens=input_tokens,
             cached_tokens=cached,
+            audio_deltas=self._transport == "websocket",
         )
         self._response = ResponseStream(plan, self._names, self._event)
         self._responses_created += 1
@@ -456,6 +489,9 @@ class RealtimeProtocol:
         )
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _no_reply(self, event: dict[str, Any]) -> list[Event]:
+        return []
 
     def _event(self, kind: str, **fields: Any) -> Event:
         return {"type": kind, "event_id": self._ids.event(), **fields}

@@ -12,9 +12,11 @@ from typing import Any, Final, Self
 
 from aiohttp import web
 
-from rtrelay.mock._app import STATE, MockState, create_app
+from rtrelay.mock._app import create_app
 from rtrelay.mock._options import MockOptions
-from rtrelay.mock._records import HandshakeRecord, SessionRecord
+from rtrelay.mock._records import CallRecord, HandshakeRecord, SessionRecord
+from rtrelay.mock._state import STATE, MockState
+from rtrelay.wire import CALLS_PATH
 
 __all__ = ["MockProvider", "serve"]
 
@@ -133,8 +135,22 @@ class MockProvider:
     def active_sessions(self) -> int:
         return self._state.active_sessions
 
+    @property
+    def calls(self) -> list[CallRecord]:
+        """Every WebRTC call made, in order (live ones still updating)."""
+        return self._state.call_records
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._state.calls)
+
+    @property
+    def calls_url(self) -> str:
+        """Where to ``POST`` a WebRTC offer (protocol.md §10)."""
+        return self.http_url + CALLS_PATH
+
     async def wait_idle(self, timeout: float = 5.0) -> None:
-        """Wait until no session is open (e.g. after a client or relay closed).
+        """Wait until no session or call is open (e.g. after a client or relay closed).
 
         Raises:
             TimeoutError: sessions were still open after ``timeout`` seconds.

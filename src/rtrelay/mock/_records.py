@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rtrelay.mock._options import Dialect
 
-__all__ = ["HandshakeRecord", "SessionRecord"]
+__all__ = ["CallRecord", "HandshakeRecord", "SessionRecord"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,4 +44,28 @@ class SessionRecord:
     close_reason: str | None = None
     server_close_code: int | None = None
     server_close_reason: str | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+
+@dataclass(slots=True, kw_only=True)
+class CallRecord:
+    """One WebRTC call, updated while it runs.
+
+    ``events_sent`` counts events sent on the ``oai-events`` data channel (the unit of the
+    ``drop_after_events`` fault); ``events_received`` counts client events from the data
+    channel and every sideband. ``controls`` lists the call-control requests in order
+    (``"accept"``, ``"refer"``, …); ``end_reason`` says how the call ended: ``"hangup"``,
+    ``"reject"``, ``"client"`` (the peer connection closed or failed), ``"timeout"``
+    (ICE never completed), ``"expired"``, ``"dropped"`` (fault) or ``"shutdown"``.
+    """
+
+    call_id: str
+    session_id: str
+    model: str
+    events_sent: int = 0
+    events_received: int = 0
+    sidebands: int = 0
+    audio_frames_received: int = 0
+    controls: list[str] = field(default_factory=list)
+    end_reason: str | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)

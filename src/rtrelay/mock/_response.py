@@ -61,15 +61,23 @@ class ResponsePlan:
     metadata: Any
     input_tokens: Tokens
     cached_tokens: Tokens
+    # Over WebRTC the audio rides the media track, not ``response.output_audio.delta``
+    # events (OpenAI's WebRTC guide: the data channel carries no audio deltas).
+    audio_deltas: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """Events to send now, and how much reply time they represent."""
+    """Events to send now, the audio they carry, and how much reply time they represent.
+
+    ``audio`` is the step's raw chunk in the response's format, for a transport that
+    plays it on a media track; a WebSocket sends it inside the events instead.
+    """
 
     events: list[Event]
     duration_ms: float
     finished: bool
+    audio: bytes = b""
 
 
 class ResponseStream:
@@ -128,6 +136,10 @@ class ResponseStream:
         return self._plan.conversation_id is not None
 
     @property
+    def audio_format(self) -> AudioFormat:
+        return self._plan.audio_format
+
+    @property
     def audio_produced_ms(self) -> float:
         return self._audio_sent_ms
 
@@ -183,7 +195,7 @@ class ResponseStream:
             return Step(events, TEXT_STEP_MS, False)
         chunk = self._audio_chunks[index]
         duration = len(chunk) / bytes_per_ms(self._plan.audio_format)
-        if chunk:
+        if chunk and self._plan.audio_deltas:
             events.append(
                 self._event(
                     self._names.audio_delta,
@@ -192,7 +204,7 @@ class ResponseStream:
                 )
             )
         self._audio_sent_ms += duration
-        return Step(events, duration, False)
+        return Step(events, duration, False, chunk)
 
     def cancel(self, reason: str) -> list[Event]:
         """Close the response now, keeping what was already sent; status ``cancelled``."""

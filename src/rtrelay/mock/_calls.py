@@ -1,0 +1,289 @@
+"""WebRTC calls over HTTP: the offer, the call controls and the sidebands (protocol.md §10).
+
+``POST /v1/realtime/calls`` takes a raw ``application/sdp`` offer (``?model=``) or
+multipart ``sdp`` + ``session`` (the GA session config, model inside) and answers 201
+with the SDP answer and ``Location: /v1/realtime/calls/{call_id}``. ``POST …/{call_id}/
+accept|reject|refer|hangup`` controls a call; ``GET /v1/realtime?call_id=…`` attaches a
+sideband WebSocket to it. What to answer is decided first (``parse_offer``,
+``decide_http``), then the I/O is done; the peer itself lives in ``_rtc`` (imported on
+the first call: aiortc is heavy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from rtrelay.mock import _errors as errors
+from rtrelay.mock._connection import CLOSE_TIMEOUT, websocket_response
+from rtrelay.mock._errors import ProviderError
+from rtrelay.mock._handshake import (
+    Accept,
+    Endpoint,
+    Refuse,
+    decide,
+    decide_http,
+    offered_subprotocols,
+)
+from rtrelay.mock._ids import IdFactory
+from rtrelay.mock._protocol import RealtimeProtocol
+from rtrelay.mock._records import CallRecord
+from rtrelay.mock._sideband import Sideband
+from rtrelay.mock._state import STATE, MockState
+from rtrelay.tasks import cancel_and_wait
+from rtrelay.wire import CALL_CONTROLS, CALL_ID_PARAM, CALLS_PATH, DEFAULT_MODEL
+
+__all__ = ["Offer", "add_call_routes", "attach_sideband", "parse_offer"]
+
+logger = logging.getLogger("rtrelay.mock")
+
+# A browser's offer is a few KB; this bounds what is parsed before anything is decided.
+MAX_OFFER_BYTES: Final = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A call request, parsed: the SDP offer, the model, the session config to apply."""
+
+    sdp: str
+    model: str
+    session: dict[str, Any] | None
+
+
+def parse_offer(content_type: str, fields: Mapping[str, str], query: Mapping[str, str]) -> Offer:
+    """What a ``POST /v1/realtime/calls`` asks for.
+
+    Args:
+        content_type: ``application/sdp`` (the body is ``fields["sdp"]``) or
+            ``multipart/form-data`` (parts ``sdp`` and optionally ``session``).
+        fields: the body's fields, as text.
+        query: the query string (``model`` for a raw offer).
+
+    Raises:
+        ProviderError: a 400 to answer (missing offer, bad session JSON, wrong type).
+    """
+    if content_type not in ("application/sdp", "multipart/form-data"):
+        raise ProviderError(
+            "unsupported_content_type",
+            "Send the SDP offer as application/sdp, or multipart/form-data with 'sdp' and "
+            "'session' parts.",
+        )
+    sdp = fields.get("sdp", "")
+    if not sdp.strip():
+        raise errors.missing_parameter("sdp")
+    if not sdp.lstrip().startswith("v=0"):
+        raise errors.invalid_offer("The SDP offer must start with 'v=0'.")
+    session: dict[str, Any] | None = None
+    if "session" in fields:
+        try:
+            parsed = orjson.loads(fields["session"])
+        except orjson.JSONDecodeError:
+            raise errors.invalid_value("session", "The session part is not valid JSON.") from None
+        if not isinstance(parsed, dict):
+            raise errors.invalid_type("session", "an object", parsed)
+        session = parsed
+    model = query.get("model") or DEFAULT_MODEL
+    if session is not None and "model" in session:
+        if not isinstance(session["model"], str) or not session["model"]:
+            raise errors.invalid_type("session.model", "a string", session["model"])
+        model = session["model"]
+    return Offer(sdp, model, session)
+
+
+def add_call_routes(app: web.Application) -> None:
+    """Serve the offer and the call controls (the sideband shares ``GET /v1/realtime``)."""
+    app.router.add_post(CALLS_PATH, _create_call)
+    app.router.add_post(CALLS_PATH + "/{call_id}/{control}", _control_call)
+    app.on_shutdown.append(_end_calls)
+
+
+def _refusal(refuse: Refuse) -> web.Response:
+    return web.Response(
+        status=refuse.status,
+        text=refuse.body,
+        content_type="application/json",
+        headers={"x-request-id": IdFactory().new("req")},
+    )
+
+
+def _bad_request(error: ProviderError, status: int = 400) -> web.Response:
+    return _refusal(Refuse(status, error.http_body()))
+
+
+async def _read_fields(request: web.Request) -> dict[str, str]:
+    """The offer's body as text fields: the raw SDP, or the multipart parts."""
+    if request.content_type != "multipart/form-data":
+        if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
+            raise web.HTTPRequestEntityTooLarge(MAX_OFFER_BYTES, request.content_length)
+        return {"sdp": await request.text()}
+    fields: dict[str, str] = {}
+    for name, value in (await request.post()).items():
+        if isinstance(value, web.FileField):  # a browser's FormData Blob has a filename
+            fields[name] = value.file.read(MAX_OFFER_BYTES).decode("utf-8", "replace")
+        elif isinstance(value, str):
+            fields[name] = value
+        else:
+            fields[name] = bytes(value).decode("utf-8", "replace")
+    return fields
+
+
+async def _create_call(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    options = state.options  # one snapshot per call
+    if options.stall_handshake:
+        await asyncio.sleep(options.stall_handshake)
+    refuse = decide_http(request.headers, options)
+    if refuse is not None:
+        return _refusal(refuse)
+    try:
+        offer = parse_offer(request.content_type, await _read_fields(request), request.query)
+    except ProviderError as error:
+        return _bad_request(error)
+    except ValueError as exc:  # a malformed multipart body
+        return _bad_request(errors.invalid_value("body", f"Malformed request body: {exc}"))
+
+    protocol = RealtimeProtocol(
+        model=offer.model,
+        dialect="ga",  # WebRTC calls are GA only (the beta shape is retired, protocol.md §1)
+        now=time.time(),
+        reply_audio_ms=options.reply_audio_ms,
+        audio_chunk_ms=options.audio_chunk_ms,
+        transport="webrtc",
+    )
+    if offer.session is not None:
+        # The multipart session applies as a session.update would, before session.created.
+        update = orjson.dumps({"type": "session.update", "session": offer.session})
+        replies = protocol.receive_text(update).replies
+        if replies and replies[0]["type"] == "error":
+            rejected = replies[0]["error"]
+            return _bad_request(
+                ProviderError(rejected["code"], rejected["message"], param=rejected["param"])
+            )
+
+    from rtrelay.mock._rtc import Call
+
+    call_id = IdFactory().new("rtc")
+    record = CallRecord(call_id=call_id, session_id=protocol.session_id, model=offer.model)
+    call = Call(
+        call_id=call_id,
+        protocol=protocol,
+        options=options,
+        record=record,
+        on_event=state.on_event,
+        on_end=lambda ended: _forget(state, ended.id),
+    )
+    try:
+        answer = await call.answer(offer.sdp)
+    except ValueError as exc:
+        return _bad_request(errors.invalid_offer(str(exc)))
+    if state.record:
+        state.call_records.append(record)
+    state.calls[call_id] = call
+    state.update_idle()
+    logger.info("simulated call %s open: %s", call_id, offer.model)
+    return web.Response(
+        status=201,
+        text=answer,
+        content_type="application/sdp",
+        headers={"Location": f"{CALLS_PATH}/{call_id}"},
+    )
+
+
+def _forget(state: MockState, call_id: str) -> None:
+    state.calls.pop(call_id, None)
+    state.update_idle()
+
+
+async def _control_call(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    control = request.match_info["control"]
+    if control not in CALL_CONTROLS:
+        raise web.HTTPNotFound()
+    refuse = decide_http(request.headers, state.options)
+    if refuse is not None:
+        return _refusal(refuse)
+    call_id = request.match_info["call_id"]
+    call = state.calls.get(call_id)
+    if call is None or call.ended:
+        return _bad_request(errors.call_not_found(call_id), 404)
+    body: Any = None
+    if request.can_read_body:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return _bad_request(errors.invalid_value("body", "The body is not valid JSON."))
+    call.record.controls.append(control)
+    if control == "refer":
+        target = body.get("target_uri") if isinstance(body, dict) else None
+        if not isinstance(target, str) or not target:
+            return _bad_request(errors.missing_parameter("target_uri"))
+    elif control == "accept" and isinstance(body, dict):
+        # Accepting configures the session (SIP); for a WebRTC call it updates it.
+        update = orjson.dumps({"type": "session.update", "session": body})
+        call.receive_text(update, None)
+    elif control in ("hangup", "reject"):
+        await call.end(control)
+    return web.Response(status=200)
+
+
+async def attach_sideband(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/realtime?call_id=…``: a server's WebSocket joins a live call.
+
+    Authenticated as any WebSocket session (a bad key: ``invalid_api_key`` and close 3000
+    after the upgrade); an unknown call id is refused with 404 before it. No
+    ``session.created`` is sent: the sideband sees the call's events from now on and
+    its client events act on the call's session (protocol.md §10).
+    """
+    state = request.app[STATE]
+    options = state.options
+    subprotocols = offered_subprotocols(request.headers.getall("Sec-WebSocket-Protocol", []))
+    if options.stall_handshake:
+        await asyncio.sleep(options.stall_handshake)
+    decision = decide(Endpoint.OPENAI, request.query, request.headers, subprotocols, options)
+    if isinstance(decision, Refuse):
+        return _refusal(decision)
+    call_id = request.query.get(CALL_ID_PARAM, "")
+    call = state.calls.get(call_id)
+    if call is None or call.ended:
+        return _bad_request(errors.call_not_found(call_id), 404)
+    ws = websocket_response()
+    await ws.prepare(request)
+    sideband = Sideband(ws, request.transport)
+    if isinstance(decision, Accept) and decision.fatal is not None:
+        error = call.protocol.error(decision.fatal)
+        sideband.deliver(orjson.dumps(error))
+        sideband.close(decision.close_code, decision.fatal.close_reason)
+        await sideband.write()
+        return ws
+    writer = asyncio.create_task(sideband.write(), name="rtrelay.mock.sideband")
+    call.attach(sideband)
+    logger.info("simulated call %s: sideband attached", call.id)
+    try:
+        while True:
+            message = await ws.receive()
+            if message.type is WSMsgType.TEXT:
+                call.receive_text(message.data, sideband)
+            elif message.type is WSMsgType.BINARY:
+                call.receive_binary(sideband)
+            else:
+                break
+    finally:
+        call.detach(sideband)
+        if sideband.closed:
+            # The call closed it: let the writer finish the close handshake.
+            await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT)
+        await cancel_and_wait(writer)
+    return ws
+
+
+async def _end_calls(app: web.Application) -> None:
+    """On shutdown, end every call (its sidebands get 1001) rather than hang the runner."""
+    calls = list(app[STATE].calls.values())
+    await asyncio.gather(*(call.end("shutdown") for call in calls), return_exceptions=True)
