@@ -26,7 +26,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from rtrelay.mock._ice import loopback_candidates
+from rtrelay.mock import loopback_candidates
 from rtrelay.mock._rtc import ReplyTrack
 from rtrelay.wire import EVENTS_CHANNEL
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import rtrelay.mock
 
 EXPECTED = {
+    "CallRecord",
     "Dialect",
     "HandshakeRecord",
     "Inbound",
@@ -13,6 +14,7 @@ EXPECTED = {
     "RealtimeProtocol",
     "SessionRecord",
     "create_app",
+    "loopback_candidates",
     "serve",
     "silence_pcm16",
     "speech_pcm16",

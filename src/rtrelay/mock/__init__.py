@@ -9,18 +9,24 @@ Usage::
 
 ``RealtimeProtocol`` is the socket-free session logic (events in, events out) that the
 aiohttp layer drives; ``speech_pcm16``/``silence_pcm16`` make audio its VAD reacts to.
+
+WebRTC: ``provider.calls_url`` answers SDP offers with an aiortc peer on loopback
+(``CallRecord`` per call); a client peer on this machine must gather its candidates
+within ``loopback_candidates()``.
 """
 
 from __future__ import annotations
 
 from rtrelay.mock._app import create_app
 from rtrelay.mock._audio import silence_pcm16, speech_pcm16
+from rtrelay.mock._ice import loopback_candidates
 from rtrelay.mock._options import Dialect, MockOptions
 from rtrelay.mock._protocol import Inbound, RealtimeProtocol
 from rtrelay.mock._provider import MockProvider, serve
-from rtrelay.mock._records import HandshakeRecord, SessionRecord
+from rtrelay.mock._records import CallRecord, HandshakeRecord, SessionRecord
 
 __all__ = [
+    "CallRecord",
     "Dialect",
     "HandshakeRecord",
     "Inbound",
@@ -29,6 +35,7 @@ __all__ = [
     "RealtimeProtocol",
     "SessionRecord",
     "create_app",
+    "loopback_candidates",
     "serve",
     "silence_pcm16",
     "speech_pcm16",
@@ -36,6 +43,7 @@ __all__ = [
 
 # Public names report the package, not the private module they live in (as httpx does).
 for _public in (
+    CallRecord,
     HandshakeRecord,
     Inbound,
     MockOptions,
@@ -43,6 +51,7 @@ for _public in (
     RealtimeProtocol,
     SessionRecord,
     create_app,
+    loopback_candidates,
     serve,
     silence_pcm16,
     speech_pcm16,

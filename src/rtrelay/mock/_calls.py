@@ -80,6 +80,8 @@ def parse_offer(content_type: str, fields: Mapping[str, str], query: Mapping[str
         raise errors.missing_parameter("sdp")
     if not sdp.lstrip().startswith("v=0"):
         raise errors.invalid_offer("The SDP offer must start with 'v=0'.")
+    if not any(line.startswith(("m=audio", "m=application")) for line in sdp.splitlines()):
+        raise errors.invalid_offer("The SDP offer has neither an audio nor a data channel section.")
     session: dict[str, Any] | None = None
     if "session" in fields:
         try:
