@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from rtrelay import wire
 from rtrelay.admin.app import create_admin_app
 from rtrelay.admin.state import OPENAPI
 from rtrelay.config import Channel, Settings
@@ -35,10 +36,10 @@ __all__ = ["REALTIME_PATHS", "RELAY", "create_app"]
 RELAY: Final = web.AppKey("rtrelay.relay", Relay)
 
 REALTIME_PATHS: Final = (
-    "/v1/realtime",
-    "/realtime",
-    "/openai/v1/realtime",
-    "/openai/realtime",  # Azure preview: ?deployment=M&api-version=V
+    wire.OPENAI_PATH,
+    wire.REALTIME_PATH_SUFFIX,  # a bare /realtime, for clients configured with a host only
+    wire.AZURE_V1_PATH,
+    wire.AZURE_PREVIEW_PATH,  # Azure preview: ?deployment=M&api-version=V
 )
 
 
