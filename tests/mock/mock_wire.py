@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -90,3 +93,24 @@ async def expect_close(
 
 def types(events: list[dict[str, Any]]) -> list[str]:
     return [event["type"] for event in events]
+
+
+@contextlib.asynccontextmanager
+async def mock_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """``rtrelay mock --port 0 ARGS`` as a real process, and the URL it printed; killed if
+    the test has not stopped it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtrelay.cli.main", "mock", "--port", "0", *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(20):
+            line = (await process.stdout.readline()).decode()
+        assert line.startswith("rtrelay mock listening: ws://127.0.0.1:"), line
+        yield process, line.split(": ", 1)[1].strip()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

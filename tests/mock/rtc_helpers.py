@@ -114,6 +114,12 @@ class RtcClient:
             await self.answer(self.body)
         return self.status
 
+    async def start(self, http: aiohttp.ClientSession, url: str, **options: Any) -> None:
+        """Make the call (see ``call``) and wait for ``session.created`` on the channel."""
+        status = await self.call(http, url, **options)
+        assert status == 201, (status, self.body)
+        await self.next_event("session.created")
+
     async def answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 import pytest
-from mock_wire import events_until, next_event, open_session, speech_turn
+from mock_wire import events_until, mock_process, next_event, open_session, speech_turn
 from openai import AsyncOpenAI, NotFoundError
 from rtc_helpers import RtcClient
 
@@ -90,8 +89,7 @@ async def test_multipart_offer_from_the_sdk_applies_its_session_before_session_c
 async def test_response_create_on_the_channel_is_spoken_on_the_audio_track(
     provider: MockProvider, http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
-    await client.call(http, provider.calls_url)
-    await client.next_event("session.created")
+    await client.start(http, provider.calls_url)
 
     client.send({"type": "response.create"})
     done = await client.next_event("response.done")
@@ -117,8 +115,7 @@ async def test_response_create_on_the_channel_is_spoken_on_the_audio_track(
 async def test_speech_on_the_microphone_track_triggers_server_vad_and_a_response(
     provider: MockProvider, http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
-    await client.call(http, provider.calls_url)
-    await client.next_event("session.created")
+    await client.start(http, provider.calls_url)
 
     client.speak(speech_turn(800, lead_ms=200, tail_ms=900))
 
@@ -135,8 +132,7 @@ async def test_speech_on_the_microphone_track_triggers_server_vad_and_a_response
 async def test_sideband_sees_the_calls_events_and_its_session_update_applies(
     provider: MockProvider, http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
-    await client.call(http, provider.calls_url)
-    await client.next_event("session.created")
+    await client.start(http, provider.calls_url)
 
     async with sdk(provider) as openai, openai.realtime.connect(call_id=client.call_id) as sideband:
         await sideband.session.update(
@@ -163,8 +159,7 @@ async def test_sideband_sees_the_calls_events_and_its_session_update_applies(
 async def test_sideband_client_events_act_on_the_call_and_its_errors_stay_its_own(
     provider: MockProvider, http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
-    await client.call(http, provider.calls_url)
-    await client.next_event("session.created")
+    await client.start(http, provider.calls_url)
     ws = await open_session(http, provider, f"/realtime?call_id={client.call_id}")
     try:
         await ws.send_str(orjson.dumps({"type": "response.cancel", "event_id": "e1"}).decode())
@@ -183,8 +178,7 @@ async def test_sideband_client_events_act_on_the_call_and_its_errors_stay_its_ow
 async def test_two_sidebands_attach_to_one_call(
     provider: MockProvider, http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
-    await client.call(http, provider.calls_url)
-    await client.next_event("session.created")
+    await client.start(http, provider.calls_url)
     path = f"/realtime?call_id={client.call_id}"
     first = await open_session(http, provider, path)
     second = await open_session(http, provider, path)
@@ -201,8 +195,7 @@ async def test_two_sidebands_attach_to_one_call(
 async def test_hangup_closes_the_channel_the_peer_and_every_sideband(
     provider: MockProvider, http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
-    await client.call(http, provider.calls_url)
-    await client.next_event("session.created")
+    await client.start(http, provider.calls_url)
     ws = await open_session(http, provider, f"/realtime?call_id={client.call_id}")
     closed = asyncio.Event()
     client.channel.on("close", closed.set)
@@ -225,8 +218,7 @@ async def test_hangup_closes_the_channel_the_peer_and_every_sideband(
 async def test_call_controls_accept_refer_and_reject(
     provider: MockProvider, http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
-    await client.call(http, provider.calls_url)
-    await client.next_event("session.created")
+    await client.start(http, provider.calls_url)
     async with sdk(provider) as openai:
         calls = openai.realtime.calls
         await calls.accept(client.call_id, type="realtime", instructions="Be brief.")
@@ -264,8 +256,7 @@ async def test_closing_the_callers_peer_ends_the_call(
     provider: MockProvider, http: aiohttp.ClientSession
 ) -> None:
     async with RtcClient() as client:
-        await client.call(http, provider.calls_url)
-        await client.next_event("session.created")
+        await client.start(http, provider.calls_url)
     await provider.wait_idle(timeout=10)
     assert provider.calls[0].end_reason == "client"
 
@@ -313,8 +304,7 @@ async def test_drop_fault_cuts_the_call_after_n_events_without_a_goodbye(
     http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
     async with MockProvider(MockOptions(realtime_pacing=0, drop_after_events=3)) as provider:
-        await client.call(http, provider.calls_url)
-        await client.next_event("session.created")
+        await client.start(http, provider.calls_url)
         ws = await open_session(http, provider, f"/realtime?call_id={client.call_id}")
         client.send({"type": "response.create"})
         await provider.wait_idle(timeout=10)
@@ -336,8 +326,7 @@ async def test_max_session_seconds_expires_the_call(
     http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
     async with MockProvider(MockOptions(max_session_seconds=0.5)) as provider:
-        await client.call(http, provider.calls_url)
-        await client.next_event("session.created")
+        await client.start(http, provider.calls_url)
         error = await client.next_event("error", timeout=5)
         assert error["error"]["code"] == "session_expired"
         await provider.wait_idle(timeout=10)
@@ -370,25 +359,26 @@ async def test_rtrelay_mock_process_answers_a_call_and_ends_it_on_sigterm(
     http: aiohttp.ClientSession, client: RtcClient
 ) -> None:
     """The CLI runs uvloop and imports aiortc only for the first call: both must hold."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rtrelay.cli.main", "mock", "--port", "0", "--pacing", "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(20):
-            line = (await process.stdout.readline()).decode()
-        base = line.split(": ", 1)[1].strip().split("/v1/")[0].replace("ws://", "http://", 1)
-        assert await client.call(http, base + CALLS_PATH) == 201, client.body
-        await client.next_event("session.created")
-        process.send_signal(signal.SIGTERM)
+    async with mock_process("--pacing", "0") as (process, url):
+        base = url.split("/v1/")[0].replace("ws://", "http://", 1)
+        await client.start(http, base + CALLS_PATH)
         closed = asyncio.Event()
         client.channel.on("close", closed.set)
+        process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(10):
             assert await process.wait() == 0
         await asyncio.wait_for(closed.wait(), 10)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+
+
+async def test_accept_with_an_invalid_session_is_400_and_the_call_hears_nothing(
+    provider: MockProvider, http: aiohttp.ClientSession, client: RtcClient
+) -> None:
+    await client.start(http, provider.calls_url)
+    url = f"{provider.calls_url}/{client.call_id}/accept"
+    body = {"type": "realtime", "output_modalities": ["smell"]}
+    async with http.post(url, json=body, headers={"Authorization": "Bearer sk-test"}) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["param"].startswith("session.output_modalities")
+    client.send({"type": "response.create"})
+    await client.next_event("response.done")
+    assert "error" not in client.types()

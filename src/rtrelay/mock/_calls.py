@@ -35,6 +35,7 @@ from rtrelay.mock._handshake import (
 from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._protocol import RealtimeProtocol
 from rtrelay.mock._records import CallRecord
+from rtrelay.mock._response import Event
 from rtrelay.mock._sideband import Sideband
 from rtrelay.mock._state import STATE, MockState
 from rtrelay.tasks import cancel_and_wait
@@ -43,6 +44,9 @@ from rtrelay.wire import CALL_CONTROLS, CALL_ID_PARAM, CALLS_PATH, DEFAULT_MODEL
 __all__ = ["Offer", "add_call_routes", "attach_sideband", "parse_offer"]
 
 logger = logging.getLogger("rtrelay.mock")
+
+# The source of a control request's client event: its errors answer the request instead.
+_CONTROL_REQUEST: Final = object()
 
 # A browser's offer is a few KB; this bounds what is parsed before anything is decided.
 MAX_OFFER_BYTES: Final = 256 * 1024
@@ -161,13 +165,9 @@ async def _create_call(request: web.Request) -> web.StreamResponse:
     )
     if offer.session is not None:
         # The multipart session applies as a session.update would, before session.created.
-        update = orjson.dumps({"type": "session.update", "session": offer.session})
-        replies = protocol.receive_text(update).replies
-        if replies and replies[0]["type"] == "error":
-            rejected = replies[0]["error"]
-            return _bad_request(
-                ProviderError(rejected["code"], rejected["message"], param=rejected["param"])
-            )
+        rejected = _rejected(protocol.receive_text(_session_update(offer.session)).replies)
+        if rejected is not None:
+            return rejected
 
     from rtrelay.mock._rtc import Call
 
@@ -198,6 +198,21 @@ async def _create_call(request: web.Request) -> web.StreamResponse:
     )
 
 
+def _session_update(session: Any) -> bytes:
+    return orjson.dumps({"type": "session.update", "session": session})
+
+
+def _rejected(replies: list[Event]) -> web.Response | None:
+    """A 400 carrying the protocol's error, if applying a session config produced one."""
+    for reply in replies:
+        if reply["type"] == "error":
+            error = reply["error"]
+            return _bad_request(
+                ProviderError(error["code"], error["message"], param=error["param"])
+            )
+    return None
+
+
 def _forget(state: MockState, call_id: str) -> None:
     state.calls.pop(call_id, None)
     state.update_idle()
@@ -226,10 +241,12 @@ async def _control_call(request: web.Request) -> web.StreamResponse:
         target = body.get("target_uri") if isinstance(body, dict) else None
         if not isinstance(target, str) or not target:
             return _bad_request(errors.missing_parameter("target_uri"))
-    elif control == "accept" and isinstance(body, dict):
-        # Accepting configures the session (SIP); for a WebRTC call it updates it.
-        update = orjson.dumps({"type": "session.update", "session": body})
-        call.receive_text(update, None)
+    elif control == "accept" and body is not None:
+        # Accepting configures the session (SIP); for a WebRTC call it updates it. An
+        # invalid config is this request's 400, not an error event on the call.
+        rejected = _rejected(call.receive_text(_session_update(body), _CONTROL_REQUEST))
+        if rejected is not None:
+            return rejected
     elif control in ("hangup", "reject"):
         await call.end(control)
     return web.Response(status=200)

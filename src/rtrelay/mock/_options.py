@@ -55,6 +55,13 @@ class MockOptions:
             (default 20 MiB, over any sane limit) after N events.
         stop_reading_after_events: once N events were sent, never read again: client
             frames pile up in TCP buffers and pings go unanswered, as a stalled server's do.
+
+    WebRTC calls (``POST /v1/realtime/calls``) and their sidebands honour the faults that
+    make sense there: ``refuse_status``/``refuse_body`` refuse the offer (and a sideband's
+    upgrade), ``stall_handshake`` delays the answer, ``drop_after_events`` counts events
+    sent on the ``oai-events`` data channel and then stops the peer without a goodbye
+    (no DTLS close, sidebands aborted), ``max_session_seconds`` expires the call. The
+    other faults are WebSocket-only.
     """
 
     dialect: Dialect = "ga"

@@ -246,8 +246,13 @@ class Call:
 
     # --- events in and out -----------------------------------------------------------------
 
-    def receive_text(self, data: str | bytes, source: object) -> None:
-        """Handle one client event from the data channel or a sideband (``source``)."""
+    def receive_text(self, data: str | bytes, source: object) -> list[Event]:
+        """Handle one client event from ``source``: the data channel, a sideband, or any
+        other object (a control request) whose errors then go nowhere but the return value.
+
+        Returns:
+            the protocol's replies, already sent.
+        """
         inbound = self._protocol.receive_text(data)
         event = inbound.event
         if event is not None:
@@ -262,6 +267,7 @@ class Call:
             self._cut_audio()
         if self._protocol.response_active:
             self._wake.set()
+        return inbound.replies
 
     def receive_binary(self, source: object) -> None:
         self.emit(self._protocol.receive_binary(), source)
@@ -269,7 +275,8 @@ class Call:
     def emit(self, events: list[Event], source: object = None) -> None:
         """Send events to the data channel and every sideband, in order, without waiting.
 
-        An ``error`` caused by one sender's event goes back to that sender only.
+        An ``error`` caused by one sender's event goes back to that sender only (and
+        nowhere if the sender is neither the data channel nor a sideband).
         """
         if self._ending is not None:
             return
@@ -411,17 +418,21 @@ class Call:
 
     # --- the end ---------------------------------------------------------------------------
 
-    def end_soon(self, reason: str) -> None:
-        """End the call in the background (from a callback or one of its own tasks)."""
+    def end_soon(self, reason: str) -> asyncio.Task[None]:
+        """End the call in the background (from a callback or one of its own tasks).
+
+        The first reason given is the call's; later calls return the same ending.
+        """
         if self._ending is None:
             self._record.end_reason = reason
             self._ending = asyncio.create_task(self._end(reason), name="rtrelay.mock.call_end")
+        return self._ending
 
     async def end(self, reason: str) -> None:
         """End the call (hang-up, shutdown) and wait until it has ended."""
-        self.end_soon(reason)
-        assert self._ending is not None
-        await asyncio.shield(self._ending)
+        # Shielded: a caller giving up (a client that hung up on its hangup request) must
+        # not leave the call half closed.
+        await asyncio.shield(self.end_soon(reason))
 
     async def _end(self, reason: str) -> None:
         try:
