@@ -201,25 +201,29 @@ async def seed_usage(store: Store) -> tuple[KeyRecord, KeyRecord]:
         ("s3", b, "gpt-realtime", USAGE_T0 + timedelta(hours=3)),
     ]
     for session_id, key, model, at in plan:
-        await store.open_session(
-            SessionStart(
-                session_id=session_id,
-                key_id=key.id,
-                key_prefix=key.prefix,
-                model=model,
-                channel="primary",
-                started_at=at,
-            )
+        await store.open_sessions(
+            [
+                SessionStart(
+                    session_id=session_id,
+                    key_id=key.id,
+                    key_prefix=key.prefix,
+                    model=model,
+                    channel="primary",
+                    started_at=at,
+                )
+            ]
         )
-        await store.record_response(
-            ResponseRecord.priced_by(
-                PriceTable(),
-                session_id=session_id,
-                response_id="resp_1",
-                model=model,
-                status="completed",
-                usage=EXAMPLE_USAGE,
-                at=at,
-            )
+        await store.record_usage(
+            [
+                ResponseRecord.priced_by(
+                    PriceTable(),
+                    session_id=session_id,
+                    response_id="resp_1",
+                    model=model,
+                    status="completed",
+                    usage=EXAMPLE_USAGE,
+                    at=at,
+                )
+            ]
         )
     return a, b

@@ -237,19 +237,26 @@ async def test_usage_refuses_bad_parameters(admin: Admin) -> None:
 
 async def test_sessions_live_and_past_with_this_relays_live_counters(store: Store) -> None:
     a, b = await seed(store)
-    await store.open_session(
-        SessionStart(
-            session_id="live1",
-            key_id=b,
-            key_prefix=None,
-            model="gpt-realtime",
-            channel="primary",
-            started_at=T0 + timedelta(hours=4),
-        )
+    await store.open_sessions(
+        [
+            SessionStart(
+                session_id="live1",
+                key_id=b,
+                key_prefix=None,
+                model="gpt-realtime",
+                channel="primary",
+                started_at=T0 + timedelta(hours=4),
+            )
+        ]
     )
     for sid in ("s1", "s2", "s3"):
         await store.close_session(
-            SessionEnd(session_id=sid, ended_at=T0 + timedelta(hours=5), status="completed")
+            SessionEnd(
+                session_id=sid,
+                ended_at=T0 + timedelta(hours=5),
+                status="completed",
+                duration_s=3600.0,
+            )
         )
 
     def live() -> list[dict[str, Any]]:

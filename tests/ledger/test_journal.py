@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_store import EXAMPLE_COST, T0, response
+from test_store import EXAMPLE_COST, T0, response, session_row, write_usage
 
 from outages import TcpProxy, proxied
 from rtrelay import config
@@ -69,6 +69,7 @@ def test_every_record_kind_reads_back_from_its_journal_line() -> None:
             session_id="s1",
             ended_at=T0,
             status="failed",
+            duration_s=0.25,
             error_code="upstream_timeout",
             channels_tried=(ChannelAttempt(channel="c", outcome="timeout", detail="10 s"),),
         ),
@@ -187,9 +188,9 @@ async def test_records_of_an_outage_are_journaled_then_replayed_once_it_ends(
     [row] = await store.usage(by="key")
     assert row.responses == 41
     assert await store.spent_usd(key.id) == 41 * EXAMPLE_COST
-    s1 = await store.get_session("s1")
+    s1 = await session_row(store, "s1")
     assert s1 is not None and s1.status == "completed"
-    assert await store.get_session("s2") is not None
+    assert await session_row(store, "s2") is not None
     assert [r.request_id for r in await store.refusals()] == ["req_1"]
     assert not path.exists()  # caught up and closed: nothing left behind
 
@@ -225,7 +226,7 @@ async def test_what_close_cannot_write_is_replayed_at_the_next_start(
         [row] = await restarted.usage(by="key")
         assert row.responses == 30
         assert await restarted.spent_usd(key.id) == 30 * EXAMPLE_COST
-        s1 = await restarted.get_session("s1")
+        s1 = await session_row(restarted, "s1")
         assert s1 is not None and s1.status == "completed"
         assert not path.exists()
     finally:
@@ -238,9 +239,9 @@ async def test_replay_is_idempotent_and_waits_for_a_session_journaled_later(
     store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
     try:
         key, _ = await store.create_key(KeySpec(name="k"))
-        await store.open_session(start("s1", key.id, key.prefix))
-        await store.record_response(response("s1", "r1"))
-        await store.record_refusal(refusal("req_1"))
+        await store.open_sessions([start("s1", key.id, key.prefix)])
+        await write_usage(store, response("s1", "r1"))
+        await store.record_refusals([refusal("req_1")])
         path = tmp_path / "j.jsonl"
         dead = Journal(path)  # a process that died mid-replay, and out of order
         dead.append(
@@ -267,7 +268,7 @@ async def test_replay_is_idempotent_and_waits_for_a_session_journaled_later(
         assert row.responses == 2
         assert await store.spent_usd(key.id) == 2 * EXAMPLE_COST
         assert len(await store.refusals()) == 1
-        s2 = await store.get_session("s2")
+        s2 = await session_row(store, "s2")
         assert s2 is not None and s2.status == "completed"
         assert not path.exists()
         assert not path.with_name("j.jsonl.1").exists()
@@ -299,14 +300,14 @@ async def test_the_writer_prunes_old_rows_but_never_usage(tmp_path: Path) -> Non
     store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
     old = T0 - timedelta(days=100)
     try:
-        await store.open_session(start("billed", None))
-        await store.record_response(response("billed", "r1", at=old))
-        await store.open_session(
+        await store.open_sessions([start("billed", None)])
+        await write_usage(store, response("billed", "r1", at=old))
+        await store.open_sessions([
             SessionStart(
                 session_id="empty", key_id=None, key_prefix=None, model="m", channel="c",
                 started_at=old,
             )
-        )  # fmt: skip
+        ])  # fmt: skip
         await store.close_session(end("empty"))
         writer = LedgerWriter(store, retention=timedelta(days=90), prune_first=0, clock=lambda: T0)
         writer.start()
@@ -357,7 +358,7 @@ async def test_a_journal_found_at_start_while_the_store_is_down_is_replayed_when
     outage_store: tuple[TcpProxy, str, Store], tmp_path: Path
 ) -> None:
     proxy, _, store = outage_store
-    await store.open_session(start("s1", None))
+    await store.open_sessions([start("s1", None)])
     path = tmp_path / "j.jsonl"
     dead = Journal(path)
     dead.append([response("s1", "r1"), end("s1")])

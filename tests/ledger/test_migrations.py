@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,8 +15,10 @@ from sqlalchemy.engine import Connection
 
 from rtrelay.ledger import StoreUnavailable, open_store
 from rtrelay.ledger.engine import create_engine
-from rtrelay.ledger.migrate import VERSION_TABLE, current_revision, head_revision
-from rtrelay.ledger.schema import metadata
+from rtrelay.ledger.migrate import VERSION_TABLE, current_revision, head_revision, upgrade
+from rtrelay.ledger.schema import UTCDateTime, metadata
+
+T0 = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
 
 
 def _diff(conn: Connection) -> list[Any]:
@@ -38,6 +41,46 @@ async def test_open_store_migrates_to_head_and_matches_the_schema_module(
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
+
+
+async def test_sessions_of_revision_0003_keep_everything_but_the_client_kind_never_set(
+    fresh_store_url: str,
+) -> None:
+    engine = create_engine(fresh_store_url)
+    old_sessions = sa.table(
+        "rtrelay_sessions",
+        *(sa.column(name) for name in ("id", "model", "channel", "status", "shape", "node")),
+        sa.column("client_kind"),
+        sa.column("started_at", UTCDateTime()),
+    )
+    try:
+        await upgrade(engine, "0003")
+        async with engine.begin() as conn:
+            await conn.execute(
+                old_sessions.insert().values(
+                    id="s_old",
+                    model="gpt-realtime",
+                    channel="c",
+                    status="completed",
+                    shape="ga",
+                    node="n1",
+                    client_kind=None,
+                    started_at=T0,
+                )
+            )
+    finally:
+        await engine.dispose()
+    store = await open_store(fresh_store_url)
+    try:
+        [row] = await store.sessions()
+        assert (row.session_id, row.status, row.node, row.started_at) == (
+            "s_old",
+            "completed",
+            "n1",
+            T0,
+        )
+    finally:
+        await store.close()
 
 
 async def test_relays_starting_together_migrate_once(fresh_store_url: str) -> None:

@@ -1,4 +1,8 @@
-"""Every store operation, run on SQLite and on PostgreSQL (the ``store`` fixture)."""
+"""Every store operation, run on SQLite and on PostgreSQL (the ``store`` fixture).
+
+Records are written through the methods ``LedgerWriter`` calls (``open_sessions``,
+``record_usage``, ``close_session``, ``record_refusals``): the store has no others.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +18,21 @@ from rtrelay.ledger import (
     KeyNotFound,
     KeyRevoked,
     KeySpec,
+    LedgerStore,
     PriceTable,
     Refusal,
+    ReportStore,
     ResponseRecord,
     SessionEnd,
+    SessionExists,
+    SessionRow,
     SessionStart,
     Store,
-    StoreError,
     TranscriptionRecord,
     UnknownSession,
     Usage,
 )
+from rtrelay.ledger.records import UsageRecord
 from rtrelay.ledger.store import resolve_key
 
 T0 = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
@@ -37,17 +45,26 @@ async def open_session(
     store: Store, session_id: str, key_id: str | None, *, model: str = "gpt-realtime", **kw: object
 ) -> None:
     key = await store.get_key(key_id) if key_id else None
-    await store.open_session(
-        SessionStart(
-            session_id=session_id,
-            key_id=key_id,
-            key_prefix=key.prefix if key else None,
-            model=model,
-            channel="primary",
-            started_at=kw.pop("started_at", T0),  # type: ignore[arg-type]
-            **kw,  # type: ignore[arg-type]
-        )
+    start = SessionStart(
+        session_id=session_id,
+        key_id=key_id,
+        key_prefix=key.prefix if key else None,
+        model=model,
+        channel="primary",
+        started_at=kw.pop("started_at", T0),  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
     )
+    await store.open_sessions([start])
+
+
+async def write_usage(store: LedgerStore, record: UsageRecord) -> bool:
+    """Write one usage row as the writer does; ``True`` if it was new."""
+    return await store.record_usage([record]) == 1
+
+
+async def session_row(store: ReportStore, session_id: str) -> SessionRow | None:
+    """The session as the sessions report lists it."""
+    return next((s for s in await store.sessions(limit=1000) if s.session_id == session_id), None)
 
 
 def response(
@@ -136,7 +153,7 @@ async def test_rotate_keeps_identity_limits_and_spend_and_retires_the_old_secret
 ) -> None:
     created, old = await store.create_key(KeySpec(name="a", budget_usd=Decimal(5), max_sessions=2))
     await open_session(store, "s1", created.id)
-    await store.record_response(response("s1", "r1"))
+    await write_usage(store, response("s1", "r1"))
     rotated, new = await store.rotate_key(created.id)
     assert new != old and rotated.prefix != created.prefix
     assert rotated.id == created.id
@@ -200,8 +217,8 @@ async def test_response_written_twice_is_stored_once(store: Store) -> None:
     await open_session(store, "s1", key.id)
     record = response("s1", "resp_1")
     assert record.cost_usd == EXAMPLE_COST and record.priced
-    assert await store.record_response(record) is True
-    assert await store.record_response(record) is False
+    assert await write_usage(store, record) is True
+    assert await write_usage(store, record) is False
     rows = await store.usage(by="key")
     assert [(r.responses, r.cost_usd) for r in rows] == [(1, EXAMPLE_COST)]
     assert await store.spent_usd(key.id) == EXAMPLE_COST
@@ -210,7 +227,7 @@ async def test_response_written_twice_is_stored_once(store: Store) -> None:
 async def test_concurrent_duplicates_are_stored_once(store: Store) -> None:
     key, _ = await store.create_key(KeySpec(name="a"))
     await open_session(store, "s1", key.id)
-    results = await asyncio.gather(*(store.record_response(response("s1", "r")) for _ in range(6)))
+    results = await asyncio.gather(*(write_usage(store, response("s1", "r")) for _ in range(6)))
     assert sorted(results) == [False] * 5 + [True]
     assert await store.spent_usd(key.id) == EXAMPLE_COST
 
@@ -219,8 +236,8 @@ async def test_same_response_id_in_two_sessions_is_two_rows(store: Store) -> Non
     key, _ = await store.create_key(KeySpec(name="a"))
     await open_session(store, "s1", key.id)
     await open_session(store, "s2", key.id)
-    assert await store.record_response(response("s1", "resp_1"))
-    assert await store.record_response(response("s2", "resp_1"))
+    assert await write_usage(store, response("s1", "resp_1"))
+    assert await write_usage(store, response("s2", "resp_1"))
     assert await store.spent_usd(key.id) == 2 * EXAMPLE_COST
 
 
@@ -246,8 +263,8 @@ async def test_tokens_and_cost_are_stored_exactly(store: Store) -> None:
         cost_usd=Decimal("1E-10"),
         at=T0,
     )
-    await store.record_response(response("s1", "big", usage=big))
-    await store.record_response(tiny)
+    await write_usage(store, response("s1", "big", usage=big))
+    await write_usage(store, tiny)
     [row] = await store.usage(by="key")
     assert (row.input_text, row.input_audio, row.input_image) == (3_000_000_001, 7, 5)
     assert (row.cached_text, row.cached_audio, row.cached_image) == (1, 2, 3)
@@ -263,8 +280,8 @@ async def test_unknown_model_is_metered_and_flagged_unpriced(store: Store) -> No
     await open_session(store, "s1", key.id, model="gpt-9")
     record = response("s1", "r1", model="gpt-9")
     assert record.cost_usd is None and not record.priced
-    await store.record_response(record)
-    await store.record_response(response("s1", "r2"))
+    await write_usage(store, record)
+    await write_usage(store, response("s1", "r2"))
     by_model = {r.group: r for r in await store.usage(by="model")}
     assert by_model["gpt-9"].unpriced == 1 and by_model["gpt-9"].cost_usd == 0
     assert by_model["gpt-9"].output_audio == 91  # the tokens are still there
@@ -282,10 +299,10 @@ async def test_transcription_is_its_own_row_kind_keyed_by_item(store: Store) -> 
         PRICES, session_id="s1", item_id="item_1", model="whisper-1", usage=usage, at=T0
     )
     assert record.cost_usd == Decimal("0.001225")
-    assert await store.record_transcription(record)
-    assert not await store.record_transcription(record)
+    assert await write_usage(store, record)
+    assert not await write_usage(store, record)
     # A response with the same id as the item is a different row kind.
-    assert await store.record_response(response("s1", "item_1"))
+    assert await write_usage(store, response("s1", "item_1"))
     [row] = await store.usage(by="key")
     assert (row.transcriptions, row.responses) == (1, 1)
     assert row.transcription_seconds == Decimal("12.25")
@@ -296,22 +313,25 @@ async def test_transcription_is_its_own_row_kind_keyed_by_item(store: Store) -> 
 
 async def test_usage_for_a_session_never_opened_is_refused(store: Store) -> None:
     with pytest.raises(UnknownSession):
-        await store.record_response(response("ghost", "r1"))
+        await write_usage(store, response("ghost", "r1"))
     with pytest.raises(UnknownSession):
-        await store.close_session(SessionEnd(session_id="ghost", ended_at=T0, status="completed"))
+        await store.close_session(
+            SessionEnd(session_id="ghost", ended_at=T0, status="completed", duration_s=1.0)
+        )
 
 
 async def test_sessions_without_a_key_are_metered(store: Store) -> None:
     await open_session(store, "anon", None)
-    assert await store.record_response(response("anon", "r1"))
+    assert await write_usage(store, response("anon", "r1"))
     [row] = await store.usage(by="key")
     assert row.group is None and row.cost_usd == EXAMPLE_COST
 
 
-async def test_opening_a_session_twice_is_an_error(store: Store) -> None:
+async def test_opening_a_session_twice_says_it_exists(store: Store) -> None:
     await open_session(store, "s1", None)
-    with pytest.raises(StoreError):
+    with pytest.raises(SessionExists) as caught:
         await open_session(store, "s1", None)
+    assert caught.value.session_ids == ["s1"]
 
 
 async def test_close_session_records_everything(store: Store) -> None:
@@ -324,7 +344,6 @@ async def test_close_session_records_everything(store: Store) -> None:
         store,
         "s1",
         key.id,
-        client_kind="openai-python",
         shape="beta",
         origin="https://app.example",
         request_id="req_1",
@@ -337,6 +356,7 @@ async def test_close_session_records_everything(store: Store) -> None:
         session_id="s1",
         ended_at=T0 + timedelta(seconds=95, milliseconds=250),
         status="failed",
+        duration_s=95.25,
         frames_from_client=10,
         bytes_from_client=12_345,
         frames_from_upstream=20,
@@ -347,24 +367,20 @@ async def test_close_session_records_everything(store: Store) -> None:
     )
     assert await store.close_session(end)
     assert not await store.close_session(end)  # the first close wins
-    row = await store.get_session("s1")
+    row = await session_row(store, "s1")
     assert row is not None
     assert (row.status, row.ended_at, row.duration_s) == ("failed", end.ended_at, 95.25)
     assert (row.frames_from_client, row.bytes_from_client) == (10, 12_345)
     assert (row.frames_from_upstream, row.bytes_from_upstream) == (20, 9_876_543_210)
     assert (row.client_close_code, row.upstream_close_code) == (None, 1011)
     assert row.error_code == "upstream_disconnected"
-    assert (row.client_kind, row.shape, row.origin) == (
-        "openai-python",
-        "beta",
-        "https://app.example",
-    )
+    assert (row.shape, row.origin) == ("beta", "https://app.example")
     assert (row.request_id, row.node, row.key_prefix) == ("req_1", "host:1", key.prefix)
     assert row.channels_tried == tried
     assert await store.sessions(live_only=True) == []
 
 
-async def test_close_session_can_replace_channels_and_take_a_measured_duration(
+async def test_close_session_can_replace_the_channels_tried(
     store: Store,
 ) -> None:
     await open_session(store, "s1", None)
@@ -379,12 +395,12 @@ async def test_close_session_can_replace_channels_and_take_a_measured_duration(
             client_close_code=1000,
         )
     )
-    row = await store.get_session("s1")
+    row = await session_row(store, "s1")
     assert row is not None
     assert (row.duration_s, row.channels_tried, row.client_close_code) == (4.5, tried, 1000)
 
 
-async def test_a_timed_close_wins_once_settles_interrupted_and_knows_ghosts(
+async def test_the_first_close_wins_a_late_one_settles_interrupted_and_ghosts_raise(
     store: Store,
 ) -> None:
     def end(session_id: str, status: Literal["completed", "failed"]) -> SessionEnd:
@@ -406,8 +422,10 @@ async def test_mark_interrupted_settles_only_open_sessions(store: Store) -> None
     key, _ = await store.create_key(KeySpec(name="a"))
     for sid, node in (("done", "n1"), ("open1", "n1"), ("open2", "n1"), ("other", "n2")):
         await open_session(store, sid, key.id, node=node)
-    await store.record_response(response("open1", "r1"))
-    await store.close_session(SessionEnd(session_id="done", ended_at=T0, status="completed"))
+    await write_usage(store, response("open1", "r1"))
+    await store.close_session(
+        SessionEnd(session_id="done", ended_at=T0, status="completed", duration_s=1.0)
+    )
     assert await store.mark_interrupted(node="n1") == 2
     status = {s.session_id: s.status for s in await store.sessions()}
     assert status == {
@@ -419,34 +437,34 @@ async def test_mark_interrupted_settles_only_open_sessions(store: Store) -> None
     assert await store.mark_interrupted() == 1  # no node: every open session
     assert await store.mark_interrupted() == 0
     # Completed responses of an interrupted session are all still there.
-    row = await store.get_session("open1")
+    row = await session_row(store, "open1")
     assert row is not None and row.responses == 1 and row.cost_usd == EXAMPLE_COST
 
 
 async def test_refusal_is_its_own_record_not_a_session(store: Store) -> None:
     key, _ = await store.create_key(KeySpec(name="a"))
-    await store.record_refusal(
-        Refusal(
-            request_id="req_9",
-            error_code="concurrency_limit_exceeded",
-            http_status=429,
-            at=T0,
-            key_id=key.id,
-            key_prefix=key.prefix,
-            model="gpt-realtime",
-            origin="https://x.example",
-        )
-    )
     tried = (ChannelAttempt(channel="a", outcome="upstream_unavailable"),)
-    await store.record_refusal(
-        Refusal(
-            request_id="req_10",
-            error_code="upstream_unavailable",
-            http_status=None,
-            close_code=4503,
-            at=T0 + timedelta(seconds=1),
-            channels_tried=tried,
-        )
+    await store.record_refusals(
+        [
+            Refusal(
+                request_id="req_9",
+                error_code="concurrency_limit_exceeded",
+                http_status=429,
+                at=T0,
+                key_id=key.id,
+                key_prefix=key.prefix,
+                model="gpt-realtime",
+                origin="https://x.example",
+            ),
+            Refusal(
+                request_id="req_10",
+                error_code="upstream_unavailable",
+                http_status=None,
+                close_code=4503,
+                at=T0 + timedelta(seconds=1),
+                channels_tried=tried,
+            ),
+        ]
     )
     assert await store.sessions() == []
     assert await store.usage() == []
@@ -471,10 +489,10 @@ async def seed_report(store: Store) -> tuple[str, str]:
     await open_session(store, "a1", a.id)
     await open_session(store, "a2", a.id, model="gpt-realtime-mini", started_at=day2)
     await open_session(store, "b1", b.id, started_at=day2)
-    await store.record_response(response("a1", "r1"))
-    await store.record_response(response("a1", "r2", at=T0 + timedelta(minutes=5)))
-    await store.record_response(response("a2", "r1", model="gpt-realtime-mini", at=day2))
-    await store.record_response(response("b1", "r1", at=day2))
+    await write_usage(store, response("a1", "r1"))
+    await write_usage(store, response("a1", "r2", at=T0 + timedelta(minutes=5)))
+    await write_usage(store, response("a2", "r1", model="gpt-realtime-mini", at=day2))
+    await write_usage(store, response("b1", "r1", at=day2))
     return a.id, b.id
 
 
@@ -518,9 +536,9 @@ async def test_sessions_listing_filters_and_orders_newest_first(store: Store) ->
         "b1",
     }
     assert len(await store.sessions(limit=1)) == 1
-    a1 = await store.get_session("a1")
+    a1 = await session_row(store, "a1")
     assert a1 is not None and (a1.responses, a1.cost_usd) == (2, 2 * EXAMPLE_COST)
-    assert await store.get_session("nope") is None
+    assert await session_row(store, "nope") is None
 
 
 async def test_ping_answers(store: Store) -> None:

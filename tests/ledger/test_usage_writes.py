@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from test_store import EXAMPLE_COST, PRICES, T0, open_session, response
+from test_store import (
+    EXAMPLE_COST,
+    PRICES,
+    T0,
+    open_session,
+    response,
+    session_row,
+    write_usage,
+)
 
 from rtrelay.ledger import (
     KeySpec,
@@ -49,7 +57,7 @@ async def test_a_batch_is_written_once_and_billed_to_the_sessions_key(store: Sto
     key, _ = await store.create_key(KeySpec(name="k"))
     await open_session(store, "s1", key.id)
     await open_session(store, "anon", None)
-    assert await store.record_response(response("s1", "r0"))
+    assert await write_usage(store, response("s1", "r0"))
     batch: list[UsageRecord] = [
         response("s1", "r0"),  # already written
         response("s1", "r1"),
@@ -80,7 +88,7 @@ async def test_a_batch_naming_an_unknown_session_writes_nothing(store: Store) ->
 async def test_unpriced_usage_adds_no_spend(store: Store) -> None:
     key, _ = await store.create_key(KeySpec(name="k"))
     await open_session(store, "s1", key.id, model="someone-elses-model")
-    assert await store.record_response(response("s1", "r1", model="someone-elses-model"))
+    assert await write_usage(store, response("s1", "r1", model="someone-elses-model"))
     [row] = await store.usage(by="key")
     assert (row.group, row.responses, row.unpriced) == (key.id, 1, 1)
     assert await store.spent_usd(key.id) == 0
@@ -129,7 +137,7 @@ async def test_writer_commits_what_queued_up_together_and_keeps_order(
         writer.submit(response("ghost", "r1"))  # dropped, and it costs the others nothing
         for i in range(40, 50):
             writer.submit(response("s1", f"r{i}"))
-        writer.submit(SessionEnd(session_id="s1", ended_at=T0, status="completed"))
+        writer.submit(SessionEnd(session_id="s1", ended_at=T0, status="completed", duration_s=1.0))
         with caplog.at_level(logging.WARNING, logger="rtrelay.ledger"):
             await writer.flush()
     finally:
@@ -137,7 +145,7 @@ async def test_writer_commits_what_queued_up_together_and_keeps_order(
     [row] = await store.usage(by="key")
     assert row.responses == 50
     assert await store.spent_usd(key.id) == 50 * EXAMPLE_COST
-    session = await store.get_session("s1")
+    session = await session_row(store, "s1")
     assert session is not None and session.status == "completed"
     assert max(counting.batches) > 1, counting.batches  # grouped, not one per response
     assert [r.levelname for r in caplog.records] == ["ERROR"]  # the ghost, once, no retries
@@ -205,7 +213,7 @@ async def test_a_ledger_from_revision_0001_keeps_its_spend_and_bills_new_usage(
     store = await open_store(fresh_store_url)
     try:
         await open_session(store, "s1", "key_old")
-        assert await store.record_response(response("s1", "r1"))
+        assert await write_usage(store, response("s1", "r1"))
         assert await store.spent_usd("key_old") == 1 + EXAMPLE_COST
     finally:
         await store.close()
@@ -251,11 +259,11 @@ async def test_sqlite_write_waits_for_a_held_lock_off_the_event_loop(tmp_path: P
     try:
         key, _ = await store.create_key(KeySpec(name="k"))
         await open_session(store, "s1", key.id)
-        assert await store.record_response(response("s1", "r0"))  # the loop's connection is up
+        assert await write_usage(store, response("s1", "r0"))  # the loop's connection is up
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
         try:
-            write = asyncio.ensure_future(store.record_response(response("s1", "r1")))
+            write = asyncio.ensure_future(write_usage(store, response("s1", "r1")))
             ticks = 0
             for _ in range(20):  # the loop stays free while the write waits
                 await asyncio.sleep(0.01)
@@ -279,7 +287,7 @@ async def test_sqlite_wal_is_checkpointed_by_the_hot_writes(tmp_path: Path) -> N
         for i in range(3 * CHECKPOINT_EVERY):
             if i == CHECKPOINT_EVERY - 2:
                 one_interval = wal.stat().st_size  # just before the first checkpoint
-            await store.record_response(response("s1", f"r{i}"))
+            await write_usage(store, response("s1", f"r{i}"))
         # Each checkpoint lets the WAL be reused from its start: it stays about one
         # interval long instead of growing by one interval every interval.
         assert wal.stat().st_size < 1.5 * one_interval

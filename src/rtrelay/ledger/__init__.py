@@ -1,6 +1,8 @@
 """rtrelay.ledger: the store (keys, sessions, per-response usage), prices and reports.
 
-``open_store(url)`` returns a ``Store``; everything else here is plain values.
+``open_store(url)`` returns a ``Store`` (its jobs: ``KeyStore``, ``LedgerStore``,
+``ReportStore``); the relay writes records through a ``LedgerSink`` (``LedgerWriter``);
+everything else here is plain values.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from rtrelay.ledger.exceptions import (
     KeyNotFound,
     KeyRevoked,
+    SessionExists,
     StoreError,
     StoreUnavailable,
     UnknownSession,
@@ -26,7 +29,8 @@ from rtrelay.ledger.records import (
     TranscriptionRecord,
     UsageRow,
 )
-from rtrelay.ledger.store import Store, open_store
+from rtrelay.ledger.store import KeyStore, LedgerStore, ReportStore, Store, open_store
+from rtrelay.ledger.writer import LedgerSink, LedgerWriter
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -36,11 +40,17 @@ __all__ = [
     "KeyRecord",
     "KeyRevoked",
     "KeySpec",
+    "KeyStore",
+    "LedgerSink",
+    "LedgerStore",
+    "LedgerWriter",
     "Price",
     "PriceTable",
     "Refusal",
+    "ReportStore",
     "ResponseRecord",
     "SessionEnd",
+    "SessionExists",
     "SessionRow",
     "SessionStart",
     "SessionStatus",

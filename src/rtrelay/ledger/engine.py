@@ -10,17 +10,25 @@ fails on a snapshot another writer moved.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rtrelay.ledger.exceptions import StoreUnavailable
 
-__all__ = ["BUSY_TIMEOUT_S", "WRITE", "create_engine", "create_sync_sqlite_engine", "describe_url"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "WRITE",
+    "begin_write",
+    "create_engine",
+    "create_sync_sqlite_engine",
+    "describe_url",
+]
 
 BUSY_TIMEOUT_S: Final = 15.0
 WRITE: Final = "rtrelay_write"
@@ -63,6 +71,15 @@ def create_engine(url: str) -> AsyncEngine:
         _configure_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(parsed, pool_pre_ping=True)
+
+
+def begin_write(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a plain one elsewhere.
+
+    For the writes that read first (keys, pruning, start-up); the frequent ledger
+    writes are single statements on ``ledger.hotpath``'s connection instead.
+    """
+    return engine.execution_options(**{WRITE: True}).begin()
 
 
 def create_sync_sqlite_engine(url: URL, *, wait: bool = True) -> Engine:

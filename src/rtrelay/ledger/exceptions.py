@@ -4,12 +4,20 @@ StoreError
 ├── StoreUnavailable ....... cannot connect, or the schema is newer than this code
 ├── KeyNotFound ............ no key with that id or prefix (also a LookupError)
 ├── KeyRevoked ............. a revoked key cannot be rotated
+├── SessionExists .......... a session opened twice (a journal replayed after it was written)
 └── UnknownSession ......... usage for a session that was never opened (also a LookupError)
 """
 
 from __future__ import annotations
 
-__all__ = ["KeyNotFound", "KeyRevoked", "StoreError", "StoreUnavailable", "UnknownSession"]
+__all__ = [
+    "KeyNotFound",
+    "KeyRevoked",
+    "SessionExists",
+    "StoreError",
+    "StoreUnavailable",
+    "UnknownSession",
+]
 
 
 class StoreError(Exception):
@@ -32,7 +40,18 @@ class KeyRevoked(StoreError):
         super().__init__(f"key {key_id!r} is revoked; create a new key instead")
 
 
+class SessionExists(StoreError):
+    """Some of the sessions being opened already are (ids in ``session_ids``).
+
+    The writer's replay tells a start an earlier replay already wrote from a bad one by it.
+    """
+
+    def __init__(self, session_ids: list[str]) -> None:
+        self.session_ids = session_ids
+        super().__init__(f"sessions already opened: {', '.join(map(repr, session_ids))}")
+
+
 class UnknownSession(StoreError, LookupError):
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        super().__init__(f"no session {session_id!r}: open_session() must come first")
+        super().__init__(f"no session {session_id!r}: open_sessions() must come first")

@@ -1,6 +1,10 @@
 """The connection the ledger's frequent writes go through: session rows (opened and
 closed), usage rows and refused handshakes.
 
+It is a connection, not a writer: ``LedgerWriter`` is the one writer (it decides
+what is written when), ``SqlLedger`` turns records into statements, and this module
+only runs them as cheaply as each database allows.
+
 Each write is one statement (a batch is one multi-row ``INSERT``) on a connection kept
 for nothing else, in autocommit: atomic without ``BEGIN``/``COMMIT``, no pool
 checkout, no reset on return. A connection that failed or was cancelled mid-statement
@@ -37,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from rtrelay.ledger.engine import create_sync_sqlite_engine
 from rtrelay.log import ledger_log
 
-__all__ = ["CHECKPOINT_EVERY", "HotWriter", "open_hot_writer"]
+__all__ = ["CHECKPOINT_EVERY", "HotConnection", "open_hot_connection"]
 
 Rows = list[dict[str, Any]]
 
@@ -45,7 +49,9 @@ CHECKPOINT_EVERY: Final = 200
 """Hot writes between two WAL checkpoints (a usage row adds about 4 pages, 18 KB, to the WAL)."""
 
 
-class HotWriter(Protocol):
+class HotConnection(Protocol):
+    """Runs the ledger's frequent statements (``SqlLedger`` builds them, once)."""
+
     async def connect(self) -> None:
         """Open the connections now, so start-up fails loudly and the first write is fast."""
 
@@ -55,13 +61,14 @@ class HotWriter(Protocol):
     async def close(self) -> None: ...
 
 
-def open_hot_writer(engine: AsyncEngine) -> HotWriter:
+def open_hot_connection(engine: AsyncEngine) -> HotConnection:
+    """The hot connection for ``engine``'s database (not opened until ``connect``)."""
     if engine.dialect.name == "sqlite":
-        return _SQLiteWriter(engine.url)
-    return _AsyncWriter(engine)
+        return _SQLiteHotConnection(engine.url)
+    return _AsyncHotConnection(engine)
 
 
-class _AsyncWriter:
+class _AsyncHotConnection:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
@@ -144,7 +151,7 @@ class _SyncConnection:
         self._engine.dispose()
 
 
-class _SQLiteWriter:
+class _SQLiteHotConnection:
     def __init__(self, url: URL) -> None:
         self._here = _SyncConnection(create_sync_sqlite_engine(url, wait=False))
         self._waiting = _SyncConnection(create_sync_sqlite_engine(url))

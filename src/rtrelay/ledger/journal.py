@@ -29,22 +29,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from rtrelay.ledger.prices import Usage
-from rtrelay.ledger.records import (
-    ChannelAttempt,
-    Record,
-    Refusal,
-    ResponseRecord,
-    SessionEnd,
-    SessionStart,
-    TranscriptionRecord,
-)
+from rtrelay.ledger.records import ChannelAttempt, Record
 
 __all__ = ["MAX_WRITERS", "Entry", "Journal", "Segment", "decode", "encode", "journal_path"]
 
@@ -53,10 +45,8 @@ MAX_WRITERS: Final = 64
 READ_BYTES: Final = 1 << 20
 FORMAT: Final = 1
 
-_KINDS: Final[dict[str, type[Any]]] = {
-    cls.__name__: cls
-    for cls in (SessionStart, SessionEnd, ResponseRecord, TranscriptionRecord, Refusal)
-}
+_KINDS: Final[dict[str, type[Any]]] = {cls.__name__: cls for cls in get_args(Record)}
+"""Every record kind (``records.Record``), by the name its lines carry."""
 
 
 def journal_path(store_url: str, setting: str) -> Path | None:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rtrelay.ledger.engine import WRITE, describe_url
+from rtrelay.ledger.engine import begin_write, describe_url
 from rtrelay.ledger.exceptions import StoreUnavailable
 
 __all__ = ["SCRIPT_LOCATION", "VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
@@ -86,7 +86,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
 
 async def _upgrade_once(engine: AsyncEngine, revision: str) -> str:
     try:
-        async with engine.execution_options(**{WRITE: True}).begin() as conn:
+        async with begin_write(engine) as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
             return await conn.run_sync(_upgrade, revision)

@@ -12,7 +12,7 @@ an anonymous client sending 8 KB model names cost 22 KB of ledger per request).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Final, Literal, overload
 
@@ -34,6 +34,7 @@ __all__ = [
     "UsageRecord",
     "UsageRow",
     "clip",
+    "minute_of",
 ]
 
 SessionStatus = Literal["live", "completed", "failed", "interrupted"]
@@ -47,7 +48,6 @@ TEXT_LIMITS: Final = {
     "code": 64,
     "prefix": 16,
     "detail": 256,
-    "client_kind": 128,
 }
 """Characters kept of each kind of outside text; the rest is cut and marked ``…``."""
 
@@ -105,8 +105,6 @@ class SessionStart:
     model: str
     channel: str
     started_at: datetime
-    client_kind: str | None = None
-    """e.g. ``browser``, ``openai-python``; free text for reports."""
     shape: Literal["ga", "beta"] = "ga"
     origin: str | None = None
     request_id: str | None = None
@@ -120,7 +118,6 @@ class SessionStart:
             session_id="id",
             model="model",
             channel="model",
-            client_kind="client_kind",
             origin="origin",
             request_id="id",
         )
@@ -133,6 +130,9 @@ class SessionEnd:
     session_id: str
     ended_at: datetime
     status: Literal["completed", "failed"]
+    duration_s: float
+    """Measured by the relay with a monotonic clock (``ended_at - started_at`` would take
+    a wall clock's steps with it)."""
     frames_from_client: int = 0
     bytes_from_client: int = 0
     frames_from_upstream: int = 0
@@ -140,10 +140,8 @@ class SessionEnd:
     client_close_code: int | None = None
     upstream_close_code: int | None = None
     error_code: str | None = None
-    duration_s: float | None = None
-    """Measured with a monotonic clock by the caller; ``None``: ``ended_at - started_at``."""
     channels_tried: tuple[ChannelAttempt, ...] | None = None
-    """``None`` keeps what ``open_session`` stored."""
+    """``None`` keeps what ``open_sessions`` stored."""
 
     def __post_init__(self) -> None:
         _clip_fields(self, session_id="id", error_code="code")
@@ -233,7 +231,7 @@ class TranscriptionRecord:
 
 
 UsageRecord = ResponseRecord | TranscriptionRecord
-"""What ``Store.record_usage`` writes: one billable row each."""
+"""What ``LedgerStore.record_usage`` writes: one billable row each."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,6 +261,11 @@ class Refusal:
         )
 
 
+def minute_of(at: datetime) -> datetime:
+    """The UTC minute ``at`` falls in: what a ``RefusalCount`` is kept per."""
+    return at.astimezone(UTC).replace(second=0, microsecond=0)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RefusalCount:
     """Refusals of one code and key prefix in one UTC minute, past the rate kept row by row.
@@ -272,6 +275,7 @@ class RefusalCount:
     """
 
     minute: datetime
+    """``minute_of`` the refusals counted."""
     error_code: str
     key_prefix: str | None
     key_id: str | None
@@ -306,7 +310,7 @@ class UsageRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionRow:
-    """A session as listed by ``Store.sessions()``, with its usage summed."""
+    """A session as listed by ``ReportStore.sessions()``, with its usage summed."""
 
     session_id: str
     key_id: str | None
@@ -317,7 +321,6 @@ class SessionRow:
     started_at: datetime
     ended_at: datetime | None
     duration_s: float | None
-    client_kind: str | None
     shape: str
     origin: str | None
     request_id: str | None
@@ -336,4 +339,9 @@ class SessionRow:
 
 
 Record = SessionStart | SessionEnd | ResponseRecord | TranscriptionRecord | Refusal
-"""What the relay hands the ``LedgerWriter``, and what its journal holds."""
+"""What the relay hands the ledger (``LedgerSink.submit``), and what its journal holds.
+
+The one list of record kinds: the journal reads its kinds from it and the writer's
+dispatch table must cover it (a test checks both). Adding a kind takes a class here, a
+row in ``writer.KINDS`` and the ``LedgerStore`` method that writes it.
+"""

@@ -1,13 +1,16 @@
-"""The tables, as SQLAlchemy Core metadata, and the two column types both databases need.
+"""The tables, as SQLAlchemy Core metadata, and the column types that store rtrelay's values.
 
 The migrations in ``migrations/versions`` create exactly these tables; a test
 compares them. SQLite has neither exact decimals nor time zones, so money is an
 integer count of ``MONEY_QUANTUM`` there (exact, and ``SUM`` stays exact) and
-times are naive UTC strings; PostgreSQL gets ``NUMERIC`` and ``TIMESTAMPTZ``.
+times are naive UTC strings; PostgreSQL gets ``NUMERIC`` and ``TIMESTAMPTZ``. The
+channels a session or a refusal tried are a JSON list in a text column
+(``AttemptList``), so the writes and the reports that read them back share one codec.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -19,8 +22,11 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
 from rtrelay.ledger.prices import MONEY_QUANTUM, money
+from rtrelay.ledger.records import ChannelAttempt
 
 __all__ = [
+    "TOKEN_COLUMNS",
+    "AttemptList",
     "ExactDecimal",
     "UTCDateTime",
     "api_key_secrets",
@@ -86,6 +92,28 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class AttemptList(sa.types.TypeDecorator[tuple[ChannelAttempt, ...]]):
+    """``ChannelAttempt``s as a JSON list in a ``TEXT`` column; ``NULL`` reads as none."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(
+            [{"channel": a.channel, "outcome": a.outcome, "detail": a.detail} for a in value]
+        )
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> tuple[ChannelAttempt, ...]:
+        if not value:
+            return ()
+        return tuple(
+            ChannelAttempt(channel=a["channel"], outcome=a["outcome"], detail=a.get("detail"))
+            for a in json.loads(value)
+        )
+
+
 class utc_day(FunctionElement[str]):  # lower case: reads like the SQL function it renders
     """``YYYY-MM-DD`` of a ``UTCDateTime`` column, in UTC."""
 
@@ -148,7 +176,6 @@ sessions: Final = sa.Table(
     sa.Column("model", sa.Text, nullable=False),
     sa.Column("channel", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("client_kind", sa.Text, nullable=True),
     sa.Column("shape", sa.String(8), nullable=False),
     sa.Column("origin", sa.Text, nullable=True),
     sa.Column("request_id", sa.String(128), nullable=True),
@@ -163,7 +190,7 @@ sessions: Final = sa.Table(
     sa.Column("client_close_code", sa.Integer, nullable=True),
     sa.Column("upstream_close_code", sa.Integer, nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
-    sa.Column("channels_tried", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("channels_tried", AttemptList, nullable=False, server_default="[]"),
     sa.Index("ix_rtrelay_sessions_key_started", "key_id", "started_at"),
     sa.Index("ix_rtrelay_sessions_started", "started_at"),
     sa.Index("ix_rtrelay_sessions_status", "status"),
@@ -196,6 +223,18 @@ usage_records: Final = sa.Table(
     sa.Index("ix_rtrelay_usage_at", "at"),
 )
 
+TOKEN_COLUMNS: Final = (
+    "input_text",
+    "input_audio",
+    "input_image",
+    "cached_text",
+    "cached_audio",
+    "cached_image",
+    "output_text",
+    "output_audio",
+)
+"""The usage table's token counts, named as ``Usage``'s fields."""
+
 refusals: Final = sa.Table(
     "rtrelay_refusals",
     metadata,
@@ -209,7 +248,7 @@ refusals: Final = sa.Table(
     sa.Column("http_status", sa.Integer, nullable=True),
     sa.Column("close_code", sa.Integer, nullable=True),
     sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("channels_tried", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("channels_tried", AttemptList, nullable=False, server_default="[]"),
     sa.Index("ix_rtrelay_refusals_at", "at"),
     sa.Index("ix_rtrelay_refusals_key_at", "key_id", "at"),
     # Request ids are unique per handshake: a journal replayed twice writes a refusal once.

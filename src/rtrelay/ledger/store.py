@@ -1,8 +1,11 @@
-"""The ``Store`` seam: keys, the ledger and its reports, behind one small protocol.
+"""The store's seams: keys, ledger writes and reports, each a small protocol.
 
-``open_store(url)`` picks the database from the URL (SQLite file or PostgreSQL),
-brings the schema up to date and returns the store. Callers depend on ``Store``
-only; ``SqlStore`` is the one implementation.
+Stores are where rtrelay varies (SQLite or PostgreSQL today; DESIGN.md "interfaces
+at the seams"), and their consumers each need one job: the gate and ``SpendBook``
+read keys, ``LedgerWriter`` writes records, the CLI and the admin API read reports.
+So each job is its own protocol (``KeyStore``, ``LedgerStore``, ``ReportStore``) and
+code depends on the one it uses; ``Store`` is all three, what ``open_store``
+returns. ``SqlStore`` (``sqlstore``) is the one implementation, a job per module.
 """
 
 from __future__ import annotations
@@ -22,33 +25,23 @@ from rtrelay.ledger.records import (
     Grouping,
     Refusal,
     RefusalCount,
-    ResponseRecord,
     SessionEnd,
     SessionRow,
     SessionStart,
-    TranscriptionRecord,
     UsageRecord,
     UsageRow,
 )
 from rtrelay.ledger.sqlstore import SqlStore
 
-__all__ = ["Store", "open_store", "resolve_key"]
+__all__ = ["KeyStore", "LedgerStore", "ReportStore", "Store", "open_store", "resolve_key"]
 
 
-class Store(Protocol):
-    """Everything rtrelay keeps in its database.
+class KeyStore(Protocol):
+    """API keys: what the gate, ``SpendBook``, the admin API and ``rtrelay keys`` use.
 
-    Keys are never stored in clear (see ``rtrelay.ledger.keys``); every write is
-    one transaction; ``record_*`` are idempotent on their natural keys.
+    Keys are never stored in clear (see ``rtrelay.ledger.keys``).
     """
 
-    async def close(self) -> None:
-        """Release the connection pool."""
-
-    async def ping(self) -> None:
-        """Raise if the database cannot answer (for ``/readyz``)."""
-
-    # keys
     async def create_key(self, spec: KeySpec) -> tuple[KeyRecord, str]:
         """Create a key; the secret is returned here and never again."""
 
@@ -69,6 +62,10 @@ class Store(Protocol):
     async def revoke_key(self, key_id: str) -> KeyRecord:
         """Revoke at once (idempotent). Raises ``KeyNotFound``."""
 
+    async def update_key(self, key_id: str, spec: KeySpec) -> KeyRecord:
+        """Give a key new settings (name, models, origins, limits, budget, expiry); its id,
+        secret, spend and status stay. Raises ``KeyNotFound``."""
+
     async def rotate_key(self, key_id: str) -> tuple[KeyRecord, str]:
         """A new secret for the same key (id, limits, spend); the old secret stops working.
 
@@ -78,43 +75,50 @@ class Store(Protocol):
     async def spent_usd(self, key_id: str) -> Decimal:
         """Sum of priced ledger cost for the key; O(1)."""
 
-    # ledger
-    async def open_session(self, start: SessionStart) -> None:
-        """Raises ``StoreError`` for a duplicate session id or an unknown key."""
+
+class LedgerStore(Protocol):
+    """The ledger's writes: what ``LedgerWriter`` (and start-up) needs, nothing else.
+
+    One method per record kind, each taking every record of a batch at once (one
+    statement; ``close_session`` excepted). All are idempotent on the record's
+    natural key, so a journal replayed twice writes nothing twice. ``StoreError``
+    subclasses other than ``StoreUnavailable`` mean the records are wrong and a retry
+    cannot help; anything else may be the database going away.
+    """
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer (``/readyz``; the writer's replay)."""
 
     async def open_sessions(self, starts: Sequence[SessionStart]) -> None:
-        """As ``open_session`` for several at once, atomically (the writer's batches)."""
+        """Open sessions, atomically.
 
-    async def record_response(self, record: ResponseRecord) -> bool:
-        """Write one response's usage; ``False`` if (session, response id) was already written.
-
-        Raises ``UnknownSession`` if the session was never opened.
+        Raises:
+            SessionExists: one of them is open already (nothing written).
+            StoreError: a duplicate id within ``starts``, or an unknown key.
         """
 
-    async def record_transcription(self, record: TranscriptionRecord) -> bool:
-        """As ``record_response``, keyed by (session, item id)."""
-
     async def record_usage(self, records: Sequence[UsageRecord]) -> int:
-        """Write responses and transcriptions atomically; returns how many were new.
+        """Write responses and transcriptions atomically; how many were new.
 
-        One statement whatever the count, which is what lets the ledger writer
-        commit everything queued at once. Raises ``UnknownSession`` (and writes
-        nothing) if any record names a session never opened.
+        A response is written once per (session, response id), a transcription once
+        per (session, item id): a repeat counts for nothing and bills nothing.
+
+        Raises:
+            UnknownSession: a record names a session never opened (nothing written).
         """
 
     async def close_session(self, end: SessionEnd) -> bool:
-        """Settle a live (or interrupted) session; ``False`` if it was already closed."""
+        """Settle a live (or interrupted) session; ``False`` if it was already closed.
 
-    async def record_refusal(self, refusal: Refusal) -> None: ...
-
-    async def record_refusals(self, items: Sequence[Refusal]) -> None:
-        """As ``record_refusal`` for several at once: a flood of bad handshakes batches.
-
-        Idempotent on the request id (a replayed journal writes each refusal once).
+        Raises:
+            UnknownSession: the session was never opened.
         """
 
+    async def record_refusals(self, items: Sequence[Refusal]) -> None:
+        """Write refused handshakes, once per request id."""
+
     async def record_refusal_counts(self, counts: Sequence[RefusalCount]) -> None:
-        """Add each count to its (minute, code, key prefix) counter row; one per key."""
+        """Add each count to its (minute, code, key prefix) counter row."""
 
     async def prune(self, before: datetime, *, limit: int = 1000) -> dict[str, int]:
         """Delete up to ``limit`` rows of each kind from before ``before``; how many, by kind.
@@ -130,7 +134,10 @@ class Store(Protocol):
         only settles its own sessions.
         """
 
-    # reports
+
+class ReportStore(Protocol):
+    """What operators read back: ``rtrelay usage``, the admin API and the console."""
+
     async def usage(
         self,
         *,
@@ -151,20 +158,23 @@ class Store(Protocol):
     ) -> list[SessionRow]:
         """Newest first."""
 
-    async def get_session(self, session_id: str) -> SessionRow | None: ...
+    async def session(self, session_id: str) -> SessionRow | None:
+        """One session with its usage summed (the console's session page)."""
+
+    async def session_usage(self, session_id: str) -> list[UsageRecord]:
+        """A session's responses and transcriptions, oldest first (its timeline)."""
 
     async def refusals(
         self, *, key_id: str | None = None, since: datetime | None = None, limit: int = 100
     ) -> list[Refusal]:
-        """Newest first."""
+        """Refused handshakes kept row by row, newest first (floods are counted instead)."""
 
-    async def refusal_totals(
-        self, *, key_id: str | None = None, since: datetime | None = None
-    ) -> dict[str, int]:
-        """Refused handshakes per error code: rows and counters together.
 
-        Counters are kept per minute, so ``since`` is rounded down to its minute for them.
-        """
+class Store(KeyStore, LedgerStore, ReportStore, Protocol):
+    """Everything rtrelay keeps in its database: the three jobs, opened and closed as one."""
+
+    async def close(self) -> None:
+        """Release the connections."""
 
 
 async def open_store(
@@ -202,7 +212,7 @@ async def open_store(
     return store
 
 
-async def resolve_key(store: Store, ref: str) -> KeyRecord | None:
+async def resolve_key(store: KeyStore, ref: str) -> KeyRecord | None:
     """The key ``ref`` names: an id (``key_…``), a prefix (``abcd1234``), or ``rk_<prefix>``.
 
     What operators paste: the id from a listing, the prefix from a log line, or

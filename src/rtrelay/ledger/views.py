@@ -65,6 +65,10 @@ def session_view(row: SessionRow) -> dict[str, Any]:
     for field in dataclasses.fields(row):
         if field.name != "session_id":
             view[field.name] = getattr(row, field.name)
+        if field.name == "duration_s":
+            # Nothing ever recorded a client kind (issue 12 dropped the column); the
+            # admin API's session object keeps the field, null as it always was.
+            view["client_kind"] = None
     view["started_at"] = _iso(row.started_at)
     view["ended_at"] = _iso(row.ended_at)
     view["cost_usd"] = _money(row.cost_usd)

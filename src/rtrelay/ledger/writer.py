@@ -1,5 +1,15 @@
 """Getting usage into the store without ever making the bridge wait for a database.
 
+The write path, end to end: the bridge and the edge see one ``LedgerSink`` and call
+``submit(record)``; ``LedgerWriter``, the one writer in a process and the sink's
+implementation, queues the record and hands it, batched, to a ``LedgerStore``
+(``SqlLedger``: record to statement), which runs it on the ledger's hot connection
+(``ledger.hotpath``: statement to database, as cheaply as each database allows).
+How a record kind is written, and whether it batches, is decided in one place:
+``KINDS``. Only this class is a writer: ``hotpath`` holds a connection, and the
+store's few multi-statement writes (keys, upkeep) are ``engine.begin_write``
+transactions.
+
 ``LedgerWriter`` owns one task per process that drains a bounded queue of records
 into the store; a record is written as its response completes. It never waits to
 fill a batch, but whatever queued up while the last write ran goes out together:
@@ -32,14 +42,14 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final, Protocol
 
 from rtrelay.cache import LoadingCache
-from rtrelay.ledger.exceptions import StoreError, StoreUnavailable, UnknownSession
+from rtrelay.ledger.exceptions import SessionExists, StoreError, StoreUnavailable, UnknownSession
 from rtrelay.ledger.journal import Entry, Journal, encode
 from rtrelay.ledger.records import (
     Record,
@@ -49,16 +59,21 @@ from rtrelay.ledger.records import (
     SessionEnd,
     SessionStart,
     TranscriptionRecord,
+    minute_of,
 )
-from rtrelay.ledger.store import Store
+from rtrelay.ledger.store import KeyStore, LedgerStore
 from rtrelay.log import ledger_log
+from rtrelay.tasks import cancel_and_wait
 
 __all__ = [
+    "KINDS",
     "QUEUE_LIMIT",
     "REFUSAL_ROWS_PER_MINUTE",
+    "LedgerSink",
     "LedgerStats",
     "LedgerWriter",
     "Record",
+    "RecordKind",
     "RefusalThrottle",
     "SpendBook",
 ]
@@ -86,6 +101,41 @@ CLOSE_TIMEOUT_S: Final = 10.0
 PRUNE_EVERY_S: Final = 3600.0
 PRUNE_FIRST_S: Final = 60.0
 PRUNE_BATCH: Final = 1000
+
+
+class LedgerSink(Protocol):
+    """Where the relay puts ledger records: all the bridge and the edge know of the ledger."""
+
+    def submit(self, record: Record) -> None:
+        """Take ``record`` for writing; never blocks and never raises for a store failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordKind:
+    """How the records of one kind reach a ``LedgerStore``.
+
+    ``write`` takes a run of records of the kind (one, unless ``batches``) and makes
+    one store call; records of kinds that batch and are the same ``RecordKind`` go
+    out together when they queue up back to back.
+    """
+
+    name: str
+    write: Callable[[LedgerStore, list[Any]], Awaitable[object]]
+    batches: bool = True
+
+
+_USAGE: Final = RecordKind("usage", lambda store, run: store.record_usage(run))
+
+KINDS: Final[Mapping[type, RecordKind]] = {
+    SessionStart: RecordKind("session_start", lambda store, run: store.open_sessions(run)),
+    ResponseRecord: _USAGE,  # a response and a transcription are usage rows alike
+    TranscriptionRecord: _USAGE,
+    SessionEnd: RecordKind(
+        "session_end", lambda store, run: store.close_session(run[0]), batches=False
+    ),
+    Refusal: RecordKind("refusal", lambda store, run: store.record_refusals(run)),
+}
+"""The one dispatch on record type: every kind in ``records.Record`` has its row here."""
 
 
 class _Outage(Exception):
@@ -132,7 +182,7 @@ class RefusalThrottle:
 
     def admit(self, refusal: Refusal) -> bool:
         """``True``: write it as a row; ``False``: it was added to a counter."""
-        minute = refusal.at.astimezone(UTC).replace(second=0, microsecond=0)
+        minute = minute_of(refusal.at)
         if self._minute is None or minute > self._minute:
             self._minute = minute
             self._rows.clear()
@@ -183,7 +233,7 @@ class RefusalThrottle:
 
 
 class LedgerWriter:
-    """The one writer of ledger records in a process.
+    """The one writer of ledger records in a process; the relay's ``LedgerSink``.
 
     Args:
         enabled: ``False`` drops every record (``store.ledger = false``).
@@ -197,7 +247,7 @@ class LedgerWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: LedgerStore,
         *,
         enabled: bool = True,
         journal: Journal | None = None,
@@ -267,15 +317,19 @@ class LedgerWriter:
         Blocks the loop for one ``fsync``, once per ``QUEUE_LIMIT`` records: only
         when the store has been unreachable for a while under load.
         """
-        records: list[Record] = []
-        while not self._queue.empty():
-            records.append(self._queue.get_nowait())
-            self._queue.task_done()
-        records.append(record)
+        records = [*self._drain(), record]
         ledger_log.warning(
             "ledger queue full; moving it to the journal", extra={"records": len(records)}
         )
         self._journal_now(records)
+
+    def _drain(self) -> list[Record]:
+        """Take everything queued, at once."""
+        records: list[Record] = []
+        while not self._queue.empty():
+            records.append(self._queue.get_nowait())
+            self._queue.task_done()
+        return records
 
     async def flush(self) -> None:
         """Wait until everything submitted is in the store or the journal."""
@@ -303,26 +357,29 @@ class LedgerWriter:
         return replayed
 
     async def close(self) -> None:
-        """Write what is queued (to the journal if the store cannot take it), then stop."""
-        if self._task is None:
+        """Write what is queued (to the journal if the store cannot take it), then stop.
+
+        Cancelled while it waits, it still journals what it holds before the cancel
+        goes on: that part never awaits.
+        """
+        task = self._task
+        if task is None:
             if self._journal is not None:
                 self._journal.close()
             return
         self._closing = True
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        left = self._inflight
-        while not self._queue.empty():
-            left.append(self._queue.get_nowait())
-            self._queue.task_done()
-        self._inflight = []
-        if left:
-            self._journal_now(left)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._queue.join()
+        finally:
+            self._task = None
+            try:
+                await cancel_and_wait(task)
+            finally:
+                left, self._inflight = self._inflight + self._drain(), []
+                if left:
+                    self._journal_now(left)
         await self._flush_counts(final=True)
         ledger_log.info(
             "ledger writer closed",
@@ -353,9 +410,9 @@ class LedgerWriter:
                 ledger_log.exception("ledger batch failed", extra={"records": len(batch)})
                 self.stats.dropped += len(batch)
             finally:
-                self._inflight = []
                 for _ in batch:
                     self._queue.task_done()
+            self._inflight = []  # kept when cancelled mid-write: ``close`` journals it
             try:
                 await self._maintain()
             except Exception:
@@ -432,20 +489,10 @@ class LedgerWriter:
             except _Outage:
                 raise _Outage(run[i:]) from None
 
-    async def _apply(self, records: Sequence[Record]) -> None:
-        """Write records of one kind (see ``_runs``): one, or a batch in one statement."""
-        store, first = self._store, records[0]
+    async def _apply(self, run: list[Record]) -> None:
+        """Write a run of records of one kind (see ``_runs``) in one store call."""
         async with asyncio.timeout(WRITE_TIMEOUT_S):
-            if isinstance(first, SessionStart):
-                await store.open_sessions([r for r in records if isinstance(r, SessionStart)])
-            elif isinstance(first, Refusal):
-                await store.record_refusals([r for r in records if isinstance(r, Refusal)])
-            elif isinstance(first, SessionEnd):
-                await store.close_session(first)  # never batched
-            else:
-                await store.record_usage(
-                    [r for r in records if isinstance(r, ResponseRecord | TranscriptionRecord)]
-                )
+            await KINDS[type(run[0])].write(self._store, run)
 
     # -- the journal ---------------------------------------------------------------------
 
@@ -563,13 +610,11 @@ class LedgerWriter:
                     self._journal.append([record], tries=tries + 1)
                     return False
                 break
+            except SessionExists:
+                return True  # written by an earlier replay
             except StoreError as exc:
                 if isinstance(exc, StoreUnavailable):
                     raise _Outage([record]) from exc
-                if isinstance(record, SessionStart) and await self._store.get_session(
-                    record.session_id
-                ):
-                    return True  # written by an earlier replay
                 break
             except Exception as exc:
                 if not await self._reachable():
@@ -685,26 +730,17 @@ def _is_permanent(exc: Exception) -> bool:
 
 
 def _runs(records: Sequence[Record]) -> list[list[Record]]:
-    """Consecutive records that batch together (see ``_run_kind``), in order."""
+    """Consecutive records of one ``RecordKind`` that batches, grouped, in order."""
     runs: list[list[Record]] = []
+    last: RecordKind | None = None
     for record in records:
-        kind = _run_kind(record)
-        if runs and kind is not None and kind is _run_kind(runs[-1][0]):
+        kind = KINDS[type(record)]
+        if kind is last and kind.batches:
             runs[-1].append(record)
         else:
             runs.append([record])
+        last = kind
     return runs
-
-
-def _run_kind(record: Record) -> type | None:
-    """Records that batch together share a kind; ``None`` never batches."""
-    if isinstance(record, SessionStart):
-        return SessionStart
-    if isinstance(record, ResponseRecord | TranscriptionRecord):
-        return ResponseRecord
-    if isinstance(record, Refusal):
-        return Refusal
-    return None
 
 
 class SpendBook:
@@ -712,7 +748,7 @@ class SpendBook:
 
     def __init__(
         self,
-        store: Store,
+        store: KeyStore,
         *,
         refresh_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
