@@ -2,7 +2,7 @@
 
 The session core (``session.py``) decides what a spent budget requires; this module
 only turns the provider's completion events into ledger records and spend, from
-memory: records go to the ``LedgerWriter`` queue, spend to the ``SpendBook``. A
+memory: records go to the ledger's ``LedgerSink``, spend to the ``SpendBook``. A
 repeated ``response.done`` (same response id) is billed once.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from rtrelay.ledger.prices import PriceTable, Usage
 from rtrelay.ledger.records import ResponseRecord, TranscriptionRecord
-from rtrelay.ledger.writer import LedgerWriter, SpendBook
+from rtrelay.ledger.writer import LedgerSink, SpendBook
 
 __all__ = ["RealtimeMeter", "SessionUsage"]
 
@@ -46,7 +46,7 @@ class RealtimeMeter:
         model: str,
         key_id: str | None,
         prices: PriceTable,
-        writer: LedgerWriter | None,
+        writer: LedgerSink | None,
         spend: SpendBook | None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         observe: Callable[[str, Usage, Decimal | None], None] | None = None,

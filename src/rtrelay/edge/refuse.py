@@ -20,7 +20,7 @@ from rtrelay.edge.session_run import attempts_of
 from rtrelay.errors import RelayError
 from rtrelay.gate.admission import KeyInfo
 from rtrelay.ledger.records import Refusal, clip
-from rtrelay.ledger.writer import LedgerWriter
+from rtrelay.ledger.writer import LedgerSink
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import Metrics
 from rtrelay.route.router import Attempt
@@ -29,7 +29,7 @@ __all__ = ["http_refusal", "record_refusal", "refuse"]
 
 
 def record_refusal(
-    writer: LedgerWriter,
+    writer: LedgerSink,
     metrics: Metrics,
     hello: ClientHello,
     error: RelayError,
