@@ -27,6 +27,7 @@ TABLE = [
     ("idle_timeout", None, 1000),
     ("session_expired", None, 1001),
     ("relay_shutting_down", 503, 1001),
+    ("ended_by_operator", None, 1008),
     ("limits_unavailable", 503, 4503),
     ("malformed_request", 400, 4400),
     ("request_timeout", 408, 4400),

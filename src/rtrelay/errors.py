@@ -20,7 +20,8 @@ follows are all rendered from those attributes and nowhere else::
     │                                        upstream_disconnected (1011)
     ├── SessionEnded .......... after 101    message_too_large (1009), slow_consumer (1008),
     │                                        idle_timeout (1000), session_expired (1001),
-    │                                        relay_shutting_down (503 / 1001)
+    │                                        relay_shutting_down (503 / 1001),
+    │                                        ended_by_operator (1008)
     ├── LimitsUnavailable ..... 503 / 4503   limits_unavailable (Redis or the store unreachable)
     └── InternalError ......... 500 / 1011   anything unexpected (details never leave the relay)
 """
@@ -38,6 +39,7 @@ __all__ = [
     "ClientGone",
     "CloseCode",
     "ConcurrencyLimitExceeded",
+    "EndedByOperator",
     "IdleTimeout",
     "InsufficientQuota",
     "InternalError",
@@ -373,6 +375,19 @@ class RelayShuttingDown(SessionEnded):
     default_message = "The relay is shutting down; reconnect to another instance."
 
 
+class EndedByOperator(SessionEnded):
+    """An operator ended the live session (the console's "end session").
+
+    1008, RFC 6455's generic "policy" close: a person decided, so a client should not
+    reconnect on its own (``rtrelay.client`` does not). The session is settled as any
+    other: usage so far is billed, the lease released, the session row ``completed``.
+    """
+
+    code = "ended_by_operator"
+    close_code = CloseCode.POLICY_VIOLATION
+    default_message = "An operator of this relay ended the session."
+
+
 class LimitsUnavailable(RelayError):
     """What admission needs cannot be reached: Redis (shared limits, with ``[redis] on_error =
     "closed"``) or the store (keys, spend). Nothing is wrong with the client: retry later."""
@@ -414,6 +429,7 @@ ERROR_CLASSES: Final[tuple[type[RelayError], ...]] = (
     IdleTimeout,
     SessionExpired,
     RelayShuttingDown,
+    EndedByOperator,
     LimitsUnavailable,
     InternalError,
 )

@@ -59,6 +59,7 @@ EXPECTED: dict[str, tuple[type[APIError], str, bool]] = {
     "slow_consumer": (ConnectionClosedError, "client", False),
     "session_expired": (SessionExpiredError, "relay", True),
     "relay_shutting_down": (ServerError, "relay", True),
+    "ended_by_operator": (ConnectionClosedError, "relay", False),
     "limits_unavailable": (ServerError, "relay", True),
     "internal_error": (ServerError, "relay", True),
 }

@@ -58,6 +58,7 @@ _FAMILIES: Final[tuple[tuple[type[table.RelayError], _Row], ...]] = (
     (table.IdleTimeout, (ConnectionClosedError, "client")),
     (table.SessionExpired, (SessionExpiredError, "relay")),
     (table.RelayShuttingDown, (ServerError, "relay")),
+    (table.EndedByOperator, (ConnectionClosedError, "relay")),  # a person decided: no retry
     (table.LimitsUnavailable, (ServerError, "relay")),
     (table.BadRequest, (BadRequestError, "client")),
     (table.AuthError, (AuthenticationError, "client")),

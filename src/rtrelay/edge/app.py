@@ -20,6 +20,7 @@ from rtrelay import wire
 from rtrelay.admin.app import create_admin_app
 from rtrelay.admin.state import OPENAPI
 from rtrelay.config import Channel, Settings
+from rtrelay.console import mount_console
 from rtrelay.edge.client_secrets import mint_handler
 from rtrelay.edge.relay import Relay
 from rtrelay.edge.wiring import Closer, build_parts, close_all
@@ -31,7 +32,7 @@ from rtrelay.route.router import Router
 from rtrelay.route.status import channel_status
 from rtrelay.tasks import cancel_and_wait
 
-__all__ = ["REALTIME_PATHS", "RELAY", "create_app"]
+__all__ = ["REALTIME_PATHS", "RELAY", "create_app", "readiness"]
 
 RELAY: Final = web.AppKey("rtrelay.relay", Relay)
 
@@ -84,16 +85,17 @@ async def create_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
-    app.add_subapp("/admin/v1", _admin_app(relay, env))
+    admin_token = env.get(settings.admin.token_env) or None
+    admin = _admin_app(relay, admin_token)
+    mount_console(  # /console (same token), / and /admin/v1/docs
+        app, relay, token=admin_token, openapi=admin[OPENAPI], readiness=lambda: readiness(relay)
+    )
+    app.add_subapp("/admin/v1", admin)
     return app
 
 
-def _admin_app(relay: Relay, env: Mapping[str, str]) -> web.Application:
-    admin = create_admin_app(
-        relay.parts.store,
-        token=env.get(relay.settings.admin.token_env) or None,
-        live_sessions=relay.live_sessions,
-    )
+def _admin_app(relay: Relay, token: str | None) -> web.Application:
+    admin = create_admin_app(relay.parts.store, token=token, live_sessions=relay.live_sessions)
 
     async def channels(request: web.Request) -> web.Response:
         return web.json_response({"data": channel_status(relay.router)})
@@ -179,7 +181,12 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    relay = request.app[RELAY]
+    body = await readiness(request.app[RELAY])
+    return web.json_response(body, status=503 if body["problems"] else 200)
+
+
+async def readiness(relay: Relay) -> dict[str, Any]:
+    """``/readyz``'s answer (the landing page shows it too): problems, and notes."""
     problems: list[str] = []
     if relay.draining:
         problems.append("draining")
@@ -196,7 +203,7 @@ async def _readyz(request: web.Request) -> web.Response:
             problems.append(f"redis unreachable: {why}")
         else:
             notes.append(f"redis unreachable: {why}; admitting on this process's own limits")
-    body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems}
+    body: dict[str, Any] = {"status": "not ready" if problems else "ready", "problems": problems}
     if notes:
         body["notes"] = notes
-    return web.json_response(body, status=503 if problems else 200)
+    return body

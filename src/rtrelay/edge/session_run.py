@@ -24,7 +24,7 @@ from rtrelay.bridge.session import End, Session
 from rtrelay.config import Settings
 from rtrelay.edge.handshake import ClientHello
 from rtrelay.edge.wiring import Parts
-from rtrelay.errors import IdleTimeout, RelayShuttingDown, SessionExpired
+from rtrelay.errors import EndedByOperator, IdleTimeout, RelayShuttingDown, SessionExpired
 from rtrelay.gate.admission import Admission
 from rtrelay.ledger.prices import Usage
 from rtrelay.ledger.records import ChannelAttempt, SessionEnd, SessionStart
@@ -34,7 +34,7 @@ from rtrelay.route.router import Attempt, Connected
 
 __all__ = ["SessionRun", "attempts_of"]
 
-_NORMAL_ENDINGS: Final = (IdleTimeout, SessionExpired, RelayShuttingDown)
+_NORMAL_ENDINGS: Final = (IdleTimeout, SessionExpired, RelayShuttingDown, EndedByOperator)
 
 
 @dataclass(slots=True)

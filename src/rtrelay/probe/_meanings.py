@@ -104,6 +104,10 @@ ADVICE: Final[Mapping[type[RelayError], str]] = {
     errors.IdleTimeout: "nothing happened for the idle window: reconnect when needed",
     errors.SessionExpired: "the session reached its maximum length: open a new one",
     errors.RelayShuttingDown: "the relay is shutting down: reconnect (another instance takes over)",
+    errors.EndedByOperator: (
+        "an operator ended the session from the relay's console: ask them why before "
+        "reconnecting (a revoked key is refused on the next handshake)"
+    ),
     errors.LimitsUnavailable: (
         "the relay cannot reach Redis or its store to check this key's limits: retry after "
         "Retry-After; operators: see /readyz and the relay's log"
