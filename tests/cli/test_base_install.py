@@ -93,8 +93,9 @@ def test_bench_says_which_extra_to_install_and_exits_2(base_venv: Path, tmp_path
 
 
 @pytest.fixture
-async def base_demo(base_venv: Path, tmp_path: Path) -> AsyncIterator[tuple[int, str]]:
-    """``rtrelay serve --demo`` from the base install; yields its port and demo key."""
+async def base_demo(base_venv: Path, tmp_path: Path) -> AsyncIterator[tuple[int, str, str]]:
+    """``rtrelay serve --demo`` from the base install; yields its port, demo key and the admin
+    token it made up (the console's)."""
     port = free_port()
     with (tmp_path / "demo.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
@@ -117,8 +118,9 @@ async def base_demo(base_venv: Path, tmp_path: Path) -> AsyncIterator[tuple[int,
                 assert line, "rtrelay serve --demo exited: see demo.log"
                 banner += line
         key = re.search(r"demo key\s+(rk_\S+)", banner.decode())
-        assert key is not None
-        yield port, key.group(1)
+        token = re.search(r"admin token (\S+)", banner.decode())
+        assert key is not None and token is not None
+        yield port, key.group(1), token.group(1)
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -127,9 +129,9 @@ async def base_demo(base_venv: Path, tmp_path: Path) -> AsyncIterator[tuple[int,
 
 
 async def test_serve_demo_on_the_base_install_answers_health_and_a_session(
-    base_demo: tuple[int, str],
+    base_demo: tuple[int, str, str],
 ) -> None:
-    port, key = base_demo
+    port, key, _ = base_demo
     url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
@@ -140,3 +142,28 @@ async def test_serve_demo_on_the_base_install_answers_health_and_a_session(
             async with asyncio.timeout(30):
                 while (await ws.receive_json())["type"] != "response.done":
                     pass
+
+
+async def test_serve_demo_on_the_base_install_serves_the_console_and_its_assets(
+    base_demo: tuple[int, str, str],
+) -> None:
+    """Jinja2 is a base dependency and the templates and vendored assets are in the wheel."""
+    port, _, token = base_demo
+    base = f"http://127.0.0.1:{port}"
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.get(f"{base}/console/login") as resp:
+            assert resp.status == 200
+            html = await resp.text()
+        for asset in ("console.css", "vendor/htmx-2.0.11/htmx.min.js"):
+            async with http.get(f"{base}/console/static/{asset}") as resp:
+                assert resp.status == 200, asset
+                assert len(await resp.read()) > 1000
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert csrf is not None
+        form = {"csrf_token": csrf.group(1), "token": token, "next": "/console/"}
+        async with http.post(f"{base}/console/login", data=form) as resp:
+            assert resp.status == 200  # signed in, redirected to the overview
+            assert "Connection success" in await resp.text()
+        async with http.get(f"{base}/") as resp:
+            assert resp.status == 200

@@ -9,12 +9,14 @@ beside the demo makes a key the demo accepts.
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
 import sys
 from typing import Final
 
 from aiohttp import web
 
-from rtrelay.config import Auth, Channel, Settings
+from rtrelay.config import Admin, Auth, Channel, Settings
 from rtrelay.edge.app import RELAY
 from rtrelay.ledger.keys import KeySpec
 
@@ -27,6 +29,8 @@ DEMO_MODELS: Final = (
     "gpt-4o-mini-realtime-preview",
 )
 DEMO_KEY_NAME: Final = "demo"
+DEMO_ADMIN_TOKEN_ENV: Final = "RTRELAY_DEMO_ADMIN_TOKEN"
+"""Holds the admin token the demo makes up when none is set (the relay and its workers read it)."""
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -37,7 +41,11 @@ def demo_settings(settings: Settings) -> Settings:
         models={m: m for m in DEMO_MODELS},
         shapes=("ga", "beta"),
     )
-    return dataclasses.replace(settings, channels=(channel,), auth=Auth(mode="keys"))
+    admin = settings.admin
+    if not os.environ.get(admin.token_env):  # the console and admin API on, with a new token
+        os.environ[DEMO_ADMIN_TOKEN_ENV] = secrets.token_urlsafe(24)
+        admin = Admin(token_env=DEMO_ADMIN_TOKEN_ENV)
+    return dataclasses.replace(settings, channels=(channel,), auth=Auth(mode="keys"), admin=admin)
 
 
 async def print_demo_banner(app: web.Application, address: str) -> None:
@@ -47,7 +55,16 @@ async def print_demo_banner(app: web.Application, address: str) -> None:
         if old.name == DEMO_KEY_NAME and old.revoked_at is None:
             await store.revoke_key(old.id)
     _, secret = await store.create_key(KeySpec(name=DEMO_KEY_NAME))
+    print(_console_line(app[RELAY].settings, f"http://{address}"), file=sys.stdout)
     print(_BANNER.format(address=address, key=secret), file=sys.stdout, flush=True)
+
+
+def _console_line(settings: Settings, base: str) -> str:
+    """Where the console is and, when the demo made the admin token up, that token (once)."""
+    if settings.admin.token_env != DEMO_ADMIN_TOKEN_ENV:
+        return f"\nconsole    {base}/console   (sign in with ${settings.admin.token_env})"
+    token = os.environ[DEMO_ADMIN_TOKEN_ENV]
+    return f"\nconsole    {base}/console   admin token {token}   (shown once; admin API too)"
 
 
 _BANNER: Final = """
