@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-pytest_plugins = ["store_fixtures"]
+pytest_plugins = ["chromium", "store_fixtures"]
 
 SESSION_MARK: Final = "RTRELAY_TEST_SESSION"
 """Set in this process's environment, so every process a test starts inherits it: an orphan

@@ -6,20 +6,16 @@ body of a refused handshake, so these are the cases a relay most often gets wron
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.mock import MockOptions, MockProvider
 from support import RunningRelay, mock_channel_settings, running_relay, serving
-
-CHROMIUM = "/usr/bin/chromium"
 
 PAGE = """<!doctype html><title>rtrelay browser test</title><script>
 window.run = (url, protocols) => new Promise((resolve) => {
@@ -35,35 +31,6 @@ window.run = (url, protocols) => new Promise((resolve) => {
   ws.onclose = (e) => { out.close = {code: e.code, reason: e.reason}; resolve(out); };
 });
 </script>"""
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("RTRELAY_TEST_BROWSER") == "0":
-            pytest.skip("RTRELAY_TEST_BROWSER=0")
-        pytest.fail(f"{CHROMIUM} is missing: scripts/bootstrap --test installs Debian's chromium")
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=chromium_path,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @pytest.fixture

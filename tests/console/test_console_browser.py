@@ -23,26 +23,16 @@ from typing import Any
 import aiohttp
 import pytest
 from console_helpers import ADMIN_TOKEN, Console, console_stack
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from rtrelay.ledger.keys import KeySpec
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 
 PAGE_CHECKS = (Path(__file__).parent / "page_checks.js").read_text()
 """Defines ``rtrelayContrastFailures()`` and ``rtrelayUnlabelled()`` in the page."""
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("RTRELAY_TEST_BROWSER") == "0":
-            pytest.skip("RTRELAY_TEST_BROWSER=0")
-        pytest.fail(f"{CHROMIUM} is missing: scripts/bootstrap --test installs Debian's chromium")
-    return CHROMIUM
 
 
 @pytest.fixture
@@ -67,26 +57,6 @@ class Recorder:
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-
-
-@pytest.fixture
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=chromium_path,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @pytest.fixture

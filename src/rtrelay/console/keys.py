@@ -12,7 +12,7 @@ from aiohttp import web
 
 from rtrelay.console.filters import KeyForm, key_form, key_form_values
 from rtrelay.console.signin import see_other
-from rtrelay.console.state import CONSOLE, page
+from rtrelay.console.state import CONSOLE, error_page, page
 from rtrelay.ledger.exceptions import KeyRevoked
 from rtrelay.ledger.keys import KeyRecord, text_problem
 from rtrelay.ledger.store import resolve_key
@@ -85,13 +85,7 @@ async def _key(request: web.Request) -> KeyRecord | None:
 
 def _no_key(request: web.Request) -> web.Response:
     ref = request.match_info["key"][:60]
-    return page(
-        request,
-        "error.html",
-        "keys",
-        {"title": "No such key", "message": f"No key {ref!r}."},
-        status=404,
-    )
+    return error_page(request, "keys", "No such key", f"No key {ref!r}.", status=404)
 
 
 async def _key_page(
@@ -151,12 +145,7 @@ async def rotate_key(request: web.Request) -> web.Response:
     try:
         rotated, secret = await request.app[CONSOLE].relay.parts.store.rotate_key(record.id)
     except KeyRevoked:
-        return page(
-            request,
-            "error.html",
-            "keys",
-            {"title": "Key revoked", "message": "A revoked key cannot be rotated: make a new one."},
-            status=409,
-        )
+        message = "A revoked key cannot be rotated: make a new one."
+        return error_page(request, "keys", "Key revoked", message, status=409)
     _log.info("key rotated", extra={"event": "console", "key_prefix": rotated.prefix})
     return _secret_page(request, rotated, secret, created=False)

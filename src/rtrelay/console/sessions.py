@@ -14,7 +14,7 @@ from aiohttp import web
 from rtrelay.console.filters import SessionFilter, session_filter
 from rtrelay.console.overview import error_meaning, session_kind
 from rtrelay.console.signin import see_other
-from rtrelay.console.state import CONSOLE, Console, page
+from rtrelay.console.state import CONSOLE, Console, error_page, page
 from rtrelay.errors import EndedByOperator
 from rtrelay.ledger.keys import KeyRecord, text_problem
 from rtrelay.ledger.records import ResponseRecord, SessionRow, UsageRecord
@@ -191,13 +191,8 @@ async def session_page(request: web.Request) -> web.Response:
     run = console.relay.sessions.get(session_id)
     row = await store.session(session_id) if text_problem(session_id) is None else None
     if row is None and run is None:
-        return page(
-            request,
-            "error.html",
-            "sessions",
-            {"title": "No such session", "message": f"No session {session_id[:80]!r}."},
-            status=404,
-        )
+        message = f"No session {session_id[:80]!r}."
+        return error_page(request, "sessions", "No such session", message, status=404)
     usage = await store.session_usage(session_id) if row is not None else []
     live = None if run is None else _live_view(run, console.clock())
     first = None
@@ -227,13 +222,7 @@ async def end_session(request: web.Request) -> web.Response:
             f"Session {session_id[:80]!r} is not live in this relay process: it has ended, "
             "or another worker or relay holds it (open the console on that one)."
         )
-        return page(
-            request,
-            "error.html",
-            "sessions",
-            {"title": "Not live here", "message": message},
-            status=409,
-        )
+        return error_page(request, "sessions", "Not live here", message, status=409)
     run.bridge.stop(EndedByOperator())
     _log.info(
         "session ended by an operator",

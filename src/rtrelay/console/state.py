@@ -19,7 +19,16 @@ from rtrelay.console.templating import render
 if TYPE_CHECKING:
     from rtrelay.edge.relay import Relay
 
-__all__ = ["CONSOLE", "SPEND_TTL", "STATIC_PREFIX", "Console", "page", "set_signin", "signin_of"]
+__all__ = [
+    "CONSOLE",
+    "SPEND_TTL",
+    "STATIC_PREFIX",
+    "Console",
+    "error_page",
+    "page",
+    "set_signin",
+    "signin_of",
+]
 
 STATIC_PREFIX: Final = "/console/static"
 SPEND_TTL: Final = 5.0
@@ -76,3 +85,10 @@ def page(
         {"nav": nav, "csrf": csrf, "static": STATIC_PREFIX, **context},
         status=status,
     )
+
+
+def error_page(
+    request: web.Request, nav: str, title: str, message: str, *, status: int
+) -> web.Response:
+    """A signed-in page that says what went wrong (no such key, not live here...)."""
+    return page(request, "error.html", nav, {"title": title, "message": message}, status=status)
