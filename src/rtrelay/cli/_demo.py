@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import shutil
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 from aiohttp import web
@@ -20,7 +23,7 @@ from rtrelay.config import Admin, Auth, Channel, Settings
 from rtrelay.edge.app import RELAY
 from rtrelay.ledger.keys import KeySpec
 
-__all__ = ["DEMO_MODELS", "demo_settings", "print_demo_banner"]
+__all__ = ["DEMO_MODELS", "demo_banner", "demo_settings", "print_demo_banner", "rtrelay_command"]
 
 DEMO_MODELS: Final = (
     "gpt-realtime",
@@ -48,15 +51,72 @@ def demo_settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, channels=(channel,), auth=Auth(mode="keys"), admin=admin)
 
 
-async def print_demo_banner(app: web.Application, address: str) -> None:
+async def print_demo_banner(app: web.Application, address: str, *, tls: bool = False) -> None:
     """Replace the previous demo key with a new one and print it with ready-to-run snippets."""
     store = app[RELAY].parts.store
     for old in await store.list_keys():
         if old.name == DEMO_KEY_NAME and old.revoked_at is None:
             await store.revoke_key(old.id)
     _, secret = await store.create_key(KeySpec(name=DEMO_KEY_NAME))
-    print(_console_line(app[RELAY].settings, f"http://{address}"), file=sys.stdout)
-    print(_BANNER.format(address=address, key=secret), file=sys.stdout, flush=True)
+    base = f"{'https' if tls else 'http'}://{address}"
+    print(_console_line(app[RELAY].settings, base), file=sys.stdout)
+    print(demo_banner(address, secret, tls=tls), file=sys.stdout, flush=True)
+
+
+def demo_banner(address: str, key: str, *, tls: bool = False, command: str | None = None) -> str:
+    """The banner's text: the endpoint, the key, and snippets that run as printed."""
+    command = command or rtrelay_command()
+    on_path = command == "rtrelay"
+    example = _example_server()
+    return _BANNER.format(
+        address=address,
+        key=key,
+        ws="wss" if tls else "ws",
+        http="https" if tls else "http",
+        rtrelay=command,
+        path_hint="" if on_path else _PATH_HINT.format(bin=Path(command).parent),
+        example=example,
+    )
+
+
+def rtrelay_command(
+    *,
+    executable: str = sys.executable,
+    which: Callable[[str], str | None] = shutil.which,
+    cwd: Path | None = None,
+) -> str:
+    """How the reader can run this very ``rtrelay``: ``rtrelay`` when that name on their
+    PATH is this install, else its path (relative to ``cwd`` when below it).
+
+    ``scripts/demo`` runs ``.venv/bin/rtrelay`` without putting the venv on the PATH, so
+    a bare ``rtrelay`` in the banner would be "command not found" (or another install).
+    """
+    script = Path(executable).with_name("rtrelay")
+    if not script.exists():
+        return "rtrelay"
+    found = which("rtrelay")
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "rtrelay"
+    here = cwd or Path.cwd()
+    try:
+        return str(Path(os.curdir) / script.relative_to(here))
+    except ValueError:
+        return str(script)
+
+
+def _example_server() -> str:
+    """How to start ``examples/browser-token/server.py`` from a checkout (else where it is)."""
+    example = Path(__file__).resolve().parents[3] / "examples" / "browser-token" / "server.py"
+    if not example.exists():  # an installed package: the example lives in the repository
+        return "python3 examples/browser-token/server.py   (in rtrelay's repository)"
+    try:
+        shown = str(Path(os.curdir) / example.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(example)
+    return f"python3 {shown}"
+
+
+_PATH_HINT: Final = "  (rtrelay is not on your PATH: `. {bin}/activate` puts it there)\n"
 
 
 def _console_line(settings: Settings, base: str) -> str:
@@ -70,35 +130,70 @@ def _console_line(settings: Settings, base: str) -> str:
 _BANNER: Final = """
 rtrelay demo: relaying to a simulated provider (no provider key needed)
 
-  endpoint   ws://{address}/v1/realtime?model=gpt-realtime
+  endpoint   {ws}://{address}/v1/realtime?model=gpt-realtime
   demo key   {key}      (shown once; a new one is made at each start)
-  more keys  rtrelay keys create --name NAME   (same directory and config: the same store)
-
-Python (pip install 'openai[realtime]'):
+  try it     {rtrelay} probe {ws}://{address}/v1 --key {key}
+  more keys  {rtrelay} keys create --name NAME   (same directory and config: the same store)
+{path_hint}
+Python, GA shape (pip install 'openai[realtime]'):
 
     import asyncio
     from openai import AsyncOpenAI
+    from websockets.exceptions import InvalidStatus
 
     async def main():
-        client = AsyncOpenAI(api_key="{key}", websocket_base_url="ws://{address}/v1")
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.session.update(session={{"type": "realtime", "output_modalities": ["text"]}})
+        client = AsyncOpenAI(api_key="{key}", websocket_base_url="{ws}://{address}/v1")
+        try:
+            async with client.realtime.connect(model="gpt-realtime") as conn:
+                await conn.session.update(
+                    session={{"type": "realtime", "output_modalities": ["text"]}})
+                await conn.conversation.item.create(item={{"type": "message", "role": "user",
+                    "content": [{{"type": "input_text", "text": "Say hello!"}}]}})
+                await conn.response.create()
+                async for event in conn:
+                    if event.type == "error":
+                        print("error:", event.error.code, event.error.message)
+                    elif event.type == "response.output_text.delta":
+                        print(event.delta, end="", flush=True)
+                    elif event.type == "response.done":
+                        print()
+                        break
+        except InvalidStatus as e:  # refused before the session: rtrelay's JSON says why
+            print("refused:", e.response.status_code, e.response.body.decode())
+
+    asyncio.run(main())
+
+Python, beta shape (clients written for the beta API; the GA snippet's session
+fields are "Unknown parameter" there):
+
+    async def main_beta():
+        client = AsyncOpenAI(api_key="{key}", websocket_base_url="{ws}://{address}/v1")
+        async with client.beta.realtime.connect(model="gpt-realtime") as conn:
+            await conn.session.update(session={{"modalities": ["text"]}})
             await conn.conversation.item.create(item={{"type": "message", "role": "user",
                 "content": [{{"type": "input_text", "text": "Say hello!"}}]}})
             await conn.response.create()
             async for event in conn:
-                print(event.type)
-                if event.type == "response.done":
+                if event.type == "error":
+                    print("error:", event.error.code, event.error.message)
+                elif event.type == "response.text.delta":
+                    print(event.delta, end="", flush=True)
+                elif event.type == "response.done":
+                    print()
                     break
 
-    asyncio.run(main())
+    asyncio.run(main_beta())
 
-Browser (devtools console):
+Browser: the page never holds the rk_ key. Your server mints a short-lived token
+    POST {http}://{address}/v1/realtime/client_secrets   Authorization: Bearer <rk_ key>
+    {{"session": {{"type": "realtime", "model": "gpt-realtime"}}}}   ->  {{"value": "ek_…", …}}
+and the page connects with it:
+    const ws = new WebSocket("{ws}://{address}/v1/realtime?model=gpt-realtime",
+        ["realtime", "openai-insecure-api-key." + token]);
+    ws.onmessage = (e) => {{ const event = JSON.parse(e.data);
+        console.log(event.type === "error" ? event.error.message : event.type); }};
+A page and a 60-line server that do this:
+    RTRELAY_KEY={key} RTRELAY_URL={http}://{address} {example}
 
-    const ws = new WebSocket("ws://{address}/v1/realtime?model=gpt-realtime",
-        ["realtime", "openai-insecure-api-key.{key}"]);
-    ws.onmessage = (e) => console.log(JSON.parse(e.data).type);
-
-Or try it from a terminal:  rtrelay probe ws://{address}/v1/realtime --key {key}
 Ctrl-C stops the relay (live sessions get a drain window first).
 """

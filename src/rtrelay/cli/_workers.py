@@ -17,6 +17,10 @@ nobody left to stop it, drain it or restart the others.
 - **Every exit path of the master stops every worker** (SIGTERM, SIGINT, an
   exception): each gets SIGTERM and drains; whoever is still alive after the drain
   window plus ``STOP_MARGIN`` is killed. A second SIGTERM/SIGINT kills at once.
+- **SIGHUP is passed on** to every worker, which reloads its TLS certificate. Only to
+  a worker that has said it is *armed* (it ignores SIGHUP from its first line on):
+  before that, SIGHUP's default action would kill it, and it has not read the
+  certificate yet anyway, so it will read the new files when it does.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from dataclasses import dataclass
 from multiprocessing import connection
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
 from rtrelay import config
 from rtrelay.log import configure_logging, edge_log
@@ -79,17 +83,23 @@ class _Slot:
     started: float = 0.0
     quick_deaths: int = 0
     restart_at: float | None = None
+    armed: Any = None
+    """The worker's ``multiprocessing.Event``, set once a SIGHUP can no longer kill it."""
 
 
 class _Signals:
-    """SIGTERM/SIGINT recorded and turned into a readable pipe the master can wait on."""
+    """SIGTERM/SIGINT (stop) and SIGHUP (reload) recorded and turned into a readable pipe
+    the master can wait on."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
+        self.reloads = 0
+        """SIGHUPs not yet passed on to the workers."""
         self._r, self._w = os.pipe()
         os.set_blocking(self._w, False)
         self._previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+            sig: signal.signal(sig, self._on_signal)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
 
     @property
@@ -97,7 +107,10 @@ class _Signals:
         return self._r
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self.received.append(signum)
+        if signum == signal.SIGHUP:
+            self.reloads += 1
+        else:
+            self.received.append(signum)
         with contextlib.suppress(BlockingIOError):
             os.write(self._w, b"\0")
 
@@ -127,9 +140,10 @@ def supervise(settings: config.Settings, run: WorkerRun, *, demo: bool = False) 
     signals = _Signals()
 
     def start(slot: _Slot, *, banner: bool) -> None:
+        slot.armed = ctx.Event()
         slot.process = ctx.Process(
             target=_worker,
-            args=(run, settings),
+            args=(run, settings, slot.armed),
             kwargs={"demo": banner},
             name=f"rtrelay-worker-{slot.index}",
         )
@@ -159,6 +173,9 @@ def supervise(settings: config.Settings, run: WorkerRun, *, demo: bool = False) 
             signals.drain_pipe()
             if signals.received:
                 break
+            if signals.reloads:
+                signals.reloads = 0
+                _pass_reload_on(slots)
             for slot in slots:
                 if slot.process is None or slot.process.is_alive():
                     continue
@@ -172,6 +189,19 @@ def supervise(settings: config.Settings, run: WorkerRun, *, demo: bool = False) 
     finally:
         _stop_all(slots, signals, settings.timeouts.drain)
         signals.close()
+
+
+def _pass_reload_on(slots: list[_Slot]) -> None:
+    """SIGHUP to every armed worker (see the module docstring)."""
+    told = []
+    for slot in slots:
+        process = slot.process
+        if process is None or process.pid is None or not slot.armed.is_set():
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGHUP)
+            told.append(process.pid)
+    edge_log.info("SIGHUP passed on to the workers", extra={"event": "sighup", "pids": told})
 
 
 def _schedule_restart(slot: _Slot, settings: config.Settings) -> bool:
@@ -239,8 +269,10 @@ def _pid(slot: _Slot) -> int | None:
     return None if slot.process is None else slot.process.pid
 
 
-def _worker(run: WorkerRun, settings: config.Settings, *, demo: bool) -> None:
-    """A worker's entry point: watch the master, then serve."""
+def _worker(run: WorkerRun, settings: config.Settings, armed: Any, *, demo: bool) -> None:
+    """A worker's entry point: survive SIGHUP, watch the master, then serve."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # serve() installs the reload
+    armed.set()
     configure_logging(settings.logging.level, settings.logging.format)
     _watch_master()
     raise SystemExit(run(settings, demo=demo))

@@ -18,7 +18,9 @@ from rtrelay.cli._demo import demo_settings, print_demo_banner
 from rtrelay.cli.db import store_label
 from rtrelay.edge.app import RELAY, create_app
 from rtrelay.edge.server import Protections, listen
+from rtrelay.edge.tls import ServerTLS, server_tls
 from rtrelay.log import configure_logging, edge_log
+from rtrelay.route.upstream import channel_tls
 
 __all__ = ["register", "serve"]
 
@@ -38,6 +40,11 @@ def register(subparsers: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    # SIGHUP reloads the TLS certificate (serve(), or the master passing it on): until one
+    # of them handles it, it must not end the process. The certificate is read after the
+    # handler is in place, so none is missed. (A spawned worker starts with SIGHUP's
+    # default action again: _workers.py covers that.)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         settings = config.load(args.config, os.environ)
     except config.ConfigError as exc:
@@ -56,12 +63,16 @@ def _main(args: argparse.Namespace) -> int:
     if not settings.channels:
         print("rtrelay: no channels configured (try --demo)", file=sys.stderr)
         return 2
-    try:  # before any worker starts: a missing provider key must not become clients' 401s
+    configure_logging(settings.logging.level, settings.logging.format)
+    try:  # before any worker starts: a missing provider key must not become clients' 401s,
+        # nor a bad certificate file a worker that dies at each restart
         config.channel_credentials(settings.channels, os.environ)
+        for channel in settings.channels:
+            channel_tls(channel)
+        server_tls(settings.server)
     except config.ConfigError as exc:
         print(f"rtrelay: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.logging.level, settings.logging.format)
     edge_log.info("store: %s", store_label(settings.store.url), extra={"event": "store"})
     if settings.server.workers == 1:
         return _run(settings, demo=args.demo)
@@ -89,7 +100,22 @@ def _run(settings: config.Settings, *, demo: bool = False) -> int:
 
 
 async def serve(settings: config.Settings, *, demo: bool = False) -> None:
-    """Serve until SIGTERM/SIGINT, then drain: refuse new sessions, let live ones finish."""
+    """Serve until SIGTERM/SIGINT, then drain: refuse new sessions, let live ones finish.
+
+    SIGHUP reloads the TLS certificate (``[server] tls_cert``) for new connections; live
+    sessions keep theirs.
+    """
+    loop = asyncio.get_running_loop()
+    tls: ServerTLS | None = None
+
+    def reload_tls() -> None:
+        if tls is not None:
+            tls.reload()
+        else:
+            edge_log.info("SIGHUP: no TLS certificate to reload", extra={"event": "sighup"})
+
+    loop.add_signal_handler(signal.SIGHUP, reload_tls)  # before the files are first read
+    tls = server_tls(settings.server)
     app = await create_app(settings)
     runner = await listen(
         app,
@@ -98,17 +124,25 @@ async def serve(settings: config.Settings, *, demo: bool = False) -> None:
         protections=Protections.from_settings(settings, app[RELAY].metrics),
         reuse_port=settings.server.workers > 1,
         shutdown_timeout=5.0,
+        ssl_context=None if tls is None else tls.context,
     )
     # Start-up leaves ~10^5 long-lived objects (aiohttp, SQLAlchemy, the app) that every
     # full collection would walk again: 80-110 ms pauses that were the relay's p99.
     gc.collect()
     gc.freeze()
     host, port = runner.addresses[0][:2]
-    edge_log.info("listening", extra={"event": "listening", "url": f"http://{host}:{port}"})
+    scheme = "http" if tls is None else "https"
+    edge_log.info(
+        "listening",
+        extra={
+            "event": "listening",
+            "url": f"{scheme}://{host}:{port}",
+            **({} if tls is None else {"cert": tls.cert, "sha256": tls.fingerprint}),
+        },
+    )
     if demo:
-        await print_demo_banner(app, f"{host}:{port}")
+        await print_demo_banner(app, f"{host}:{port}", tls=tls is not None)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:

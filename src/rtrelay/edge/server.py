@@ -25,6 +25,11 @@ included) and logs it at ERROR. ``listen`` serves an app whose connections inste
 
 Each early close is counted in ``rtrelay_pre_upgrade_closed_total{reason}`` and
 logged, at most one line per reason a second (a burst is summed into the next).
+
+With an ``ssl_context`` (``[server] tls_cert``: https:// and wss://, see ``edge/tls.py``)
+the handler only sees a connection once its TLS handshake is done, so the handshake
+gets its own deadline, ``timeouts.request`` again (asyncio's default is 60 s), and is
+not counted against the cap while it runs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import Counter
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -99,8 +105,13 @@ async def listen(
     protections: Protections,
     reuse_port: bool = False,
     shutdown_timeout: float = 60.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> EdgeRunner:
-    """Serve ``app`` on ``host:port`` with ``protections``; ``runner.cleanup()`` stops it."""
+    """Serve ``app`` on ``host:port`` with ``protections``; ``runner.cleanup()`` stops it.
+
+    ``ssl_context``: serve TLS (https://, wss://) with it; it stays the live context, so
+    certificates loaded into it later apply to new connections (``edge/tls.py``).
+    """
     runner = EdgeRunner(
         app,
         protections,
@@ -111,11 +122,50 @@ async def listen(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+        site = _EdgeSite(
+            runner,
+            host,
+            port,
+            reuse_port=reuse_port or None,
+            ssl_context=ssl_context,
+            ssl_handshake_timeout=protections.request_timeout,
+        )
+        await site.start()
     except BaseException:
         await runner.cleanup()
         raise
     return runner
+
+
+class _EdgeSite(web.TCPSite):
+    """``TCPSite``, with a deadline on the TLS handshake (aiohttp leaves asyncio's 60 s)."""
+
+    __slots__ = ("_handshake_timeout",)
+
+    def __init__(
+        self, *args: Any, ssl_handshake_timeout: float | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._handshake_timeout = ssl_handshake_timeout
+
+    async def start(self) -> None:
+        if self._ssl_context is None or self._handshake_timeout is None:
+            await super().start()
+            return
+        await web.BaseSite.start(self)  # registers the site with the runner
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            ssl_handshake_timeout=self._handshake_timeout,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1]
 
 
 class EdgeRunner(web.AppRunner):

@@ -122,6 +122,7 @@ class Dialer:
                 return await self._session.ws_connect(
                     request.url,
                     headers=request.headers,
+                    ssl=True if request.tls is None else request.tls,
                     autoclose=False,
                     autoping=True,
                     heartbeat=self._heartbeat,
@@ -144,5 +145,9 @@ class Dialer:
                 body=refusal.body if refusal else b"",
                 retry_after=refusal.retry_after if refusal else None,
             ) from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # Said in words: the operator's fix is a channel's ca_file, or the provider's chain.
+            why = getattr(exc.certificate_error, "verify_message", None) or "rejected"
+            raise DialFailure(FailureKind.CONNECT, f"TLS certificate: {why}") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise DialFailure(FailureKind.CONNECT, type(exc).__name__) from exc

@@ -4,14 +4,18 @@ Provider URL forms are protocol.md §1. The provider key is read once, at start-
 (``config.channel_credentials``), into the ``Upstream`` the router holds for the
 channel; from there it goes only into the upstream request's headers, and an empty
 one is never sent. Nothing reads the environment on a dial.
+
+A channel's ``ca_file`` (a provider behind a private CA) is likewise read once, into
+the TLS context every dial of that channel verifies the provider with.
 """
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
-from rtrelay.config import Channel
+from rtrelay.config import Channel, ConfigError
 from rtrelay.wire import (
     AZURE_PREVIEW_PATH,
     AZURE_V1_PATH,
@@ -20,13 +24,15 @@ from rtrelay.wire import (
     REALTIME_PATH_SUFFIX,
 )
 
-__all__ = ["Upstream", "UpstreamRequest"]
+__all__ = ["Upstream", "UpstreamRequest", "channel_tls"]
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     url: str
     headers: dict[str, str]
+    tls: ssl.SSLContext | None = None
+    """How to verify a wss:// upstream; ``None``: the system's CAs."""
 
     def __repr__(self) -> str:  # headers carry the provider key
         return f"UpstreamRequest(url={self.url!r})"
@@ -42,6 +48,11 @@ class Upstream:
 
     channel: Channel
     secret: str | None = field(default=None, repr=False)
+    tls: ssl.SSLContext | None = field(init=False, repr=False)
+    """The channel's ``ca_file`` loaded (``channel_tls``); ``None``: the system's CAs."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tls", channel_tls(self.channel))
 
     def request(self, public_model: str, *, beta: bool, request_id: str) -> UpstreamRequest:
         """The URL and headers of one dial for ``public_model``."""
@@ -78,4 +89,22 @@ class Upstream:
             url = f"{base}{REALTIME_PATH_SUFFIX}?{urlencode({'model': upstream_model})}"
             if secret is not None:
                 headers["Authorization"] = f"Bearer {secret}"
-        return UpstreamRequest(url=url, headers=headers)
+        return UpstreamRequest(url=url, headers=headers, tls=self.tls)
+
+
+def channel_tls(channel: Channel) -> ssl.SSLContext | None:
+    """A context trusting only ``channel.ca_file``'s CAs, or ``None`` when it names none.
+
+    Raises:
+        ConfigError: the file cannot be read or holds no CA certificate.
+    """
+    if channel.ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=channel.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"channel {channel.name!r}: ca_file {channel.ca_file}: cannot load CA certificates "
+            f"from it ({reason})"
+        ) from exc
