@@ -170,8 +170,8 @@ def test_oversized_model_is_refused_at_mint_time(signer: TokenSigner) -> None:
 def test_ga_request_defaults() -> None:
     request = parse_client_secret_request(None)
     assert request.seconds == DEFAULT_TOKEN_SECONDS == 600
-    assert request.session == {"type": "realtime"}
-    assert request.model is None
+    assert request.session == {"type": "realtime", "model": "gpt-realtime"}
+    assert request.model == "gpt-realtime"  # OpenAI's default; the token is bound to it
     assert request.expires_at(NOW + 0.9) == int(NOW) + 600
 
 
@@ -229,7 +229,7 @@ def test_beta_request_is_the_session_itself_with_a_fixed_minute() -> None:
     assert request.seconds == BETA_TOKEN_SECONDS == 60
     assert request.model == "gpt-4o-realtime-preview"
     assert request.session == body
-    assert parse_beta_session_request(None).session == {}
+    assert parse_beta_session_request(None).session == {"model": "gpt-realtime"}
 
 
 @pytest.mark.parametrize(("body", "param"), [([1], None), ({"model": ["a"]}, "model")])

@@ -28,6 +28,7 @@ from typing import Any, Final
 import orjson
 
 from rtrelay.errors import InvalidRequest
+from rtrelay.wire import DEFAULT_MODEL
 
 __all__ = [
     "BETA_TOKEN_SECONDS",
@@ -178,7 +179,9 @@ def parse_client_secret_request(body: object) -> ClientSecretRequest:
     """Validate a GA ``POST /v1/realtime/client_secrets`` body (``None`` = empty body).
 
     Shape: ``{expires_after?: {anchor?: "created_at", seconds?: 10..7200}, session?: {type,
-    model?, …}}``; the session defaults to ``{"type": "realtime"}``.
+    model?, …}}``; the session defaults to ``{"type": "realtime"}``. A realtime session's
+    model defaults to ``gpt-realtime``, as OpenAI's does: the token is bound to it (a
+    transcription session names its model inside ``audio.input.transcription``).
 
     Raises:
         InvalidRequest: a field is unknown, of the wrong type or out of range.
@@ -209,23 +212,26 @@ def parse_client_secret_request(body: object) -> ClientSecretRequest:
             "Supported values are: 'realtime' and 'transcription'.",
             param="session.type",
         )
-    return ClientSecretRequest(
-        seconds=seconds, model=_model(session, "session.model"), session=session
-    )
+    model = _model(session, "session.model")
+    if model is None and kind == "realtime":
+        model = session["model"] = DEFAULT_MODEL
+    return ClientSecretRequest(seconds=seconds, model=model, session=session)
 
 
 def parse_beta_session_request(body: object) -> ClientSecretRequest:
     """Validate a beta ``POST /v1/realtime/sessions`` body: the session object itself.
 
-    The lifetime is fixed at 60 s, as OpenAI's beta endpoint had it.
+    The lifetime is fixed at 60 s, as OpenAI's beta endpoint had it; the model defaults
+    to ``gpt-realtime`` (the token is bound to it).
 
     Raises:
         InvalidRequest: the body is not an object, or ``model`` is not a string.
     """
     session = dict(_object(body, None))
-    return ClientSecretRequest(
-        seconds=BETA_TOKEN_SECONDS, model=_model(session, "model"), session=session
-    )
+    model = _model(session, "model")
+    if model is None:
+        model = session["model"] = DEFAULT_MODEL
+    return ClientSecretRequest(seconds=BETA_TOKEN_SECONDS, model=model, session=session)
 
 
 def _object(value: object, param: str | None) -> Mapping[str, Any]:
