@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from rtrelay.probe._meanings import (
     close_meaning,
@@ -24,13 +24,14 @@ from rtrelay.probe._observations import (
     DnsObservation,
     ErrorInfo,
     Observations,
+    PathCheck,
     SessionObservation,
     TcpObservation,
     TlsObservation,
     UpgradeObservation,
 )
 from rtrelay.probe._target import Target
-from rtrelay.wire import KEY_SUBPROTOCOL_PREFIX, REALTIME_SUBPROTOCOL
+from rtrelay.wire import KEY_SUBPROTOCOL_PREFIX, REALTIME_PATH_SUFFIX, REALTIME_SUBPROTOCOL
 
 __all__ = ["ExitCode", "Explanation", "Mark", "Step", "explain"]
 
@@ -96,9 +97,9 @@ def explain(target: Target, obs: Observations) -> Explanation:
         return _done(steps, f"TLS failed: {_tls_problem(obs.tls)}", ExitCode.TLS)
     if obs.upgrade is None:
         return _done(steps, "the probe stopped before the HTTP upgrade", ExitCode.HTTP)
-    steps.append(_upgrade(target, obs.upgrade))
+    steps.append(_upgrade(target, obs.upgrade, obs.paths))
     if not obs.upgrade.upgraded:
-        return _done(steps, _refusal_verdict(obs.upgrade), ExitCode.HTTP)
+        return _done(steps, _refusal_verdict(obs.upgrade, obs.paths), ExitCode.HTTP)
     protocol_step, refused_by = _subprotocol(target, obs.upgrade.echoed_protocol)
     if protocol_step is not None:
         steps.append(protocol_step)
@@ -242,7 +243,7 @@ def _error_details(error: ErrorInfo) -> list[str]:
     return lines
 
 
-def _upgrade(target: Target, up: UpgradeObservation) -> Step:
+def _upgrade(target: Target, up: UpgradeObservation, paths: PathCheck | None = None) -> Step:
     rid = f" (X-Request-Id: {up.request_id})" if up.request_id else ""
     if up.failure is not None:
         return Step(name="HTTP upgrade", mark="fail", text=f"{up.failure}{rid}")
@@ -253,11 +254,29 @@ def _upgrade(target: Target, up: UpgradeObservation) -> Step:
             text=f"101 Switching Protocols in {_ms(up.elapsed_ms)}{rid}",
         )
     status = up.status or 0
-    details: list[str] = [f"HTTP {status}: {status_meaning(status)}"]
+    if status == 404 and up.error is None:
+        details: list[str] = [
+            "HTTP 404: Not Found: nothing is served at this path (rtrelay's own 404, "
+            "model_not_found, comes with a JSON error)"
+        ]
+    else:
+        details = [f"HTTP {status}: {status_meaning(status)}"]
     if up.error is not None:
         details.extend(_error_details(up.error))
+        if target.mode == "server":
+            details.append(_SDK_BODY_HINT)
     elif up.body:
         details.append(f"body: {up.body[:300]}")
+    if paths is not None and paths.found is not None:
+        details.append(
+            f"this server answers as a Realtime endpoint at {paths.found}: use that URL, "
+            f"or {_base_url(paths.found)} as an SDK's base URL"
+        )
+    elif paths is not None and paths.tried:
+        details.append(
+            f"nor does it answer at {', '.join(paths.tried)}: is this the relay's host and "
+            "port? rtrelay serves the Realtime API at /v1/realtime"
+        )
     retry = up.headers.get("Retry-After")
     if retry:
         details.append(f"retry after {retry} s (Retry-After)")
@@ -279,10 +298,27 @@ def _upgrade(target: Target, up: UpgradeObservation) -> Step:
     )
 
 
-def _refusal_verdict(up: UpgradeObservation) -> str:
+_SDK_BODY_HINT: Final = (
+    "an SDK may show only the status (InvalidStatus: HTTP …): with the openai Python SDK "
+    "read this JSON from the exception, e.response.body; with the Node SDK, from "
+    "rt.socket.on('unexpected-response', (req, res) => …)"
+)
+
+
+def _base_url(endpoint: str) -> str:
+    """The base URL an SDK takes for ``endpoint`` (it appends ``/realtime`` itself)."""
+    return endpoint.removesuffix(REALTIME_PATH_SUFFIX)
+
+
+def _refusal_verdict(up: UpgradeObservation, paths: PathCheck | None = None) -> str:
     if up.failure is not None:
         return f"no WebSocket answer: {up.failure}"
     text = f"the server refused the WebSocket upgrade with HTTP {up.status}"
+    if paths is not None and paths.found is not None:
+        return (
+            f"{text}: nothing is served at this path; the Realtime endpoint is {paths.found} "
+            f"(rtrelay probe {_base_url(paths.found)})"
+        )
     if up.error is not None and up.error.code:
         text += f" ({up.error.code})"
         advice = error_advice(up.error.code)

@@ -16,6 +16,7 @@ __all__ = [
     "DnsObservation",
     "ErrorInfo",
     "Observations",
+    "PathCheck",
     "SessionObservation",
     "TcpAttempt",
     "TcpObservation",
@@ -137,6 +138,17 @@ class SessionObservation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PathCheck:
+    """After a 404 without an error body: the usual Realtime paths asked on the same server
+    with a plain GET (no key, no upgrade), and the first that answered like a WebSocket
+    endpoint (426 Upgrade Required, or an OpenAI-style JSON error that is not a 404)."""
+
+    tried: tuple[str, ...] = ()
+    found: str | None = None
+    """The ws(s):// URL of that endpoint (no query)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Observations:
     """Everything one probe run saw, step by step; a later step is ``None`` if not reached."""
 
@@ -145,3 +157,5 @@ class Observations:
     tls: TlsObservation | None = None
     upgrade: UpgradeObservation | None = None
     session: SessionObservation | None = None
+    paths: PathCheck | None = None
+    """Only when the upgrade got a 404 that is not a JSON error (a wrong path)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from rtrelay.probe._explain import ExitCode, Explanation, explain
 from rtrelay.probe._network import observe_dns, observe_tcp_tls
 from rtrelay.probe._observations import Observations
+from rtrelay.probe._paths import observe_paths
 from rtrelay.probe._render import render_json, render_text
 from rtrelay.probe._target import ProbeUsageError, Target, plan
 from rtrelay.probe._websocket import observe_websocket
@@ -93,6 +94,9 @@ async def probe(
                 request, ssl_context=context, timeout=timeout, events=events, quiet=quiet
             )
             observations = dataclasses.replace(observations, upgrade=upgrade, session=session)
+            if upgrade.status == 404 and upgrade.error is None and upgrade.failure is None:
+                paths = await observe_paths(request.url, ssl_context=context, timeout=timeout)
+                observations = dataclasses.replace(observations, paths=paths)
     return ProbeReport(
         target=target, observations=observations, explanation=explain(target, observations)
     )
