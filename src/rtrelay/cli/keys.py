@@ -1,7 +1,9 @@
 """``rtrelay keys create|list|revoke|rotate``: manage the keys clients connect with.
 
 A secret is printed once, by ``create`` and ``rotate``, and never again: the
-store keeps only its hash. Listings show the prefix (``rk_abcd1234``).
+store keeps only its hash. Listings show the key's prefix, the 8 characters after
+``rk_`` in its secret (``abcd1234`` for ``rk_abcd1234_…``), spelt as the JSON, the admin
+API, the logs and the ledger spell it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from rtrelay.cli.db import add_config_argument, announce_store, store_url
 from rtrelay.config import ConfigError
 from rtrelay.ledger.exceptions import StoreError
 from rtrelay.ledger.keys import (
-    SECRET_PREFIX,
     KeyRecord,
     KeySpec,
     budget_problem,
@@ -130,7 +131,7 @@ async def _list(store: Store, args: argparse.Namespace) -> None:
     rows = [
         [
             r.id,
-            SECRET_PREFIX + r.prefix,
+            r.prefix,
             r.name,
             r.inactive_reason(now) or "active",
             "any" if r.models is None else ",".join(r.models),
@@ -158,7 +159,7 @@ async def _revoke(store: Store, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(key_view(record, now=datetime.now(UTC))))
         return
-    print(f"Revoked key {record.id} ({record.name!r}, {SECRET_PREFIX}{record.prefix}).")
+    print(f"Revoked key {record.id} ({record.name!r}, prefix {record.prefix}).")
 
 
 async def _rotate(store: Store, args: argparse.Namespace) -> None:
@@ -170,7 +171,7 @@ def _print_secret(record: KeyRecord, secret: str, args: argparse.Namespace, *, v
     if args.json:
         print(json.dumps({**key_view(record, now=datetime.now(UTC)), "secret": secret}))
         return
-    print(f"{verb} key {record.id} ({record.name!r}, prefix {SECRET_PREFIX}{record.prefix}).")
+    print(f"{verb} key {record.id} ({record.name!r}, prefix {record.prefix}).")
     print()
     print(f"    {secret}")
     print()

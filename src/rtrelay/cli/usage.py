@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -63,4 +65,12 @@ async def _report(args: argparse.Namespace) -> str:
         rows = await store.usage(key_id=key_id, since=since, until=until, by=args.by)
     finally:
         await store.close()
-    return render_usage(rows, args.format, by=args.by)
+    return render_usage(rows, args.format, by=args.by, width=terminal_width())
+
+
+def terminal_width() -> int | None:
+    """The width a table must fit: the terminal's (or ``COLUMNS``), ``None`` when stdout
+    is a file or a pipe and no ``COLUMNS`` is set (a program reads every column)."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
