@@ -148,7 +148,23 @@ def summary_line(doc: dict[str, Any]) -> str:
             if r[key] is not None
         )
         parts.append(f"rtrelay vs {other}: {shown}")
-    return "Summary: " + ("; ".join(parts) if parts else "no relay to compare")
+    return "Summary: " + ("; ".join(parts) if parts else _against_direct(_main_run(doc)))
+
+
+def _against_direct(run: dict[str, Figures]) -> str:
+    """With no other relay in the run, what rtrelay costs over dialing the provider direct."""
+    ours = run.get("rtrelay")
+    if ours is None or "direct" not in run:
+        return "no relay to compare"
+    added = ours.get("added_per_frame_ms") or {}
+    shown = [
+        f"rtrelay adds {_fmt(added.get('p50'), 3)} ms per frame at p50 and "
+        f"{_fmt(added.get('p99'), 3)} ms at p99 over direct",
+        f"{_fmt(_get(ours, 'added_handshake_ms', 'p50'), 1)} ms to the handshake (p50)",
+        f"{_fmt(ours.get('cpu_us_per_frame'), 1)} µs of CPU per frame",
+        f"{_fmt(ours.get('sessions_failed'), 0)} failed sessions",
+    ]
+    return ", ".join(shown) + " (--targets direct,rtrelay,nginx adds a relay to compare with)"
 
 
 def _capacity_ratio(doc: dict[str, Any], other: str) -> tuple[str | None, bool | None]:
