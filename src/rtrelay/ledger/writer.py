@@ -119,21 +119,18 @@ class RecordKind:
     out together when they queue up back to back.
     """
 
-    name: str
     write: Callable[[LedgerStore, list[Any]], Awaitable[object]]
     batches: bool = True
 
 
-_USAGE: Final = RecordKind("usage", lambda store, run: store.record_usage(run))
+_USAGE: Final = RecordKind(lambda store, run: store.record_usage(run))
 
 KINDS: Final[Mapping[type, RecordKind]] = {
-    SessionStart: RecordKind("session_start", lambda store, run: store.open_sessions(run)),
+    SessionStart: RecordKind(lambda store, run: store.open_sessions(run)),
     ResponseRecord: _USAGE,  # a response and a transcription are usage rows alike
     TranscriptionRecord: _USAGE,
-    SessionEnd: RecordKind(
-        "session_end", lambda store, run: store.close_session(run[0]), batches=False
-    ),
-    Refusal: RecordKind("refusal", lambda store, run: store.record_refusals(run)),
+    SessionEnd: RecordKind(lambda store, run: store.close_session(run[0]), batches=False),
+    Refusal: RecordKind(lambda store, run: store.record_refusals(run)),
 }
 """The one dispatch on record type: every kind in ``records.Record`` has its row here."""
 
