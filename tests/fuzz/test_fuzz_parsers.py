@@ -68,8 +68,13 @@ def test_parse_hello_never_fails_and_never_echoes_a_secret(
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40))
+def test_a_key_after_the_subprotocol_prefix_is_read_without_spaces() -> None:
+    headers = CIMultiDict({"Sec-WebSocket-Protocol": f"realtime, {KEY_PROTOCOL_PREFIX} rk_1 "})
+    assert parse_hello(headers, {}, request_id="req_1").credential == "rk_1"
+
+
 def test_a_key_offered_as_a_subprotocol_is_read_exactly(key: str) -> None:
-    key = key.strip().replace(",", "")
+    key = key.replace(",", "").strip()
     if not key or key in ("null", "undefined"):
         return
     headers = CIMultiDict({"Sec-WebSocket-Protocol": f"realtime, {KEY_SUBPROTOCOL_PREFIX}{key}"})

@@ -100,7 +100,7 @@ def _credential(headers: Mapping[str, str], offered: tuple[str, ...]) -> str | N
         return api_key
     for protocol in offered:
         if protocol.startswith(KEY_SUBPROTOCOL_PREFIX):
-            key = protocol[len(KEY_SUBPROTOCOL_PREFIX) :]
+            key = protocol[len(KEY_SUBPROTOCOL_PREFIX) :].strip()
             if key not in NO_KEY:
                 return key
     return None
