@@ -11,6 +11,7 @@ from typing import Any
 
 from rtrelay import __version__
 from rtrelay.ledger.keys import MAX_BUDGET_USD, MAX_COUNT, MAX_NAMES, MAX_TEXT
+from rtrelay.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["openapi_document"]
 
@@ -107,20 +108,7 @@ def openapi_document() -> dict[str, Any]:
         "name": _NULLABLE_STR,
         **{
             f: {"type": "integer"}
-            for f in (
-                "input_text",
-                "input_audio",
-                "input_image",
-                "cached_text",
-                "cached_audio",
-                "cached_image",
-                "output_text",
-                "output_audio",
-                "responses",
-                "transcriptions",
-                "unpriced",
-                "sessions",
-            )
+            for f in (*TOKEN_COLUMNS, "responses", "transcriptions", "unpriced", "sessions")
         },
         "transcription_seconds": {"type": "string"},
         "cost_usd": _MONEY,
