@@ -120,9 +120,9 @@ async def test_every_store_command_says_which_store_on_stderr(tmp_path: Path) ->
     ):
         if argv[:2] == ("keys", "rotate"):
             _, listed, _ = await rtrelay("keys", "list", cwd=tmp_path, env=env)
-            prefix = re.search(r"rk_[a-z0-9]{8}\b", listed)
+            prefix = re.search(r"^key_\w+\s+([a-z0-9]{8})\s", listed, re.MULTILINE)
             assert prefix is not None
-            argv = (*argv[:-1], prefix.group())
+            argv = (*argv[:-1], prefix.group(1))
         code, out, err = await rtrelay(*argv, cwd=tmp_path, env=env)
         assert code == 0, (argv, err)
         assert expected in err.splitlines(), (argv, err)

@@ -97,11 +97,11 @@ def rtrelay_command(
     found = which("rtrelay")
     if found is not None and Path(found).resolve() == script.resolve():
         return "rtrelay"
-    here = cwd or Path.cwd()
     try:
-        return str(Path(os.curdir) / script.relative_to(here))
+        shown = script.relative_to(cwd or Path.cwd())
     except ValueError:
         return str(script)
+    return str(shown) if len(shown.parts) > 1 else f"./{shown}"  # a bare name means PATH
 
 
 def _example_server() -> str:
@@ -110,7 +110,7 @@ def _example_server() -> str:
     if not example.exists():  # an installed package: the example lives in the repository
         return "python3 examples/browser-token/server.py   (in rtrelay's repository)"
     try:
-        shown = str(Path(os.curdir) / example.relative_to(Path.cwd()))
+        shown = str(example.relative_to(Path.cwd()))
     except ValueError:
         shown = str(example)
     return f"python3 {shown}"
@@ -165,6 +165,9 @@ Python, GA shape (pip install 'openai[realtime]'):
 
 Python, beta shape (clients written for the beta API; the GA snippet's session
 fields are "Unknown parameter" there):
+
+    import asyncio
+    from openai import AsyncOpenAI
 
     async def main_beta():
         client = AsyncOpenAI(api_key="{key}", websocket_base_url="{ws}://{address}/v1")
