@@ -382,3 +382,20 @@ async def test_accept_with_an_invalid_session_is_400_and_the_call_hears_nothing(
     client.send({"type": "response.create"})
     await client.next_event("response.done")
     assert "error" not in client.types()
+
+
+async def test_sideband_with_a_bad_key_gets_invalid_api_key_and_close_3000(
+    http: aiohttp.ClientSession, client: RtcClient
+) -> None:
+    options = MockOptions(realtime_pacing=0, api_keys=frozenset({"sk-good-key-1234"}))
+    async with MockProvider(options) as provider:
+        await client.start(http, provider.calls_url, api_key="sk-good-key-1234")
+        path = f"/realtime?call_id={client.call_id}"
+        headers = {"Authorization": "Bearer sk-wrong-key-5678"}
+        ws = await open_session(http, provider, path, headers=headers)
+        error = await next_event(ws)
+        assert error["error"]["code"] == "invalid_api_key"
+        message = await ws.receive(timeout=5)
+        assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 3000)
+        assert provider.calls[0].sidebands == 0
+        await client.close()

@@ -235,6 +235,8 @@ class Call:
         except Exception as exc:
             # aiortc reports a bad offer with assorted exceptions (ValueError from its SDP
             # parser, InvalidAccessError, InternalError...): all are the offer's fault here.
+            for task in self._tasks:  # a remote track may already have started a reader
+                await cancel_and_wait(task)
             await pc.close()
             self._track.stop()
             raise ValueError(f"The SDP offer could not be applied: {exc}") from exc
