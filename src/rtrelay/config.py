@@ -115,6 +115,9 @@ class Timeouts:
     """The whole HTTP request (head and body) must arrive this long after the connection
     opens (kept alive: after the next request's first byte); 408 if part of it came, a
     silent close if not."""
+    sideband_attach: float = 5.0
+    """A WebRTC call's metering sideband must be attached this long after the provider
+    answers the offer, or the call is hung up (no call runs unmetered)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -126,6 +129,7 @@ class Timeouts:
             "slow_consumer",
             "drain",
             "request",
+            "sideband_attach",
         ):
             value = getattr(self, name)
             if value is not None and value <= 0:

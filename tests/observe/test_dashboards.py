@@ -12,7 +12,7 @@ import json
 import re
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from rtc_helpers import RtcClient
+from rtrelay.edge.app import CALLS
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.mock import MockOptions, MockProvider
+from rtrelay.wire import CALLS_PATH
 from support import read_error_and_close, running_relay, settings_for, upgrade_headers
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -334,6 +337,17 @@ async def scrape_after_every_kind_of_session() -> Exposition:
                 url = relay.realtime(model)
                 async with http.get(url, headers=upgrade_headers(**headers)) as resp:
                     assert resp.status == status, model
+            # a WebRTC call (active calls, sideband attach latency), then one whose
+            # sideband the provider refuses (an attach failure: the call is hung up)
+            async with RtcClient() as peer:
+                await peer.start(http, relay.url + CALLS_PATH, api_key=key, model="gpt-realtime")
+            sim.options = replace(sim.options, refuse_sideband_status=503)
+            async with RtcClient() as peer:
+                await peer.call(http, relay.url + CALLS_PATH, api_key=key, model="gpt-realtime")
+                assert peer.status == 502, peer.body
+            async with asyncio.timeout(10):
+                while relay.app[CALLS].calls:
+                    await asyncio.sleep(0.01)
             async with asyncio.timeout(10):
                 while relay.relay.sessions:  # settled: durations, closes, usage
                     await asyncio.sleep(0.01)

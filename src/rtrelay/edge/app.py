@@ -21,20 +21,23 @@ from rtrelay.admin.app import create_admin_app
 from rtrelay.admin.state import OPENAPI
 from rtrelay.config import Channel, Settings
 from rtrelay.console import mount_console
+from rtrelay.edge.calls import CallDesk
 from rtrelay.edge.client_secrets import mint_handler
 from rtrelay.edge.relay import Relay
 from rtrelay.edge.wiring import Closer, build_parts, close_all
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import CONTENT_TYPE_LATEST
 from rtrelay.route.breaker import BreakerPolicy
+from rtrelay.route.calls import CallDialer
 from rtrelay.route.dial import Dialer
 from rtrelay.route.router import Router
 from rtrelay.route.status import channel_status
 from rtrelay.tasks import cancel_and_wait
 
-__all__ = ["REALTIME_PATHS", "RELAY", "create_app", "readiness"]
+__all__ = ["CALLS", "REALTIME_PATHS", "RELAY", "create_app", "readiness"]
 
 RELAY: Final = web.AppKey("rtrelay.relay", Relay)
+CALLS: Final = web.AppKey("rtrelay.calls", CallDesk)
 
 REALTIME_PATHS: Final = (
     wire.OPENAI_PATH,
@@ -65,13 +68,15 @@ async def create_app(
             max_cooldown=b.max_cooldown,
         )
         router = Router(channels, dialer, policy=policy, environ=env)
+        relay = Relay(settings=settings, parts=parts, router=router)
+        desk = await _call_desk(relay, closers)
     except BaseException:
         await close_all(closers)
         raise
-    relay = Relay(settings=settings, parts=parts, router=router)
 
     app = web.Application(client_max_size=1024 * 1024)
     app[RELAY] = relay
+    app[CALLS] = desk
 
     async def cleanup(app: web.Application) -> None:
         await close_all(closers)
@@ -80,6 +85,8 @@ async def create_app(
     app.cleanup_ctx.append(_metrics_flusher)
     for path in REALTIME_PATHS:
         app.router.add_get(path, _realtime)
+    app.router.add_post(wire.CALLS_PATH, _create_call)
+    app.router.add_route("OPTIONS", wire.CALLS_PATH, _call_preflight)
     app.router.add_post("/v1/realtime/client_secrets", mint_handler(_relay_of, beta=False))
     app.router.add_post("/v1/realtime/sessions", mint_handler(_relay_of, beta=True))
     app.router.add_get("/healthz", _healthz)
@@ -92,6 +99,20 @@ async def create_app(
     )
     app.add_subapp("/admin/v1", admin)
     return app
+
+
+async def _call_desk(relay: Relay, closers: list[Closer]) -> CallDesk:
+    """WebRTC call setup; calls a previous run of this node left live are hung up first."""
+    dialer = CallDialer(relay.router)
+    await dialer.start()
+    closers.append(dialer.close)
+    desk = CallDesk(relay, dialer)
+    closers.append(desk.close)  # before the dialers and the ledger: calls hang up, settle
+    try:
+        await desk.recover()
+    except Exception:  # the store is down: the calls' own hangups are what is left
+        edge_log.warning("left-over calls not checked", exc_info=True)
+    return desk
 
 
 def _admin_app(relay: Relay, token: str | None) -> web.Application:
@@ -166,6 +187,14 @@ async def _metrics(request: web.Request) -> web.Response:
     body = relay.metrics.exposition()
     headers = {"Content-Type": CONTENT_TYPE_LATEST, "X-Rtrelay-Worker": str(os.getpid())}
     return web.Response(body=body, headers=headers)
+
+
+async def _create_call(request: web.Request) -> web.Response:
+    return await request.app[CALLS].create(request)
+
+
+async def _call_preflight(request: web.Request) -> web.Response:
+    return await request.app[CALLS].preflight(request)
 
 
 def _relay_of(request: web.Request) -> Relay:

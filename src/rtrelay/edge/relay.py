@@ -90,7 +90,7 @@ class Relay:
                 await admission.release()
             if not isinstance(exc, Exception):
                 raise
-            error, key = self._explain(exc, hello)
+            error, key = self.explain(exc, hello)
             key = admission.key if admission is not None else key
             return await self._refuse(request, hello, error, key, exc)
         run = SessionRun(
@@ -112,15 +112,15 @@ class Relay:
             deadline=t.handshake_deadline,
             channels=admission.plan,
         )
-        self._observe_attempts(connected.attempts)
+        self.observe_attempts(connected.attempts)
         return connected
 
-    def _explain(self, exc: Exception, hello: ClientHello) -> tuple[RelayError, KeyInfo | None]:
+    def explain(self, exc: Exception, hello: ClientHello) -> tuple[RelayError, KeyInfo | None]:
         """The table row a failed handshake step is answered with, and the key if known."""
         if isinstance(exc, Refused):
             return exc.error, exc.key
         if isinstance(exc, RoutingFailed):
-            self._observe_attempts(exc.attempts)
+            self.observe_attempts(exc.attempts)
             return exc.error, None
         if isinstance(exc, RelayError):
             return exc, None
@@ -158,7 +158,7 @@ class Relay:
         record_refusal(self.parts.writer, self.metrics, hello, error, key, attempts)
         return await refuse(request, hello, error)
 
-    def _observe_attempts(self, attempts: tuple[Attempt, ...] | list[Attempt]) -> None:
+    def observe_attempts(self, attempts: tuple[Attempt, ...] | list[Attempt]) -> None:
         m = self.metrics
         for a in attempts:
             if a.outcome == "ok":

@@ -32,7 +32,7 @@ from rtrelay.log import edge_log
 from rtrelay.observe.metrics import Metrics
 from rtrelay.route.router import Attempt, Connected
 
-__all__ = ["SessionRun", "attempts_of"]
+__all__ = ["SessionRun", "attempts_of", "usage_observer"]
 
 _NORMAL_ENDINGS: Final = (IdleTimeout, SessionExpired, RelayShuttingDown, EndedByOperator)
 
@@ -89,7 +89,7 @@ class SessionRun:
             prices=self.parts.prices,
             writer=self.parts.writer,
             spend=self.parts.spend,
-            observe=self._observe_usage,
+            observe=usage_observer(self.metrics),
         )
         key = admission.key
         self.session = Session(
@@ -248,8 +248,12 @@ class SessionRun:
             },
         )
 
-    def _observe_usage(self, model: str, usage: Usage, cost: Decimal | None) -> None:
-        self.metrics.observe_usage(
+
+def usage_observer(metrics: Metrics) -> Callable[[str, Usage, Decimal | None], None]:
+    """The meter's ``observe`` hook: a response's tokens and cost into the metrics."""
+
+    def observe(model: str, usage: Usage, cost: Decimal | None) -> None:
+        metrics.observe_usage(
             model,
             {
                 "text_in": usage.input_text - usage.cached_text,
@@ -261,6 +265,8 @@ class SessionRun:
             },
             cost,
         )
+
+    return observe
 
 
 def attempts_of(attempts: Sequence[Attempt]) -> tuple[ChannelAttempt, ...]:

@@ -18,6 +18,7 @@ from rtrelay.ledger.exceptions import (
 from rtrelay.ledger.keys import KeyRecord, KeySpec
 from rtrelay.ledger.prices import DEFAULT_PRICES, Price, PriceTable, Usage, cost
 from rtrelay.ledger.records import (
+    CallRecord,
     ChannelAttempt,
     Grouping,
     Refusal,
@@ -29,11 +30,13 @@ from rtrelay.ledger.records import (
     TranscriptionRecord,
     UsageRow,
 )
-from rtrelay.ledger.store import KeyStore, LedgerStore, ReportStore, Store, open_store
+from rtrelay.ledger.store import CallStore, KeyStore, LedgerStore, ReportStore, Store, open_store
 from rtrelay.ledger.writer import LedgerSink, LedgerWriter
 
 __all__ = [
     "DEFAULT_PRICES",
+    "CallRecord",
+    "CallStore",
     "ChannelAttempt",
     "Grouping",
     "KeyNotFound",

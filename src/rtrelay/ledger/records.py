@@ -20,6 +20,7 @@ from rtrelay.ledger.prices import PriceTable, Usage
 
 __all__ = [
     "TEXT_LIMITS",
+    "CallRecord",
     "ChannelAttempt",
     "Grouping",
     "Record",
@@ -31,6 +32,7 @@ __all__ = [
     "SessionStart",
     "SessionStatus",
     "TranscriptionRecord",
+    "Transport",
     "UsageRecord",
     "UsageRow",
     "clip",
@@ -39,6 +41,7 @@ __all__ = [
 
 SessionStatus = Literal["live", "completed", "failed", "interrupted"]
 Grouping = Literal["key", "model", "day"]
+Transport = Literal["websocket", "webrtc"]
 
 TEXT_LIMITS: Final = {
     "model": 128,
@@ -111,6 +114,9 @@ class SessionStart:
     node: str | None = None
     """Which relay process holds the session; ``mark_interrupted(node=…)`` scopes by it."""
     channels_tried: tuple[ChannelAttempt, ...] = ()
+    transport: Transport = "websocket"
+    """How the client's media flows: through the relay (``websocket``) or device ↔ provider
+    (``webrtc``: the relay meters the call on its own sideband)."""
 
     def __post_init__(self) -> None:
         _clip_fields(
@@ -336,6 +342,22 @@ class SessionRow:
     responses: int
     cost_usd: Decimal
     unpriced: int
+    transport: Transport = "websocket"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRecord:
+    """A WebRTC call in the registry: the relay's id, the provider's, and who owns it."""
+
+    call_id: str
+    provider_call_id: str
+    channel: str
+    key_id: str | None
+    session_id: str
+    node: str | None
+    created_at: datetime
+    state: Literal["live", "ended"] = "live"
+    ended_at: datetime | None = None
 
 
 Record = SessionStart | SessionEnd | ResponseRecord | TranscriptionRecord | Refusal

@@ -31,6 +31,7 @@ __all__ = [
     "UTCDateTime",
     "api_key_secrets",
     "api_keys",
+    "calls",
     "metadata",
     "refusal_counts",
     "refusals",
@@ -191,6 +192,7 @@ sessions: Final = sa.Table(
     sa.Column("upstream_close_code", sa.Integer, nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("channels_tried", AttemptList, nullable=False, server_default="[]"),
+    sa.Column("transport", sa.String(16), nullable=False, server_default="websocket"),
     sa.Index("ix_rtrelay_sessions_key_started", "key_id", "started_at"),
     sa.Index("ix_rtrelay_sessions_started", "started_at"),
     sa.Index("ix_rtrelay_sessions_status", "status"),
@@ -269,3 +271,19 @@ refusal_counts: Final = sa.Table(
     ),
     sa.Index("ix_rtrelay_refusal_counts_key_minute", "key_id", "minute"),
 )
+
+calls: Final = sa.Table(
+    "rtrelay_calls",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True, comment="the relay's id (rcall_…)"),
+    sa.Column("provider_call_id", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("session_id", sa.String(128), nullable=False),
+    sa.Column("node", sa.Text, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, comment="live | ended"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Index("ix_rtrelay_calls_node_state", "node", "state"),
+)
+"""WebRTC calls: a relay call id resolves here from any relay sharing the store."""

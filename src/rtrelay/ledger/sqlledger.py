@@ -188,6 +188,7 @@ def _start_row(start: SessionStart) -> dict[str, Any]:
         "node": start.node,
         "started_at": start.started_at,
         "channels_tried": start.channels_tried,
+        "transport": start.transport,
     }
 
 

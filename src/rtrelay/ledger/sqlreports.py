@@ -252,4 +252,5 @@ def _session_row(row: Row[Any]) -> SessionRow:
         responses=int(row.responses or 0),
         cost_usd=row.cost if row.cost is not None else Decimal(0),
         unpriced=int(row.unpriced or 0),
+        transport=row.transport,
     )

@@ -2,7 +2,8 @@
 
 It is the three jobs of ``store.py`` over one engine, each in its own module:
 ``SqlKeys`` (keys, ``sqlkeys``), ``SqlLedger`` (ledger writes, ``sqlledger``) and
-``SqlReports`` (reports, ``sqlreports``). They share nothing but the engine, so each
+``SqlReports`` (reports, ``sqlreports``), plus ``SqlCalls`` (the WebRTC call registry,
+``sqlcalls``). They share nothing but the engine, so each
 can be read, tested and replaced alone; this class only joins them, so the relay,
 the admin API and the CLI hold one object and one connection pool. Why one facade
 and not three objects passed around: every consumer already names the one job it
@@ -17,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rtrelay.ledger.sqlcalls import SqlCalls
 from rtrelay.ledger.sqlkeys import SqlKeys, utcnow
 from rtrelay.ledger.sqlledger import SqlLedger
 from rtrelay.ledger.sqlreports import SqlReports
@@ -24,7 +26,7 @@ from rtrelay.ledger.sqlreports import SqlReports
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlKeys, SqlLedger, SqlReports):
+class SqlStore(SqlKeys, SqlLedger, SqlReports, SqlCalls):
     """Keys, ledger writes and reports over one ``AsyncEngine`` (see ``open_store``).
 
     The three bases keep their state under distinct names and share only
@@ -35,6 +37,7 @@ class SqlStore(SqlKeys, SqlLedger, SqlReports):
         SqlKeys.__init__(self, engine, clock=clock)
         SqlLedger.__init__(self, engine)
         SqlReports.__init__(self, engine)
+        SqlCalls.__init__(self, engine, clock=clock)
 
     @property
     def engine(self) -> AsyncEngine:

@@ -22,6 +22,7 @@ from rtrelay.ledger.exceptions import StoreUnavailable
 from rtrelay.ledger.keys import KEY_ID_PREFIX, PREFIX_LENGTH, SECRET_PREFIX, KeyRecord, KeySpec
 from rtrelay.ledger.migrate import upgrade
 from rtrelay.ledger.records import (
+    CallRecord,
     Grouping,
     Refusal,
     RefusalCount,
@@ -33,7 +34,15 @@ from rtrelay.ledger.records import (
 )
 from rtrelay.ledger.sqlstore import SqlStore
 
-__all__ = ["KeyStore", "LedgerStore", "ReportStore", "Store", "open_store", "resolve_key"]
+__all__ = [
+    "CallStore",
+    "KeyStore",
+    "LedgerStore",
+    "ReportStore",
+    "Store",
+    "open_store",
+    "resolve_key",
+]
 
 
 class KeyStore(Protocol):
@@ -170,7 +179,21 @@ class ReportStore(Protocol):
         """Refused handshakes kept row by row, newest first (floods are counted instead)."""
 
 
-class Store(KeyStore, LedgerStore, ReportStore, Protocol):
+class CallStore(Protocol):
+    """The WebRTC call registry: relay call id → provider call, owner and node."""
+
+    async def register_call(self, call: CallRecord) -> None: ...
+
+    async def find_call(self, call_id: str) -> CallRecord | None: ...
+
+    async def end_call(self, call_id: str) -> bool:
+        """Mark a live call ended; ``False`` if it was not live."""
+
+    async def live_calls(self, *, node: str) -> list[CallRecord]:
+        """Calls ``node`` created that were never marked ended (for its restart)."""
+
+
+class Store(KeyStore, LedgerStore, ReportStore, CallStore, Protocol):
     """Everything rtrelay keeps in its database: the three jobs, opened and closed as one."""
 
     async def close(self) -> None:

@@ -31,6 +31,7 @@ from rtrelay.mock._handshake import (
     decide,
     decide_http,
     offered_subprotocols,
+    refusal_body,
 )
 from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._protocol import RealtimeProtocol
@@ -268,6 +269,9 @@ async def attach_sideband(request: web.Request) -> web.StreamResponse:
     decision = decide(Endpoint.OPENAI, request.query, request.headers, subprotocols, options)
     if isinstance(decision, Refuse):
         return _refusal(decision)
+    if options.refuse_sideband_status is not None:
+        status = options.refuse_sideband_status
+        return _refusal(Refuse(status, refusal_body(status)))
     call_id = request.query.get(CALL_ID_PARAM, "")
     call = state.calls.get(call_id)
     if call is None or call.ended:

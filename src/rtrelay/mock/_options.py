@@ -61,7 +61,9 @@ class MockOptions:
     upgrade), ``stall_handshake`` delays the answer, ``drop_after_events`` counts events
     sent on the ``oai-events`` data channel and then stops the peer without a goodbye
     (no DTLS close, sidebands aborted), ``max_session_seconds`` expires the call. The
-    other faults are WebSocket-only.
+    other faults are WebSocket-only. ``refuse_sideband_status`` refuses only sidebands
+    (``/v1/realtime?call_id=…``) with that status while offers are still answered: a
+    gateway whose metering sideband cannot attach must hang the call up.
     """
 
     dialect: Dialect = "ga"
@@ -83,6 +85,7 @@ class MockOptions:
     oversized_after_events: int | None = None
     oversized_bytes: int = 20 * 1024 * 1024
     stop_reading_after_events: int | None = None
+    refuse_sideband_status: int | None = None
 
     def __post_init__(self) -> None:
         if self.dialect not in ("ga", "beta"):
@@ -99,6 +102,10 @@ class MockOptions:
             200 <= self.refuse_status <= 599 and self.refuse_status != 101
         ):
             raise ValueError("refuse_status must be an HTTP status between 200 and 599")
+        if self.refuse_sideband_status is not None and not (
+            400 <= self.refuse_sideband_status <= 599
+        ):
+            raise ValueError("refuse_sideband_status must be an HTTP error status (400-599)")
         if self.stall_handshake is not None and self.stall_handshake < 0:
             raise ValueError("stall_handshake must be >= 0")
         for name in (

@@ -110,6 +110,26 @@ class Metrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.active_calls = Gauge(
+            "rtrelay_active_calls",
+            "WebRTC calls open now (each metered on the relay's own sideband).",
+            registry=r,
+            **livesum,  # type: ignore[arg-type]
+        )
+        self.sideband_attach_latency = Histogram(
+            "rtrelay_sideband_attach_seconds",
+            "Time to attach the relay's metering sideband to a new WebRTC call, per channel.",
+            ["channel"],
+            buckets=_DIAL_BUCKETS,
+            registry=r,
+        )
+        self.sideband_attach_failures = Counter(
+            "rtrelay_sideband_attach_failures",
+            "WebRTC calls hung up because the relay's metering sideband could not be "
+            "attached, per channel and outcome (refused, timeout, connect).",
+            ["channel", "outcome"],
+            registry=r,
+        )
         self.first_event = Histogram(
             "rtrelay_first_event_seconds",
             "Time from the client's upgrade request to the first provider event it receives.",

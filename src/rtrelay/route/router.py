@@ -12,9 +12,9 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 import aiohttp
 
@@ -35,6 +35,8 @@ from rtrelay.route.upstream import Upstream
 __all__ = ["Attempt", "Connected", "Router", "RoutingFailed"]
 
 DEFAULT_RETRY_AFTER: Final = 5
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +141,41 @@ class Router:
         Raises:
             RoutingFailed: no channel could be reached; carries the table row explaining why.
         """
+        request_of = self._upstreams
+
+        async def dial(channel: Channel, timeout: float) -> aiohttp.ClientWebSocketResponse[bool]:
+            request = request_of[channel.name].request(model, beta=beta, request_id=request_id)
+            return await self._dialer.dial(request, timeout)
+
+        plan = channels if channels is not None else self.candidates(model, beta=beta)
+        ws, channel, attempts = await self.failover(
+            plan, dial, dial_timeout=dial_timeout, deadline=deadline
+        )
+        return Connected(ws=ws, channel=channel, attempts=attempts)
+
+    async def failover(
+        self,
+        channels: Sequence[Channel],
+        dial: Callable[[Channel, float], Awaitable[T]],
+        *,
+        dial_timeout: float,
+        deadline: float,
+    ) -> tuple[T, Channel, list[Attempt]]:
+        """Try ``dial(channel, timeout)`` on each channel in order until one succeeds.
+
+        The one failover rule, for WebSocket dials and WebRTC offers alike: open
+        circuits are skipped, every attempt updates its channel's breaker, connect
+        errors, timeouts, 5xx and 429 move on, any other refusal stops (the provider
+        judged the request itself), all within ``deadline`` s.
+
+        Raises:
+            RoutingFailed: no channel could be reached; carries the table row explaining why.
+        """
         attempts: list[Attempt] = []
         failures: list[DialFailure] = []
         retry_after: float | None = None
         end = self._clock() + deadline
-        for channel in channels if channels is not None else self.candidates(model, beta=beta):
+        for channel in channels:
             breaker = self.breakers[channel.name]
             if not breaker.allow():
                 attempts.append(Attempt(channel.name, "skipped:open", 0.0))
@@ -156,10 +188,7 @@ class Router:
                 break
             started = self._clock()
             try:
-                request = self._upstreams[channel.name].request(
-                    model, beta=beta, request_id=request_id
-                )
-                ws = await self._dialer.dial(request, min(dial_timeout, remaining))
+                result = await dial(channel, min(dial_timeout, remaining))
             except DialFailure as failure:
                 elapsed = self._clock() - started
                 outcome = (
@@ -181,8 +210,17 @@ class Router:
             elapsed = self._clock() - started
             breaker.record_success(elapsed)
             attempts.append(Attempt(channel.name, "ok", elapsed))
-            return Connected(ws=ws, channel=channel, attempts=attempts)
+            return result, channel, attempts
         raise RoutingFailed(self._explain(failures, retry_after, attempts), tuple(attempts))
+
+    @property
+    def dialer(self) -> Dialer:
+        """The WebSocket dialer (a WebRTC call's sideband is dialed with it too)."""
+        return self._dialer
+
+    def upstream(self, name: str) -> Upstream:
+        """The channel ``name`` with its provider key (``KeyError`` if there is none)."""
+        return self._upstreams[name]
 
     def _explain(
         self, failures: list[DialFailure], retry_after: float | None, attempts: list[Attempt]

@@ -108,7 +108,7 @@ class RtcClient:
             )
         async with http.post(url, data=data, headers=headers, params=params) as response:
             self.status = response.status
-            self.headers = dict(response.headers)
+            self.headers = response.headers.copy()  # case-insensitive, as HTTP is
             self.body = await response.text()
         if self.status == 201:
             await self.answer(self.body)

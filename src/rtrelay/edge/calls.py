@@ -1,0 +1,306 @@
+"""``POST /v1/realtime/calls``: WebRTC call setup through the relay (protocol.md §10).
+
+The same pipeline as a WebSocket upgrade, with an SDP offer instead of an upgrade:
+read the offer (raw ``application/sdp`` + ``?model=``, or multipart ``sdp`` +
+``session``, bounded) → ``Gate.admit`` (credential, origin, model, lease, rate,
+budget; an ``ek_`` token's bound model applies) → offer the SDP to the admitted
+channels with failover (``CallDialer.offer``) → attach the relay's own metering
+sideband (``CallRun.attach``: if it cannot be attached the call is hung up and
+refused) → register the call → answer 201 with the provider's SDP and
+``Location: /v1/realtime/calls/<relay id>``. The provider's call id never reaches the
+client. Refusals are the error table's HTTP answers (``http_refusal``), recorded
+like any refused handshake (``record_refusal``).
+
+Browsers call this cross-origin, so the preflight is answered and the answers carry
+CORS headers for allowed origins (``server.allowed_origins``, any origin when it is
+empty); the POST itself is still judged by ``Gate.check_origin`` (a key's own list too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+from aiohttp import BodyPartReader, web
+
+from rtrelay.edge.call_run import CallRun
+from rtrelay.edge.handshake import new_request_id, parse_hello
+from rtrelay.edge.refuse import http_refusal, record_refusal
+from rtrelay.edge.relay import Relay
+from rtrelay.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    RelayShuttingDown,
+)
+from rtrelay.gate.admission import Admission, Ask
+from rtrelay.ledger.records import CallRecord
+from rtrelay.log import edge_log
+from rtrelay.route.calls import CALL_KINDS, CallDialer, CallOffer
+from rtrelay.route.router import RoutingFailed
+from rtrelay.tasks import cancel_and_wait
+from rtrelay.wire import CALLS_PATH
+
+__all__ = ["MAX_OFFER_BYTES", "CallDesk", "new_call_id", "read_offer"]
+
+MAX_OFFER_BYTES: Final = 64 * 1024
+"""A browser's offer is 3-10 KB; the whole body (multipart parts included) is bounded."""
+
+_CORS_METHODS: Final = "POST, OPTIONS"
+_CORS_HEADERS: Final = "Authorization, Content-Type, OpenAI-Beta"
+_CORS_EXPOSE: Final = "Location, X-Request-Id"
+
+
+def new_call_id() -> str:
+    return "rcall_" + secrets.token_hex(12)
+
+
+async def read_offer(request: web.Request, limit: int = MAX_OFFER_BYTES) -> CallOffer:
+    """The call a request asks for; the body is read up to ``limit`` bytes.
+
+    Raises:
+        InvalidRequest: wrong content type, over the limit, no SDP, bad session JSON.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise InvalidRequest(f"The request body is over {limit // 1024} KB.", param="sdp")
+    session: dict[str, Any] | None = None
+    if request.content_type == "multipart/form-data":
+        fields = await _multipart(request, limit)
+        sdp = fields.get("sdp", "")
+        if "session" in fields:
+            try:
+                parsed = orjson.loads(fields["session"])
+            except orjson.JSONDecodeError:
+                raise InvalidRequest(
+                    "The session part is not valid JSON.", param="session"
+                ) from None
+            if not isinstance(parsed, dict):
+                raise InvalidRequest("The session part must be a JSON object.", param="session")
+            session = parsed
+    elif request.content_type == "application/sdp":
+        sdp = (await _bounded(request, limit)).decode("utf-8", "replace")
+    else:
+        raise InvalidRequest(
+            "Send the SDP offer as application/sdp (with ?model=), or multipart/form-data "
+            "with 'sdp' and 'session' parts.",
+            param="Content-Type",
+        )
+    if not sdp.strip():
+        raise InvalidRequest("The request has no SDP offer.", param="sdp")
+    model = request.query.get("model") or None
+    if session is not None and "model" in session:
+        if not isinstance(session["model"], str) or not session["model"]:
+            raise InvalidRequest("session.model must be a non-empty string.", param="session.model")
+        model = session["model"]
+    # No model: ``Gate.admit`` says so, after the credential (the WebSocket path's order).
+    return CallOffer(sdp=sdp, model=model or "", session=session)
+
+
+async def _bounded(request: web.Request, limit: int) -> bytes:
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise InvalidRequest(f"The request body is over {limit // 1024} KB.", param="sdp")
+    return body
+
+
+async def _multipart(request: web.Request, limit: int) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    total = 0
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            data = bytearray()
+            while chunk := await part.read_chunk(8192):
+                total += len(chunk)
+                if total > limit:
+                    raise InvalidRequest(
+                        f"The request body is over {limit // 1024} KB.", param="sdp"
+                    )
+                data += chunk
+            fields[part.name] = data.decode("utf-8", "replace")
+    except (ValueError, AssertionError) as exc:  # aiohttp's multipart parser on garbage
+        raise InvalidRequest(f"Malformed multipart body: {exc}", param="body") from exc
+    return fields
+
+
+class CallDesk:
+    """Sets calls up and owns the live ones (``CallRun``), one process's share of them."""
+
+    def __init__(self, relay: Relay, dialer: CallDialer) -> None:
+        self.relay = relay
+        self.dialer = dialer
+        self.calls: dict[str, CallRun] = {}
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    async def preflight(self, request: web.Request) -> web.Response:
+        """The CORS preflight: allowed origins get the methods and headers, others nothing."""
+        headers = self.cors(request.headers.get("Origin"))
+        if headers:
+            headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+            headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+            headers["Access-Control-Max-Age"] = "600"
+        return web.Response(status=204, headers=headers)
+
+    def cors(self, origin: str | None) -> dict[str, str]:
+        """CORS headers for ``origin`` (none if it is not allowed: the browser then blocks)."""
+        allowed = self.relay.settings.server.allowed_origins
+        if origin is None or (allowed and origin not in allowed):
+            return {}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Expose-Headers": _CORS_EXPOSE,
+            "Vary": "Origin",
+        }
+
+    async def create(self, request: web.Request) -> web.Response:
+        """``POST /v1/realtime/calls``: admit, offer, attach the sideband, answer 201."""
+        arrived = time.monotonic()
+        relay = self.relay
+        hello = parse_hello(
+            request.headers, request.query, request_id=new_request_id(), handshake_errors="http"
+        )
+        cors = self.cors(hello.origin)
+        admission: Admission[Any] | None = None
+        run: CallRun | None = None
+        try:
+            if relay.draining:
+                raise RelayShuttingDown(retry_after=1)
+            offer = await read_offer(request)
+            hello = replace(hello, model=offer.model or None)
+            ask = Ask(hello.credential, hello.model, hello.origin)
+            admission = await relay.gate.admit(ask, relay.route_plan)
+            t = relay.settings.timeouts
+            answered = await self.dialer.offer(
+                offer,
+                _call_channels(admission.plan or [], offer.model),
+                request_id=hello.request_id,
+                dial_timeout=t.dial,
+                deadline=t.handshake_deadline,
+            )
+            relay.observe_attempts(answered.attempts)
+            run = CallRun(
+                relay.settings,
+                relay.parts,
+                relay.metrics,
+                self.dialer,
+                hello,
+                admission,
+                answered,
+                new_call_id(),
+                arrived,
+            )
+            await run.attach()
+        except BaseException as exc:
+            if admission is not None:
+                await admission.release()
+            if not isinstance(exc, Exception):
+                raise
+            error, key = relay.explain(exc, hello)
+            key = admission.key if admission is not None else key
+            attempts = exc.attempts if isinstance(exc, RoutingFailed) else ()
+            record_refusal(relay.parts.writer, relay.metrics, hello, error, key, attempts)
+            response = http_refusal(error, hello.request_id)
+            response.headers.update(cors)
+            return response
+        await self._register(run)
+        self.calls[run.call_id] = run
+        run.start(self._forget)
+        headers = {
+            "Location": f"{CALLS_PATH}/{run.call_id}",
+            "X-Request-Id": hello.request_id,
+            **cors,
+        }
+        return web.Response(
+            status=201, text=run.answered.sdp, content_type="application/sdp", headers=headers
+        )
+
+    # -- the registry -------------------------------------------------------------------------
+    async def _register(self, run: CallRun) -> None:
+        """Record the call so any relay resolves its id and a restart finds it.
+
+        A store that cannot be reached does not stop the call: it is metered all the same
+        by its live sideband (the ledger writer journals the rows); only resolving the id
+        elsewhere and the restart sweep miss it, and both are logged.
+        """
+        record = CallRecord(
+            call_id=run.call_id,
+            provider_call_id=run.answered.provider_call_id,
+            channel=run.channel,
+            key_id=run.admission.key_id,
+            session_id=run.session_id,
+            node=self.relay.parts.node,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            await self.relay.parts.store.register_call(record)
+        except Exception:
+            edge_log.warning(
+                "call not registered",
+                extra={"event": "call_unregistered", "call_id": run.call_id},
+                exc_info=True,
+            )
+
+    def _forget(self, run: CallRun) -> None:
+        self.calls.pop(run.call_id, None)
+
+    async def recover(self) -> int:
+        """Hang up the calls this node owned that a previous run left live (start-up).
+
+        Their sidebands died with that process, so they would run unmetered: they are
+        hung up rather than re-attached (their leases and budgets lived in the dead
+        process too; the session rows were already marked ``interrupted``).
+        """
+        store, router = self.relay.parts.store, self.relay.router
+        hung = 0
+        for call in await store.live_calls(node=self.relay.parts.node):
+            channel = next((c for c in router.channels if c.name == call.channel), None)
+            if channel is not None:
+                await self.dialer.hangup(
+                    channel, call.provider_call_id, request_id=new_request_id()
+                )
+            await store.end_call(call.call_id)
+            hung += 1
+        if hung:
+            edge_log.warning(
+                "calls left live by a previous run hung up",
+                extra={"event": "calls_recovered", "count": hung},
+            )
+        return hung
+
+    async def close(self) -> None:
+        """Shutdown: end every call (hung up, settled), then give up on stragglers."""
+        runs = list(self.calls.values())
+        for run in runs:
+            run.stop(RelayShuttingDown())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10.0):
+                await asyncio.gather(*(run.wait() for run in runs))
+        for run in runs:
+            if run.task is not None:
+                await cancel_and_wait(run.task)
+
+    def live(self) -> list[dict[str, Any]]:
+        return [run.describe() for run in self.calls.values()]
+
+
+def _call_channels(plan: list[Any], model: str) -> list[Any]:
+    """The admitted channels that serve WebRTC calls.
+
+    Raises:
+        ModelNotFound: every channel for the model is of a kind without WebRTC (Azure).
+    """
+    channels = [c for c in plan if c.kind in CALL_KINDS]
+    if plan and not channels:
+        raise ModelNotFound(
+            f"No channel serving '{model}' supports WebRTC calls (Azure channels do not); "
+            "connect over WebSocket instead.",
+            param="model",
+        )
+    return channels
