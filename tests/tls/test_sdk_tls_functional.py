@@ -20,7 +20,7 @@ from typing import Final
 
 import aiohttp
 import pytest
-from tls_helpers import MODEL, Pki, serve_tls_process, tls_front, write_config
+from tls_helpers import MODEL, Pki, serve_tls_process, tls_front
 
 from rtrelay.mock import MockOptions, MockProvider
 from support import running_relay, settings_for, upgrade_headers
@@ -114,11 +114,6 @@ def node_sdk() -> Path:
     return modules
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path)
-
-
 async def _run(*args: str, env: dict[str, str], cwd: Path) -> dict[str, object]:
     proc = await asyncio.create_subprocess_exec(
         *args,
@@ -137,12 +132,10 @@ async def _run(*args: str, env: dict[str, str], cwd: Path) -> dict[str, object]:
 async def test_the_openai_node_sdk_unpatched_completes_a_session_over_wss(
     node_sdk: Path, pki: Pki, tmp_path: Path
 ) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    pki.issue(cert, key)
+    pki.issue()
     (tmp_path / "node_modules").symlink_to(node_sdk)
     (tmp_path / "session.mjs").write_text(NODE_SESSION)
-    config_file = write_config(tmp_path, cert, key)
-    async with serve_tls_process(config_file, pki.client_context()) as relay:
+    async with serve_tls_process(pki.relay_config(), pki.client_context()) as relay:
         result = await _run(
             "node",
             "session.mjs",
@@ -163,11 +156,10 @@ async def test_the_openai_node_sdk_unpatched_completes_a_session_over_wss(
 async def test_the_openai_python_sdk_completes_a_session_over_wss_with_ssl_cert_file(
     pki: Pki, tmp_path: Path
 ) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    pki.issue(cert, key)
+    pki.issue()
     script = tmp_path / "session.py"
     script.write_text(PYTHON_SESSION)
-    async with serve_tls_process(write_config(tmp_path, cert, key), pki.client_context()) as relay:
+    async with serve_tls_process(pki.relay_config(), pki.client_context()) as relay:
         result = await _run(
             sys.executable,
             str(script),
@@ -195,13 +187,10 @@ def _provider_channel(front_port: int, ca_file: Path | None) -> dict[str, object
     return channel
 
 
-async def test_a_channel_with_ca_file_dials_a_provider_behind_a_private_ca(
-    pki: Pki, tmp_path: Path
-) -> None:
-    cert, key = tmp_path / "provider.pem", tmp_path / "provider.key"
-    pki.issue(cert, key)
+async def test_a_channel_with_ca_file_dials_a_provider_behind_a_private_ca(pki: Pki) -> None:
+    pki.issue()  # the provider's certificate this time
     provider_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    provider_tls.load_cert_chain(cert, key)
+    provider_tls.load_cert_chain(pki.cert, pki.key)
     async with MockProvider(MockOptions(realtime_pacing=0)) as provider:
         provider_port = int(provider.url.rsplit(":", 1)[1].removesuffix("/v1"))
         async with tls_front(provider_port, provider_tls) as port:

@@ -33,11 +33,6 @@ def _served(server: ssl.SSLContext, client: ssl.SSLContext) -> str:
     return der_sha256(der)
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path)
-
-
 def test_new_handshakes_get_the_reloaded_certificate(pki: Pki, tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     first = pki.issue(cert, key)

@@ -18,13 +18,7 @@ from tls_helpers import (
     der_sha256,
     serve_tls_process,
     served_certificate,
-    write_config,
 )
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path)
 
 
 async def _talk(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
@@ -41,12 +35,11 @@ async def _talk(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
 
 
 async def test_a_session_open_across_a_sighup_keeps_its_certificate_and_new_ones_get_the_new(
-    pki: Pki, tmp_path: Path
+    pki: Pki,
 ) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    first = pki.issue(cert, key)
+    first = pki.issue()
     context = pki.client_context()
-    async with serve_tls_process(write_config(tmp_path, cert, key), context) as relay:
+    async with serve_tls_process(pki.relay_config(), context) as relay:
         assert await served_certificate(relay.port, context) == first
         url = f"wss://127.0.0.1:{relay.port}/v1/realtime?model={MODEL}"
         async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=context) as ws:
@@ -55,7 +48,7 @@ async def test_a_session_open_across_a_sighup_keeps_its_certificate_and_new_ones
             peer = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
             assert der_sha256(peer) == first
 
-            second = pki.issue(cert, key)  # same paths, new certificate and key
+            second = pki.issue()  # same paths, new certificate and key
             relay.proc.send_signal(signal.SIGHUP)
             await relay.wait_for_log('"event":"tls_reloaded"')
 
@@ -69,11 +62,10 @@ async def test_a_session_open_across_a_sighup_keeps_its_certificate_and_new_ones
 async def test_a_reload_of_broken_files_keeps_the_certificate_served(
     pki: Pki, tmp_path: Path
 ) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    first = pki.issue(cert, key)
+    first = pki.issue()
     context = pki.client_context()
-    async with serve_tls_process(write_config(tmp_path, cert, key), context) as relay:
-        pki.issue(tmp_path / "other.pem", key)  # a key that does not match cert.pem
+    async with serve_tls_process(pki.relay_config(), context) as relay:
+        pki.issue(tmp_path / "other.pem", pki.key)  # a key that does not match cert.pem
         relay.proc.send_signal(signal.SIGHUP)
         await relay.wait_for_log('"event":"tls_reload_failed"')
         assert await served_certificate(relay.port, context) == first
@@ -82,16 +74,12 @@ async def test_a_reload_of_broken_files_keeps_the_certificate_served(
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT workers")
-async def test_with_workers_the_master_passes_sighup_on_and_every_worker_reloads(
-    pki: Pki, tmp_path: Path
-) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    pki.issue(cert, key)
+async def test_with_workers_the_master_passes_sighup_on_and_every_worker_reloads(pki: Pki) -> None:
+    pki.issue()
     context = pki.client_context()
-    config_file = write_config(tmp_path, cert, key)
-    async with serve_tls_process(config_file, context, "--workers", "2") as relay:
+    async with serve_tls_process(pki.relay_config(), context, "--workers", "2") as relay:
         await relay.wait_for_log('"event":"listening"', count=2)
-        second = pki.issue(cert, key)
+        second = pki.issue()
         relay.proc.send_signal(signal.SIGHUP)
         await relay.wait_for_log('"event":"tls_reloaded"', count=2)
         seen = {await served_certificate(relay.port, context) for _ in range(12)}
@@ -99,13 +87,10 @@ async def test_with_workers_the_master_passes_sighup_on_and_every_worker_reloads
     assert not [line for line in relay.log if "worker_died" in line]
 
 
-async def test_sighups_while_workers_start_neither_kill_them_nor_get_lost(
-    pki: Pki, tmp_path: Path
-) -> None:
+async def test_sighups_while_workers_start_neither_kill_them_nor_get_lost(pki: Pki) -> None:
     """A worker ignores SIGHUP from its first line, and the master only passes SIGHUP on
     to workers that have said so: before that, SIGHUP's default action would kill them."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    pki.issue(cert, key)
+    pki.issue()
     context = pki.client_context()
 
     async def keep_sending(relay: ServeProcess) -> None:
@@ -115,10 +100,10 @@ async def test_sighups_while_workers_start_neither_kill_them_nor_get_lost(
             await asyncio.sleep(0.02)
 
     async with serve_tls_process(
-        write_config(tmp_path, cert, key), context, "--workers", "2", meanwhile=keep_sending
+        pki.relay_config(), context, "--workers", "2", meanwhile=keep_sending
     ) as relay:
         await relay.wait_for_log('"event":"listening"', count=2)
-        second = pki.issue(cert, key)
+        second = pki.issue()
         await relay.wait_for_log('"message":"tls certificate reloaded"', count=2)
         assert {await served_certificate(relay.port, context) for _ in range(8)} == {second}
     assert not [line for line in relay.log if "worker_died" in line], "".join(relay.log)

@@ -35,8 +35,23 @@ class Pki:
             self.ca.cert_pem.write_to_path(str(path))
         return path
 
-    def issue(self, cert: Path, key: Path) -> str:
-        """Write a new server certificate (chain) and its key; return its SHA-256 (hex)."""
+    @property
+    def cert(self) -> Path:
+        """Where ``issue()`` writes the relay's certificate chain by default."""
+        return self.where / "cert.pem"
+
+    @property
+    def key(self) -> Path:
+        return self.where / "key.pem"
+
+    def relay_config(self) -> Path:
+        """A relay config serving ``cert`` and ``key`` (see ``write_config``)."""
+        return write_config(self.where, self.cert, self.key)
+
+    def issue(self, cert: Path | None = None, key: Path | None = None) -> str:
+        """Write a new server certificate (chain) and its key (by default to ``cert`` and
+        ``key``); return its SHA-256 (hex)."""
+        cert, key = cert or self.cert, key or self.key
         issued = self.ca.issue_cert("127.0.0.1", "localhost")
         cert.write_bytes(b"".join(pem.bytes() for pem in issued.cert_chain_pems))
         issued.private_key_pem.write_to_path(str(key))
