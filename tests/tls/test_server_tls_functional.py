@@ -107,3 +107,36 @@ async def test_sighups_while_workers_start_neither_kill_them_nor_get_lost(pki: P
         await relay.wait_for_log('"message":"tls certificate reloaded"', count=2)
         assert {await served_certificate(relay.port, context) for _ in range(8)} == {second}
     assert not [line for line in relay.log if "worker_died" in line], "".join(relay.log)
+
+
+@pytest.mark.parametrize("broken", ["tls_cert", "ca_file"])
+async def test_serve_refuses_to_start_on_a_file_it_cannot_load(
+    pki: Pki, tmp_path: Path, broken: str
+) -> None:
+    pki.issue()
+    config_file = pki.relay_config()
+    text = config_file.read_text()
+    if broken == "tls_cert":
+        text = text.replace(str(pki.cert), str(tmp_path / "nowhere.pem"))
+        expected = f"rtrelay: server.tls_cert {tmp_path / 'nowhere.pem'}: cannot read it"
+    else:
+        text += (
+            '\n[[channels]]\nname = "private"\nbase_url = "wss://127.0.0.1:9/v1"\n'
+            f'models = ["x"]\nca_file = "{pki.cert.with_name("no-ca.pem")}"\n'
+        )
+        expected = "rtrelay: channel 'private': ca_file "
+    config_file.write_text(text)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rtrelay.cli.main",
+        "serve",
+        "--config",
+        str(config_file),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert expected in err.decode()
