@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -279,3 +280,27 @@ async def serve_process(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def write_config(
+    path: Path, provider_url: str, db: Path, *, auth: str, drain: float = 30.0
+) -> Path:
+    """A config file for ``rtrelay serve``: one ``openai`` channel, a SQLite store."""
+    path.write_text(
+        f"""
+[auth]
+mode = "{auth}"
+[timeouts]
+drain = {drain}
+[store]
+url = "sqlite+aiosqlite:///{db}"
+[logging]
+level = "WARNING"
+[[channels]]
+name = "sim"
+kind = "openai"
+base_url = "{provider_url}"
+models = ["gpt-realtime"]
+"""
+    )
+    return path

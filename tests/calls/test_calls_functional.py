@@ -22,9 +22,11 @@ from rtrelay.ledger.keys import KeySpec
 from rtrelay.ledger.records import SessionRow
 from rtrelay.mock import MockOptions, MockProvider
 from rtrelay.wire import CALLS_PATH
-from support import running_relay, settings_for
+from support import mock_channel_settings, running_relay, settings_for
 
 pytestmark = pytest.mark.timeout(60)
+
+MODEL = {"model": "gpt-realtime"}
 
 
 async def settled(rig: Rig, session_id: str, timeout: float = 10.0) -> SessionRow:
@@ -199,3 +201,69 @@ async def test_an_offer_fails_over_to_the_next_channel_when_the_first_answers_50
                     ("up", "ok"),
                 ]
             assert len(up.calls) == 1 and down.calls == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "query", "code"),
+    [
+        (
+            "application/sdp",
+            "v=0\r\n" + "a=x\r\n" * 20_000,
+            {"model": "gpt-realtime"},
+            "invalid_value",
+        ),
+        ("application/json", "{}", {"model": "gpt-realtime"}, "invalid_value"),
+        ("application/sdp", "", {"model": "gpt-realtime"}, "invalid_value"),
+        ("application/sdp", "v=0\r\n", {}, "missing_model"),
+    ],
+    ids=["over-64-KB", "wrong-content-type", "no-sdp", "no-model"],
+)
+async def test_a_malformed_offer_is_400_before_any_provider_is_asked(
+    rig: Rig,
+    http: aiohttp.ClientSession,
+    content_type: str,
+    body: str,
+    query: dict[str, str],
+    code: str,
+) -> None:
+    headers = {"Authorization": f"Bearer {rig.key}", "Content-Type": content_type}
+    async with http.post(rig.calls_url, data=body, headers=headers, params=query) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["code"] == code
+    assert rig.provider.calls == []
+
+
+async def test_the_max_session_length_hangs_a_call_up(
+    provider: MockProvider, http: aiohttp.ClientSession
+) -> None:
+    settings = mock_channel_settings(provider.url, auth="none", timeouts={"max_session": 1})
+    async with running_relay(settings) as relay, RtcClient() as client:
+        await client.start(http, relay.url + CALLS_PATH, model="gpt-realtime")
+        session_id = relay.app[CALLS].calls[client.call_id].session_id
+        call = provider.calls[-1]
+        async with asyncio.timeout(10):
+            await call.ended.wait()
+        assert call.end_reason == "hangup"
+        row = await settled(Rig(provider, relay, ""), session_id)
+    assert row.error_code == "session_expired"
+    assert row.transport == "webrtc"
+
+
+async def test_azure_channels_do_not_serve_calls(http: aiohttp.ClientSession) -> None:
+    channels = [
+        {
+            "name": "az",
+            "kind": "azure",
+            "base_url": "wss://example.invalid",
+            "models": ["gpt-realtime"],
+        }
+    ]
+    async with running_relay(settings_for(channels=channels)) as relay:
+        headers = {"Content-Type": "application/sdp"}
+        url = relay.url + CALLS_PATH
+        async with http.post(
+            url, data="v=0\r\n", headers=headers, params={"model": "gpt-realtime"}
+        ) as resp:
+            assert resp.status == 404
+            error = (await resp.json())["error"]
+    assert "Azure" in error["message"]

@@ -20,28 +20,9 @@ from rtrelay.ledger.keys import KeySpec
 from rtrelay.ledger.store import open_store
 from rtrelay.mock import MockOptions, MockProvider
 from rtrelay.wire import CALLS_PATH
-from support import serve_process
+from support import serve_process, write_config
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def write_config(path: Path, provider_url: str, db: Path) -> Path:
-    path.write_text(
-        f"""
-[auth]
-mode = "keys"
-[store]
-url = "sqlite+aiosqlite:///{db}"
-[logging]
-level = "WARNING"
-[[channels]]
-name = "sim"
-kind = "openai"
-base_url = "{provider_url}"
-models = ["gpt-realtime"]
-"""
-    )
-    return path
 
 
 async def test_sigkill_during_a_call_hangs_it_up_at_restart_and_keeps_its_usage(
@@ -54,7 +35,7 @@ async def test_sigkill_during_a_call_hangs_it_up_at_restart_and_keeps_its_usage(
     finally:
         await store.close()
     async with MockProvider(MockOptions(realtime_pacing=0, reply_audio_ms=300)) as provider:
-        config = write_config(tmp_path / "r.toml", provider.url, db)
+        config = write_config(tmp_path / "r.toml", provider.url, db, auth="keys")
         async with (
             serve_process("--config", str(config)) as (proc, port),
             aiohttp.ClientSession() as http,

@@ -16,28 +16,7 @@ import pytest
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.ledger.store import open_store
 from rtrelay.mock import MockOptions, MockProvider
-from support import read_error_and_close, serve_process, upgrade_headers
-
-
-def write_config(path: Path, provider_url: str, db: Path, *, auth: str, drain: float) -> Path:
-    path.write_text(
-        f"""
-[auth]
-mode = "{auth}"
-[timeouts]
-drain = {drain}
-[store]
-url = "sqlite+aiosqlite:///{db}"
-[logging]
-level = "WARNING"
-[[channels]]
-name = "sim"
-kind = "openai"
-base_url = "{provider_url}"
-models = ["gpt-realtime"]
-"""
-    )
-    return path
+from support import read_error_and_close, serve_process, upgrade_headers, write_config
 
 
 @pytest.fixture

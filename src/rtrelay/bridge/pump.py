@@ -27,7 +27,7 @@ from rtrelay.errors import CloseCode, MessageTooLarge, RelayError
 from rtrelay.log import bridge_log
 from rtrelay.tasks import cancel_and_wait
 
-__all__ = ["Bridge", "ClientLeg", "Counters", "new_event_id"]
+__all__ = ["Bridge", "ClientLeg", "Counters", "new_event_id", "response_cancel"]
 
 CLOSE_TIMEOUT: Final = 5.0
 """How long a close handshake may take before the transport is aborted."""
@@ -40,6 +40,12 @@ _BINARY: Final = WSMsgType.BINARY
 
 def new_event_id() -> str:
     return "event_" + secrets.token_hex(11)
+
+
+def response_cancel(response_id: str) -> bytes:
+    """The ``response.cancel`` the relay sends the provider for a budget it must enforce."""
+    cancel = {"type": "response.cancel", "event_id": new_event_id(), "response_id": response_id}
+    return orjson.dumps(cancel)
 
 
 class ClientLeg(web.WebSocketResponse):
@@ -237,13 +243,8 @@ class Bridge:
         if isinstance(decision, End):
             return decision
         for response_id in decision.cancel:
-            cancel = {
-                "type": "response.cancel",
-                "event_id": new_event_id(),
-                "response_id": response_id,
-            }
             with contextlib.suppress(ConnectionError):
-                await self.upstream.send_frame(orjson.dumps(cancel), _TEXT)
+                await self.upstream.send_frame(response_cancel(response_id), _TEXT)
         if decision.notify is not None:
             await self._send_error(decision.notify)
         return None

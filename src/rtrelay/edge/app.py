@@ -93,7 +93,7 @@ async def create_app(
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     admin_token = env.get(settings.admin.token_env) or None
-    admin = _admin_app(relay, admin_token)
+    admin = _admin_app(relay, desk, admin_token)
     mount_console(  # /console (same token), / and /admin/v1/docs
         app, relay, token=admin_token, openapi=admin[OPENAPI], readiness=lambda: readiness(relay)
     )
@@ -115,8 +115,11 @@ async def _call_desk(relay: Relay, closers: list[Closer]) -> CallDesk:
     return desk
 
 
-def _admin_app(relay: Relay, token: str | None) -> web.Application:
-    admin = create_admin_app(relay.parts.store, token=token, live_sessions=relay.live_sessions)
+def _admin_app(relay: Relay, desk: CallDesk, token: str | None) -> web.Application:
+    def live_sessions() -> list[dict[str, Any]]:
+        return relay.live_sessions() + desk.live()  # WebSocket sessions, then WebRTC calls
+
+    admin = create_admin_app(relay.parts.store, token=token, live_sessions=live_sessions)
 
     async def channels(request: web.Request) -> web.Response:
         return web.json_response({"data": channel_status(relay.router)})
@@ -173,6 +176,7 @@ async def _metrics_flusher(app: web.Application) -> AsyncIterator[None]:
             relay.flush_metrics()
             try:
                 await relay.refresh_spend()
+                await app[CALLS].refresh_spend()
             except Exception:  # the store is down: budgets use what this process knows
                 edge_log.warning("spend refresh failed", exc_info=True)
 

@@ -23,15 +23,14 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import aiohttp
-import orjson
 from aiohttp import WSMsgType
 
 from rtrelay.bridge.metering import RealtimeMeter
-from rtrelay.bridge.pump import new_event_id
+from rtrelay.bridge.pump import response_cancel
 from rtrelay.bridge.session import Actions, End, Session
 from rtrelay.config import Settings
 from rtrelay.edge.handshake import ClientHello
-from rtrelay.edge.session_run import attempts_of, usage_observer
+from rtrelay.edge.session_run import attempts_of, session_core
 from rtrelay.edge.wiring import Parts
 from rtrelay.errors import (
     EndedByOperator,
@@ -116,23 +115,8 @@ class CallRun:
 
     def start(self, done: Callable[[CallRun], None]) -> None:
         """Run the call in its own task; ``done(self)`` once it is settled."""
-        a, s = self.admission, self.settings
-        self.meter = RealtimeMeter(
-            session_id=a.session_id,
-            model=a.model or "",
-            key_id=a.key_id,
-            prices=self.parts.prices,
-            writer=self.parts.writer,
-            spend=self.parts.spend,
-            observe=usage_observer(self.metrics),
-        )
-        key = a.key
-        self.session = Session(
-            meter=self.meter,
-            timeouts=s.timeouts,
-            budget=key.budget_usd if key is not None else None,
-            on_spent=s.limits.on_budget_spent,
-            started=time.monotonic(),
+        self.meter, self.session = session_core(
+            self.settings, self.parts, self.metrics, self.admission
         )
         self.parts.writer.submit(self._start_row())
         self.metrics.handshakes.labels("success").inc()
@@ -239,13 +223,8 @@ class CallRun:
             return decision
         assert self.ws is not None
         for response_id in decision.cancel:
-            cancel = {
-                "type": "response.cancel",
-                "event_id": new_event_id(),
-                "response_id": response_id,
-            }
             with contextlib.suppress(ConnectionError):
-                await self.ws.send_frame(orjson.dumps(cancel), _TEXT)
+                await self.ws.send_frame(response_cancel(response_id), _TEXT)
         return None
 
     async def _hang_up(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import time
 from dataclasses import replace
@@ -236,6 +237,7 @@ class CallDesk:
             key_id=run.admission.key_id,
             session_id=run.session_id,
             node=self.relay.parts.node,
+            pid=os.getpid(),
             created_at=datetime.now(UTC),
         )
         try:
@@ -251,15 +253,19 @@ class CallDesk:
         self.calls.pop(run.call_id, None)
 
     async def recover(self) -> int:
-        """Hang up the calls this node owned that a previous run left live (start-up).
+        """Hang up the calls a dead process of this node left live (start-up).
 
         Their sidebands died with that process, so they would run unmetered: they are
         hung up rather than re-attached (their leases and budgets lived in the dead
-        process too; the session rows were already marked ``interrupted``).
+        process too; the session rows were already marked ``interrupted``). Workers of
+        one ``serve --workers N`` share the node name, so a call is an orphan only if
+        the process that owned it is gone: a respawned worker leaves its siblings' be.
         """
         store, router = self.relay.parts.store, self.relay.router
         hung = 0
         for call in await store.live_calls(node=self.relay.parts.node):
+            if call.pid is not None and _alive(call.pid):
+                continue
             channel = next((c for c in router.channels if c.name == call.channel), None)
             if channel is not None:
                 await self.dialer.hangup(
@@ -286,8 +292,28 @@ class CallDesk:
             if run.task is not None:
                 await cancel_and_wait(run.task)
 
+    async def refresh_spend(self) -> None:
+        """Reload live calls' key spend (``Relay.refresh_spend``'s rule, for calls)."""
+        keys = {r.admission.key_id for r in self.calls.values() if r.session.budget is not None}
+        for key_id in keys:
+            if key_id is not None:
+                await self.relay.parts.spend.spent(key_id)
+
     def live(self) -> list[dict[str, Any]]:
         return [run.describe() for run in self.calls.values()]
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (signal 0 checks, sends nothing)."""
+    if pid == os.getpid():
+        return False  # our own pid in an old row: a restart that got the same pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # another user's process has the pid now: our worker is gone
+    return True
 
 
 def _call_channels(plan: list[Any], model: str) -> list[Any]:

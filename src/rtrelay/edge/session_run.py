@@ -32,7 +32,7 @@ from rtrelay.log import edge_log
 from rtrelay.observe.metrics import Metrics
 from rtrelay.route.router import Attempt, Connected
 
-__all__ = ["SessionRun", "attempts_of", "usage_observer"]
+__all__ = ["SessionRun", "attempts_of", "session_core", "usage_observer"]
 
 _NORMAL_ENDINGS: Final = (IdleTimeout, SessionExpired, RelayShuttingDown, EndedByOperator)
 
@@ -82,23 +82,7 @@ class SessionRun:
             timeout=5.0,
         )
         self.client.headers["X-Request-Id"] = self.hello.request_id
-        self.meter = RealtimeMeter(
-            session_id=admission.session_id,
-            model=admission.model or "",
-            key_id=admission.key_id,
-            prices=self.parts.prices,
-            writer=self.parts.writer,
-            spend=self.parts.spend,
-            observe=usage_observer(self.metrics),
-        )
-        key = admission.key
-        self.session = Session(
-            meter=self.meter,
-            timeouts=s.timeouts,
-            budget=key.budget_usd if key is not None else None,
-            on_spent=s.limits.on_budget_spent,
-            started=time.monotonic(),
-        )
+        self.meter, self.session = session_core(s, self.parts, self.metrics, admission)
         self.bridge = Bridge(
             client=self.client,
             upstream=self.connected.ws,
@@ -247,6 +231,31 @@ class SessionRun:
                 "cost_usd": str(usage.cost_usd),
             },
         )
+
+
+def session_core(
+    settings: Settings, parts: Parts, metrics: Metrics, admission: Admission[Any]
+) -> tuple[RealtimeMeter, Session]:
+    """The Realtime meter and the session core for an admitted session (or call): the same
+    metering, budget and timing rules whichever transport carries it."""
+    meter = RealtimeMeter(
+        session_id=admission.session_id,
+        model=admission.model or "",
+        key_id=admission.key_id,
+        prices=parts.prices,
+        writer=parts.writer,
+        spend=parts.spend,
+        observe=usage_observer(metrics),
+    )
+    key = admission.key
+    session = Session(
+        meter=meter,
+        timeouts=settings.timeouts,
+        budget=key.budget_usd if key is not None else None,
+        on_spent=settings.limits.on_budget_spent,
+        started=time.monotonic(),
+    )
+    return meter, session
 
 
 def usage_observer(metrics: Metrics) -> Callable[[str, Usage, Decimal | None], None]:

@@ -356,6 +356,9 @@ class CallRecord:
     session_id: str
     node: str | None
     created_at: datetime
+    pid: int | None = None
+    """The process on ``node`` that meters the call: a restart hangs up only the calls of
+    processes that are gone (``serve --workers N`` shares one node name)."""
     state: Literal["live", "ended"] = "live"
     ended_at: datetime | None = None
 

@@ -281,6 +281,7 @@ calls: Final = sa.Table(
     sa.Column("key_id", sa.String(32), nullable=True),
     sa.Column("session_id", sa.String(128), nullable=False),
     sa.Column("node", sa.Text, nullable=True),
+    sa.Column("pid", sa.Integer, nullable=True),
     sa.Column("state", sa.String(16), nullable=False, comment="live | ended"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("ended_at", UTCDateTime, nullable=True),
