@@ -104,6 +104,25 @@ def test_table_plots_and_goals_are_written(quick_run: Any) -> None:
     assert "rtrelay vs rtrelay-core: CPU/frame" in stdout
 
 
+def test_every_measured_window_reports_host_steal(quick_run: Any) -> None:
+    doc, out, stdout = quick_run
+    steal = doc["steal"]
+    assert steal["threshold_pct"] == 5.0
+    # 2 interleaved rounds of each of the 3 targets, in order.
+    assert [(w["phase"], w["round"], w["target"]) for w in steal["windows"]] == [
+        ("main", r, t) for r in (1, 2) for t in ("direct", "rtrelay", "rtrelay-core")
+    ]
+    for window in steal["windows"]:
+        assert 0.0 <= window["steal_pct"] <= 100.0
+        assert window["flagged"] is (window["steal_pct"] > 5.0)
+    assert steal["flagged"] == sum(w["flagged"] for w in steal["windows"])
+    relay = _main(doc)["rtrelay"]
+    assert len(relay["steal_pct_by_round"]) == 2
+    line = next(x for x in stdout.splitlines() if x.startswith("Host steal"))
+    assert f"max {steal['max_pct']:.1f} % over 6 windows" in line
+    assert line in (out / "results.md").read_text()
+
+
 def test_every_process_is_stopped(quick_run: Any) -> None:
     doc = quick_run[0]
     pids = [

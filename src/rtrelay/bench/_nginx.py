@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+from rtrelay.bench._apt import PackageUnavailable, ensure_package
 from rtrelay.bench._procs import Child, ChildFailed, Children, free_port
 from rtrelay.bench._target import MODEL, Target
 
@@ -40,30 +40,16 @@ def find_nginx() -> str | None:
 def ensure_nginx(*, install: bool) -> str:
     """The nginx binary; with ``install``, ``apt-get install -y nginx`` first if it is missing.
 
+    Ours runs from a generated config on its own port, whatever the package's own service
+    (if the system starts one) does.
+
     Raises:
         NginxUnavailable: not installed, and installing was not allowed or failed.
     """
-    found = find_nginx()
-    if found is not None:
-        return found
-    if not install:
-        raise NginxUnavailable("nginx is not installed (apt-get install -y nginx)")
-    if shutil.which("apt-get") is None:
-        raise NginxUnavailable("nginx is not installed and apt-get is not available")
-    # Ours runs from a generated config on its own port, whatever the package's own
-    # service (if the system starts one) does.
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install_cmd = ["apt-get", "install", "-y", "nginx"]
-    # A fresh container has no package lists yet: update once if the first try fails.
-    for command in (install_cmd, ["apt-get", "update"], install_cmd):
-        print(f"rtrelay bench: nginx is missing; running: {' '.join(command)}", file=sys.stderr)
-        done = subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL)
-        if command is install_cmd and done.returncode == 0:
-            break
-    found = find_nginx()
-    if found is None:
-        raise NginxUnavailable("apt-get install -y nginx did not install nginx")
-    return found
+    try:
+        return ensure_package("nginx", find_nginx, install=install)
+    except PackageUnavailable as exc:
+        raise NginxUnavailable(str(exc)) from exc
 
 
 def nginx_config(prefix: Path, port: int, upstream: str) -> str:
@@ -113,9 +99,19 @@ http {{
 
 
 async def start_nginx(
-    children: Children, workdir: Path, provider_base: str, *, install: bool
+    children: Children,
+    workdir: Path,
+    provider_base: str,
+    *,
+    install: bool,
+    wrap: Sequence[str] = (),
+    start_timeout: float = START_TIMEOUT,
 ) -> Target:
     """Install nginx if needed and allowed, then run it in front of the provider.
+
+    Args:
+        wrap: a command nginx runs under (``valgrind --tool=callgrind …``).
+        start_timeout: how long it may take to accept connections.
 
     Raises:
         NginxUnavailable: nginx is missing and cannot be installed.
@@ -132,12 +128,12 @@ async def start_nginx(
     child = children.add(
         Child(
             "nginx",
-            [binary, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
+            [*wrap, binary, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
             log_path=prefix / "stdout.log",
         )
     )
     child.start()
-    await _wait_listening(child, port)
+    await _wait_listening(child, port, start_timeout)
     return Target(
         "nginx",
         f"ws://127.0.0.1:{port}/v1/realtime?model={MODEL}",
@@ -146,10 +142,10 @@ async def start_nginx(
     )
 
 
-async def _wait_listening(child: Child, port: int) -> None:
+async def _wait_listening(child: Child, port: int, timeout: float) -> None:
     """nginx prints nothing when ready: connect until it accepts."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_TIMEOUT
+    deadline = loop.time() + timeout
     while True:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -16,14 +16,16 @@ __all__ = [
     "quick",
 ]
 
-TargetName = Literal["direct", "rtrelay", "rtrelay-core", "nginx", "litellm"]
+TargetName = Literal["direct", "rtrelay", "baseline", "rtrelay-core", "nginx", "litellm"]
 ALL_TARGETS: Final[tuple[TargetName, ...]] = (
     "direct",
     "rtrelay",
+    "baseline",
     "rtrelay-core",
     "nginx",
     "litellm",
 )
+"""Every target, in table order; ``baseline`` is ``rtrelay`` from ``--baseline-src``."""
 DEFAULT_TARGETS: Final[tuple[TargetName, ...]] = ("direct", "rtrelay", "rtrelay-core", "nginx")
 DEFAULT_CAPACITY_STEPS: Final = (50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1600, 2000)
 
@@ -40,6 +42,12 @@ class BenchOptions:
         reply_audio_ms: length of each spoken reply the simulated provider streams back.
         probe_ms: interval of the latency probes each session sends.
         ramp: seconds over which sessions connect (``None``: scaled with the count).
+
+    Builds:
+        relay_src: the source tree (``src/``) the rtrelay targets run (``None``: this
+            install).
+        baseline_src: another tree, run as the ``baseline`` target (``rtrelay``'s
+            config) interleaved with the others: a change against its parent, same noise.
 
     Measurement:
         duration: measured seconds per target, split into ``rounds`` interleaved rounds.
@@ -72,6 +80,8 @@ class BenchOptions:
     plots: bool = True
     install_nginx: bool = True
     """Install the Debian ``nginx`` package when the nginx target needs it and it is missing."""
+    relay_src: Path | None = None
+    baseline_src: Path | None = None
     litellm_venv: Path | None = None
     """Where LiteLLM is installed (default ``~/.cache/rtrelay-bench/litellm-venv``)."""
 
@@ -93,12 +103,15 @@ class BenchOptions:
             raise ValueError("probe_ms must be at least 10")
         if self.max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
+        if "baseline" in self.targets and self.baseline_src is None:
+            raise ValueError("the baseline target needs baseline_src (--baseline-src)")
 
     @property
     def measured_targets(self) -> tuple[TargetName, ...]:
-        """The targets, ``direct`` first: every figure is relative to it."""
-        rest = tuple(t for t in self.targets if t != "direct")
-        return ("direct", *rest)
+        """The targets, ``direct`` first (every figure is relative to it); ``baseline``
+        after ``rtrelay`` whenever ``baseline_src`` is given."""
+        wanted = set(self.targets) | ({"baseline"} if self.baseline_src is not None else set())
+        return ("direct", *(t for t in ALL_TARGETS if t in wanted and t != "direct"))
 
     @property
     def round_seconds(self) -> float:

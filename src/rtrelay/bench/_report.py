@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from rtrelay.bench._hoststat import steal_markdown
+from rtrelay.bench._relay import sources_markdown
+
 __all__ = ["GOALS", "goals", "markdown", "ratios", "summary_line"]
 
 Figures = dict[str, Any]
@@ -105,6 +108,9 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"- {name}: {_capacity_cell(doc, name)} sessions per relay core ({why})")
     lines.append("")
     lines.append(summary_line(doc))
+    lines.append(steal_markdown(doc.get("steal")))
+    meta = doc.get("meta", {})
+    lines += sources_markdown(meta)
     for name, why in doc.get("skipped", {}).items():
         lines.append(f"- {name} skipped: {why}")
     return "\n".join(lines)
@@ -132,7 +138,7 @@ def ratios(doc: dict[str, Any], other: str) -> dict[str, float | None]:
 
 def summary_line(doc: dict[str, Any]) -> str:
     parts = []
-    for other in ("rtrelay-core", "nginx", "litellm"):
+    for other in ("baseline", "rtrelay-core", "nginx", "litellm"):
         if other not in _main_run(doc) or "rtrelay" not in _main_run(doc):
             continue
         r = ratios(doc, other)

@@ -1,7 +1,7 @@
 """One round: ramp N sessions up against one target, measure a fixed window, stop them all.
 
-Only the window counts: frames, bytes, probe round trips and the CPU time of the
-target, the provider and the load generator are read at its two edges, so ramp-up
+Only the window counts: frames, bytes, probe round trips, the CPU time of the target,
+the provider and the load generator, and the host's steal are read at its two edges, so ramp-up
 and teardown (handshakes, closes) stay out of the per-frame figures. Handshake times
 are the exception: they are taken during the ramp, where they happen.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import psutil
 
+from rtrelay.bench._hoststat import HostCpu, steal_window
 from rtrelay.bench._procs import ResourceMeter
 from rtrelay.bench._session import (
     HANDSHAKE_TIMEOUT,
@@ -55,8 +56,10 @@ class RoundResult:
     target_cpu_s: float | None
     provider_cpu_s: float
     loadgen_cpu_s: float
-    machine_busy_s: float
+    machine_busy_s: float | None
     """CPU time all processes on the machine used in the window (others' work included)."""
+    steal: dict[str, Any]
+    """The host's steal in the window (``steal_pct``, ``flagged``): see ``_hoststat``."""
     target_rss_before: int | None
     target_rss_max: int | None
 
@@ -123,7 +126,10 @@ async def run_round(
         target_cpu_s=_delta(end.target_cpu, start.target_cpu),
         provider_cpu_s=end.provider_cpu - start.provider_cpu,
         loadgen_cpu_s=end.loadgen_cpu - start.loadgen_cpu,
-        machine_busy_s=end.machine_busy - start.machine_busy,
+        machine_busy_s=None
+        if end.host is None or start.host is None
+        else end.host.busy_s - start.host.busy_s,
+        steal=steal_window(start.host, end.host),
         target_rss_before=rss_before,
         target_rss_max=rss_max,
     )
@@ -135,7 +141,7 @@ class _Edge:
     target_cpu: float | None
     provider_cpu: float
     loadgen_cpu: float
-    machine_busy: float
+    host: HostCpu | None
 
     @classmethod
     def read(cls, recorder: Recorder, meters: Meters) -> _Edge:
@@ -144,21 +150,8 @@ class _Edge:
             meters.target.read().cpu_s if meters.target is not None else None,
             meters.provider.read().cpu_s,
             meters.loadgen.read().cpu_s,
-            _machine_busy(),
+            HostCpu.read(),
         )
-
-
-def _machine_busy() -> float:
-    t = psutil.cpu_times()
-    # Linux counts guest time inside user time already: add only the disjoint fields.
-    return float(
-        t.user
-        + t.nice
-        + t.system
-        + getattr(t, "irq", 0.0)
-        + getattr(t, "softirq", 0.0)
-        + getattr(t, "steal", 0.0)
-    )
 
 
 def _delta(end: float | None, start: float | None) -> float | None:

@@ -7,7 +7,7 @@ Order of work, for each target (all against the same simulated provider):
 2. idle memory: K silent sessions held open, RSS over the baseline divided by K;
 3. the main measurement: ``rounds`` rounds of N sessions per target, interleaved
    (direct, rtrelay, nginx, litellm, direct, rtrelay, …) so slow drift on a shared
-   machine hits every target alike;
+   machine hits every target alike; each round's host steal is read at its edges;
 4. optionally the capacity search: N stepped up, each step interleaved the same way,
    until each target's added p99 reaches the limit or a session fails.
 """
@@ -28,12 +28,13 @@ from typing import Any, Final
 import aiohttp
 
 from rtrelay.bench._frames import Audio
+from rtrelay.bench._hoststat import steal_summary
 from rtrelay.bench._litellm import DEFAULT_VENV, LiteLLMUnavailable, start_litellm
 from rtrelay.bench._nginx import NginxUnavailable, start_nginx
 from rtrelay.bench._options import ALL_TARGETS, BenchOptions, TargetName
 from rtrelay.bench._procs import ChildFailed, Children, ResourceMeter
 from rtrelay.bench._provider import Provider, start_provider
-from rtrelay.bench._relay import start_rtrelay
+from rtrelay.bench._relay import RelayBuild, sources_meta, start_rtrelay, tree_for
 from rtrelay.bench._round import Meters, RoundResult, run_round, session_kinds
 from rtrelay.bench._session import LoadPlan, SessionKind
 from rtrelay.bench._stats import idle_rss, target_figures
@@ -62,6 +63,8 @@ class _Bench:
     plan: LoadPlan
     log: Log
     baselines: dict[TargetName, int | None] = field(default_factory=dict)
+    steal: list[dict[str, Any]] = field(default_factory=list)
+    """Every measured window's host steal, in order (``results.json``'s ``steal``)."""
 
     async def round(
         self, name: TargetName, kinds: list[SessionKind], *, ramp: float, duration: float
@@ -94,6 +97,7 @@ class _Bench:
         *,
         rounds: int,
         duration: float,
+        phase: str,
     ) -> dict[TargetName, list[RoundResult]]:
         """``rounds`` rounds of each target in turn: A B C A B C …"""
         results: dict[TargetName, list[RoundResult]] = {name: [] for name in names}
@@ -102,6 +106,16 @@ class _Bench:
             for name in names:
                 result = await self.round(name, kinds, ramp=ramp, duration=duration)
                 results[name].append(result)
+                self.steal.append(
+                    {
+                        "phase": phase,
+                        "sessions": len(kinds),
+                        "round": index + 1,
+                        "target": name,
+                        "window_s": round(result.window_s, 2),
+                        **result.steal,
+                    }
+                )
                 self.log(_round_line(index + 1, rounds, result))
         return results
 
@@ -132,6 +146,7 @@ async def run_bench(options: BenchOptions, *, workdir: Path, log: Log = _stderr)
         "idle_rss": {},
         "runs": [],
         "capacity": None,
+        "steal": None,
     }
     async with Children() as children:
         try:
@@ -144,13 +159,14 @@ async def run_bench(options: BenchOptions, *, workdir: Path, log: Log = _stderr)
             rounds = f"{options.rounds} rounds x {options.round_seconds:g} s"
             log(f"main: {len(kinds)} sessions, {rounds}")
             results = await bench.interleaved(
-                names, kinds, rounds=options.rounds, duration=options.round_seconds
+                names, kinds, rounds=options.rounds, duration=options.round_seconds, phase="main"
             )
             doc["runs"].append(
                 {"phase": "main", "sessions": len(kinds), "targets": bench.figures(results)}
             )
             if options.capacity:
                 doc["capacity"] = await _capacity(bench, names, doc, log)
+            doc["steal"] = steal_summary(bench.steal)
         finally:
             doc["meta"]["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
             doc["meta"]["elapsed_s"] = round((datetime.now(UTC) - started).total_seconds(), 1)
@@ -171,13 +187,16 @@ async def _start(
     most = max(most, options.idle_rss_sessions or 0)
     for name in options.measured_targets[1:]:
         try:
-            if name in ("rtrelay", "rtrelay-core"):
+            if name in ("rtrelay", "baseline", "rtrelay-core"):
+                src = tree_for(name, relay_src=options.relay_src, baseline_src=options.baseline_src)
                 target = await start_rtrelay(
                     children,
                     workdir,
                     provider.base_url,
                     max_sessions=2 * most,
                     core=name == "rtrelay-core",
+                    name=name,
+                    build=RelayBuild(src=src),
                 )
             elif name == "nginx":
                 target = await start_nginx(
@@ -241,6 +260,7 @@ async def _capacity(
             session_kinds(n, 0, 0),
             rounds=options.capacity_rounds,
             duration=options.capacity_duration / options.capacity_rounds,
+            phase="capacity",
         )
         figures = bench.figures(results)
         doc["runs"].append({"phase": "capacity", "sessions": n, "targets": figures})
@@ -307,4 +327,5 @@ def _meta(options: BenchOptions, started: datetime) -> dict[str, Any]:
             "latency_limit_ms": options.latency_limit_ms,
             "litellm_venv": str(options.litellm_venv or DEFAULT_VENV),
         },
+        **sources_meta(relay_src=options.relay_src, baseline_src=options.baseline_src),
     }

@@ -100,6 +100,9 @@ def target_figures(
         figures["added_rtt_ms"] = added
         figures["added_per_frame_ms"] = _halved(added)
         figures["added_handshake_ms"] = _difference(handshake, direct_hs)
+    steal = [r.steal["steal_pct"] for r in rounds]
+    figures["steal_pct_by_round"] = steal
+    figures["steal_flagged_rounds"] = sum(1 for r in rounds if r.steal["flagged"])
     figures.update(_failures(rounds))
     figures.update(_cpu(rounds, frames, nbytes, window))
     rss_max = max((r.target_rss_max for r in rounds if r.target_rss_max is not None), default=None)
@@ -129,9 +132,12 @@ def _failures(rounds: Sequence[RoundResult]) -> dict[str, Any]:
 def _cpu(rounds: Sequence[RoundResult], frames: int, nbytes: int, window: float) -> dict[str, Any]:
     provider = sum(r.provider_cpu_s for r in rounds)
     loadgen = sum(r.loadgen_cpu_s for r in rounds)
-    machine = sum(r.machine_busy_s for r in rounds)
+    busy = [r.machine_busy_s for r in rounds]
+    machine = None if None in busy else sum(b for b in busy if b is not None)
     out: dict[str, Any] = {
-        "machine_busy_cores": round(machine / window, 3) if window else None,
+        "machine_busy_cores": round(machine / window, 3)
+        if window and machine is not None
+        else None,
         "provider_cpu_cores": round(provider / window, 3) if window else None,
         "loadgen_cpu_cores": round(loadgen / window, 3) if window else None,
     }
@@ -140,6 +146,11 @@ def _cpu(rounds: Sequence[RoundResult], frames: int, nbytes: int, window: float)
         out.update(cpu_s=None, cpu_cores=None, cpu_us_per_frame=None, cpu_s_per_gb=None)
         return out
     cpu = sum(v for v in cpu_values if v is not None)
+    # Per round too: their spread is the run's own noise on this figure.
+    out["cpu_us_per_frame_by_round"] = [
+        round(v * 1e6 / r.tally.frames, 2) if v is not None and r.tally.frames else None
+        for v, r in zip(cpu_values, rounds, strict=True)
+    ]
     cores = cpu / window if window else 0.0
     out.update(
         cpu_s=round(cpu, 3),

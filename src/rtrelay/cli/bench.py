@@ -2,6 +2,8 @@
 
 ``rtrelay bench --soak`` instead runs many short sessions through one relay and samples
 its memory, descriptors, tasks and threads for leaks (docs/bench.md, "Soak").
+``rtrelay bench --instructions`` counts each relay's instructions per forwarded frame
+under callgrind, a cost figure host noise cannot move (docs/bench.md, "Instructions").
 
 The harness (``rtrelay.bench``) needs the ``bench`` extra (psutil, matplotlib), which a
 base install lacks: this module imports it only when the command runs, so every other
@@ -27,9 +29,18 @@ import orjson
 
 if TYPE_CHECKING:
     from rtrelay.bench import BenchOptions
+    from rtrelay.bench._instructions import InstructionOptions
+    from rtrelay.bench._options import TargetName
     from rtrelay.bench._soak import SoakOptions
 
-__all__ = ["BENCH_EXTRA", "missing_extra", "register"]
+__all__ = [
+    "BENCH_EXTRA",
+    "instruction_options_from_args",
+    "missing_extra",
+    "options_from_args",
+    "register",
+    "soak_options_from_args",
+]
 
 BENCH_EXTRA: Final = ("psutil", "matplotlib")
 """The modules of pyproject's ``bench`` extra (matplotlib only draws the plots)."""
@@ -39,17 +50,21 @@ INSTALL_HINT: Final = "pip install 'rtrelay[bench]'"
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
-        help="benchmark rtrelay against direct, nginx and LiteLLM (--soak: look for leaks)",
+        help="benchmark rtrelay against direct, nginx and LiteLLM (--soak: look for leaks; "
+        "--instructions: count instructions per frame)",
         description="Paced realtime audio sessions through each target and directly to the "
         "same simulated provider; writes results.json, results.md and plots to --out. "
         "With --soak: many short sessions through one rtrelay serve, sampling its RSS, "
-        "open fds, tasks and threads, then checking its ledger.",
+        "open fds, tasks and threads, then checking its ledger. With --instructions: a "
+        "fixed stepped workload through each relay under valgrind's callgrind, counting "
+        "instructions and system calls per forwarded frame.",
     )
     p.add_argument(
         "--sessions",
         type=int,
         default=None,
-        help="concurrent audio sessions (100); with --soak, sessions in all (10000)",
+        help="concurrent audio sessions (100); with --soak, sessions in all (10000); "
+        "with --instructions, sessions open in the counted windows (10)",
     )
     p.add_argument("--duration", type=float, default=20.0, help="measured s per target (20)")
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds (4)")
@@ -58,7 +73,18 @@ def register(subparsers: Any) -> None:
         type=_names,
         default=None,
         help="comma-separated: direct, rtrelay, rtrelay-core, nginx, litellm "
-        "(default: all but litellm)",
+        "(default: all but litellm; --instructions: rtrelay, rtrelay-core, nginx)",
+    )
+    p.add_argument(
+        "--relay-src",
+        type=Path,
+        help="run the rtrelay targets from this source tree's src/ (default: this install)",
+    )
+    p.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="add target 'baseline': rtrelay (keys + ledger) from this tree's src/, "
+        "measured in the same run (e.g. a git worktree of the parent commit)",
     )
     p.add_argument(
         "--with-litellm", action="store_true", help="add LiteLLM (installed in its own venv)"
@@ -72,11 +98,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--idle-sessions", type=int, default=0, help="extra idle sessions")
     p.add_argument("--chunk-ms", type=int, default=100, help="audio per append (100)")
     p.add_argument("--turn-ms", type=int, default=3000, help="user turn length (3000)")
-    p.add_argument("--reply-audio-ms", type=int, default=2000, help="reply length (2000)")
+    p.add_argument(
+        "--reply-audio-ms",
+        type=int,
+        default=None,
+        help="reply length (2000; --instructions: 600)",
+    )
     p.add_argument("--probe-ms", type=int, default=100, help="latency probe interval (100)")
     p.add_argument("--out", type=Path, help="results folder (./bench-results/<timestamp>)")
     p.add_argument("--quick", action="store_true", help="a few sessions for a few seconds")
-    p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
+    p.add_argument(
+        "--no-install", action="store_true", help="never apt-get install nginx or valgrind"
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--json", action="store_true", help="print results.json on stdout")
     soak = p.add_argument_group("soak (--soak)")
@@ -91,6 +124,18 @@ def register(subparsers: Any) -> None:
     )
     soak.add_argument(
         "--bad-key-every", type=int, default=50, help="every N-th session: a wrong key (50)"
+    )
+    instr = p.add_argument_group("instruction counts (--instructions)")
+    instr.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per forwarded frame under callgrind instead",
+    )
+    instr.add_argument(
+        "--appends", type=int, default=20, help="audio appends per session, each probed (20)"
+    )
+    instr.add_argument(
+        "--repeats", type=int, default=2, help="fresh target processes per target (2)"
     )
     p.set_defaults(func=_main)
 
@@ -111,17 +156,9 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     Raises:
         ValueError: an option is out of range, or a target is unknown.
     """
-    from rtrelay.bench import ALL_TARGETS, DEFAULT_TARGETS, BenchOptions, quick
-    from rtrelay.bench._options import TargetName
+    from rtrelay.bench import DEFAULT_TARGETS, BenchOptions, quick
 
-    targets: tuple[TargetName, ...] = DEFAULT_TARGETS
-    if args.targets:
-        unknown = [n for n in args.targets if n not in ALL_TARGETS]
-        if unknown:
-            raise ValueError(
-                f"unknown target(s): {', '.join(unknown)} (known: {', '.join(ALL_TARGETS)})"
-            )
-        targets = tuple(n for n in ALL_TARGETS if n in args.targets)
+    targets = _targets(args.targets, DEFAULT_TARGETS)
     if args.with_litellm and "litellm" not in targets:
         targets = (*targets, "litellm")
     options = BenchOptions(
@@ -133,8 +170,10 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         rounds=args.rounds,
         chunk_ms=args.chunk_ms,
         turn_ms=args.turn_ms,
-        reply_audio_ms=args.reply_audio_ms,
+        reply_audio_ms=2000 if args.reply_audio_ms is None else args.reply_audio_ms,
         probe_ms=args.probe_ms,
+        relay_src=_tree(args.relay_src),
+        baseline_src=_tree(args.baseline_src),
         capacity=args.capacity,
         max_sessions=args.max_sessions,
         capacity_budget=args.capacity_budget,
@@ -142,6 +181,59 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         install_nginx=not args.no_install,
     )
     return quick(options) if args.quick else options
+
+
+def _targets(
+    names: tuple[str, ...] | None, default: tuple[TargetName, ...]
+) -> tuple[TargetName, ...]:
+    """``--targets`` checked and put in table order (``default`` when not given).
+
+    Raises:
+        ValueError: a target is unknown.
+    """
+    from rtrelay.bench import ALL_TARGETS
+
+    if not names:
+        return default
+    unknown = [n for n in names if n not in ALL_TARGETS]
+    if unknown:
+        raise ValueError(
+            f"unknown target(s): {', '.join(unknown)} (known: {', '.join(ALL_TARGETS)})"
+        )
+    return tuple(n for n in ALL_TARGETS if n in names)
+
+
+def _tree(src: Path | None) -> Path | None:
+    """A ``--relay-src``/``--baseline-src`` checked to hold rtrelay (``ValueError`` if not)."""
+    from rtrelay.bench._relay import source_tree
+
+    return None if src is None else source_tree(src)
+
+
+def instruction_options_from_args(args: argparse.Namespace) -> InstructionOptions:
+    """The ``InstructionOptions`` the command line asks for (``--quick``: a smoke-test size).
+
+    Raises:
+        ValueError: an option is out of range, or a target is unknown.
+    """
+    from rtrelay.bench._instructions import (
+        INSTRUCTION_TARGETS,
+        InstructionOptions,
+        quick_instructions,
+    )
+
+    options = InstructionOptions(
+        targets=_targets(args.targets, INSTRUCTION_TARGETS),
+        sessions=10 if args.sessions is None else args.sessions,
+        appends=args.appends,
+        reply_audio_ms=600 if args.reply_audio_ms is None else args.reply_audio_ms,
+        chunk_ms=args.chunk_ms,
+        repeats=args.repeats,
+        relay_src=_tree(args.relay_src),
+        baseline_src=_tree(args.baseline_src),
+        install=not args.no_install,
+    )
+    return quick_instructions(options) if args.quick else options
 
 
 def soak_options_from_args(args: argparse.Namespace) -> SoakOptions:
@@ -164,7 +256,7 @@ def soak_options_from_args(args: argparse.Namespace) -> SoakOptions:
 
 
 def _main(args: argparse.Namespace) -> int:
-    missing = missing_extra(plots=not args.no_plots and not args.soak)
+    missing = missing_extra(plots=not (args.no_plots or args.soak or args.instructions))
     if missing:
         print(
             f"rtrelay bench: needs the bench extra ({', '.join(missing)} not installed): "
@@ -174,6 +266,8 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     if args.soak:
         return _soak_main(args)
+    if args.instructions:
+        return _instructions_main(args)
     from rtrelay.bench import markdown, write_results
     from rtrelay.bench._quiet import freeze_startup
 
@@ -226,6 +320,34 @@ def _soak_main(args: argparse.Namespace) -> int:
         return 128 + signal.SIGTERM
     files = write_soak_results(doc, out)
     return _emit(doc, soak_markdown(doc), files, as_json=args.json)
+
+
+def _instructions_main(args: argparse.Namespace) -> int:
+    from rtrelay.bench._callgrind import ValgrindUnavailable
+    from rtrelay.bench._instructions import run_instructions
+    from rtrelay.bench._instructions_report import (
+        instructions_markdown,
+        write_instruction_results,
+    )
+
+    try:
+        options = instruction_options_from_args(args)
+    except ValueError as exc:
+        print(f"rtrelay bench: {exc}", file=sys.stderr)
+        return 2
+    out: Path = args.out or Path("bench-results") / datetime.now().strftime(
+        "instructions-%Y%m%d-%H%M%S"
+    )
+    try:
+        doc = _on_loop(lambda: run_instructions(options, workdir=out / "logs"))
+    except ValgrindUnavailable as exc:
+        print(f"rtrelay bench: --instructions needs valgrind: {exc}", file=sys.stderr)
+        return 2
+    except asyncio.CancelledError:  # SIGTERM: every child is already stopped
+        print("rtrelay bench: stopped by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    files = write_instruction_results(doc, out)
+    return _emit(doc, instructions_markdown(doc), files, as_json=args.json)
 
 
 def _run(options: BenchOptions, workdir: Path) -> dict[str, Any]:
