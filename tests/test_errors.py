@@ -13,6 +13,7 @@ TABLE = [
     ("origin_not_allowed", 403, 4403),
     ("model_not_allowed", 403, 4403),
     ("model_not_found", 404, 4404),
+    ("call_not_found", 404, 4404),
     ("missing_model", 400, 4400),
     ("rate_limit_exceeded", 429, 4429),
     ("concurrency_limit_exceeded", 429, 4429),

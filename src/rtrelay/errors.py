@@ -12,7 +12,7 @@ follows are all rendered from those attributes and nowhere else::
     │                                        client_gone (499: hung up before the 101)
     ├── AuthError ............. 401 / 4401   missing_api_key, invalid_api_key
     ├── PermissionDenied ...... 403 / 4403   origin_not_allowed, model_not_allowed
-    ├── NotFound .............. 404 / 4404   model_not_found
+    ├── NotFound .............. 404 / 4404   model_not_found, call_not_found
     ├── RateLimited ........... 429 / 4429   rate_limit_exceeded, concurrency_limit_exceeded,
     │                                        insufficient_quota
     ├── UpstreamError ......... 5xx / 45xx   upstream_rejected, upstream_unavailable,
@@ -36,6 +36,7 @@ __all__ = [
     "AuthError",
     "BadRequest",
     "BetaNotSupportedByChannel",
+    "CallNotFound",
     "ClientGone",
     "CloseCode",
     "ConcurrencyLimitExceeded",
@@ -274,6 +275,14 @@ class ModelNotFound(NotFound):
     default_message = "No upstream channel serves the requested model."
 
 
+class CallNotFound(NotFound):
+    """No WebRTC call with this relay id that the caller's key may see (someone else's
+    call id is answered the same way: whether it exists is not the caller's business)."""
+
+    code = "call_not_found"
+    default_message = "No call with this id exists for this key."
+
+
 class RateLimited(RelayError):
     type = "rate_limit_error"
     http_status = 429
@@ -416,6 +425,7 @@ ERROR_CLASSES: Final[tuple[type[RelayError], ...]] = (
     RequestTimeout,
     ClientGone,
     ModelNotFound,
+    CallNotFound,
     RateLimitExceeded,
     ConcurrencyLimitExceeded,
     InsufficientQuota,

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import aiohttp
 import pytest
+from calls_rig import Rig
 
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.mock import MockOptions, MockProvider
-from rtrelay.wire import CALLS_PATH
-from support import RunningRelay, mock_channel_settings, running_relay
-
-
-@dataclass
-class Rig:
-    provider: MockProvider
-    relay: RunningRelay
-    key: str
-
-    @property
-    def calls_url(self) -> str:
-        return self.relay.url + CALLS_PATH
+from support import mock_channel_settings, running_relay
 
 
 @pytest.fixture

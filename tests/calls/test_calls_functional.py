@@ -14,12 +14,11 @@ from decimal import Decimal
 import aiohttp
 import orjson
 import pytest
+from calls_rig import Rig, settled
 
-from conftest import Rig
 from rtc_helpers import RtcClient
 from rtrelay.edge.app import CALLS
 from rtrelay.ledger.keys import KeySpec
-from rtrelay.ledger.records import SessionRow
 from rtrelay.mock import MockOptions, MockProvider
 from rtrelay.wire import CALLS_PATH
 from support import mock_channel_settings, running_relay, settings_for
@@ -27,18 +26,6 @@ from support import mock_channel_settings, running_relay, settings_for
 pytestmark = pytest.mark.timeout(60)
 
 MODEL = {"model": "gpt-realtime"}
-
-
-async def settled(rig: Rig, session_id: str, timeout: float = 10.0) -> SessionRow:
-    """The session row once the call has ended and its rows are written."""
-    store, writer = rig.relay.relay.parts.store, rig.relay.relay.parts.writer
-    async with asyncio.timeout(timeout):
-        while True:
-            await writer.flush()
-            row = await store.session(session_id)
-            if row is not None and row.status != "live":
-                return row
-            await asyncio.sleep(0.05)
 
 
 async def test_raw_offer_is_answered_with_the_providers_sdp_and_a_relay_call_id(

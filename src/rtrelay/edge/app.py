@@ -87,6 +87,8 @@ async def create_app(
         app.router.add_get(path, _realtime)
     app.router.add_post(wire.CALLS_PATH, _create_call)
     app.router.add_route("OPTIONS", wire.CALLS_PATH, _call_preflight)
+    app.router.add_post(wire.CALLS_PATH + "/{call_id}/{control}", _call_control)
+    app.router.add_route("OPTIONS", wire.CALLS_PATH + "/{call_id}/{control}", _call_preflight)
     app.router.add_post("/v1/realtime/client_secrets", mint_handler(_relay_of, beta=False))
     app.router.add_post("/v1/realtime/sessions", mint_handler(_relay_of, beta=True))
     app.router.add_get("/healthz", _healthz)
@@ -107,6 +109,7 @@ async def _call_desk(relay: Relay, closers: list[Closer]) -> CallDesk:
     await dialer.start()
     closers.append(dialer.close)
     desk = CallDesk(relay, dialer)
+    relay.calls = dialer  # app servers' sidebands (?call_id=) are dialed with it
     closers.append(desk.close)  # before the dialers and the ledger: calls hang up, settle
     try:
         await desk.recover()
@@ -195,6 +198,10 @@ async def _metrics(request: web.Request) -> web.Response:
 
 async def _create_call(request: web.Request) -> web.Response:
     return await request.app[CALLS].create(request)
+
+
+async def _call_control(request: web.Request) -> web.Response:
+    return await request.app[CALLS].control(request)
 
 
 async def _call_preflight(request: web.Request) -> web.Response:

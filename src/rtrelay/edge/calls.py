@@ -35,17 +35,22 @@ from rtrelay.edge.handshake import new_request_id, parse_hello
 from rtrelay.edge.refuse import http_refusal, record_refusal
 from rtrelay.edge.relay import Relay
 from rtrelay.errors import (
+    CallNotFound,
     InvalidRequest,
     ModelNotFound,
+    RelayError,
     RelayShuttingDown,
+    UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from rtrelay.gate.admission import Admission, Ask
 from rtrelay.ledger.records import CallRecord
 from rtrelay.log import edge_log
 from rtrelay.route.calls import CALL_KINDS, CallDialer, CallOffer
+from rtrelay.route.dial import DialFailure, FailureKind
 from rtrelay.route.router import RoutingFailed
 from rtrelay.tasks import cancel_and_wait
-from rtrelay.wire import CALLS_PATH
+from rtrelay.wire import CALL_CONTROLS, CALLS_PATH
 
 __all__ = ["MAX_OFFER_BYTES", "CallDesk", "new_call_id", "read_offer"]
 
@@ -222,6 +227,62 @@ class CallDesk:
             status=201, text=run.answered.sdp, content_type="application/sdp", headers=headers
         )
 
+    async def control(self, request: web.Request) -> web.Response:
+        """``POST /v1/realtime/calls/{id}/accept|reject|refer|hangup``, for the call's owner.
+
+        The caller is authenticated and its Origin checked as for any request, but no
+        session is admitted (a spent budget must not keep anyone from hanging up). A call
+        id that is unknown or another key's is ``call_not_found``; the provider's answer
+        is passed back with its status, its own call id replaced by the relay's.
+        """
+        relay = self.relay
+        request_id = new_request_id()
+        hello = parse_hello(
+            request.headers, request.query, request_id=request_id, handshake_errors="http"
+        )
+        cors = self.cors(hello.origin)
+        call_id, control = request.match_info["call_id"], request.match_info["control"]
+        try:
+            if control not in CALL_CONTROLS:
+                raise CallNotFound(f"Unknown call control '{control}'.", param="control")
+            key, _ = await relay.gate.authenticate(hello.credential)
+            relay.gate.check_origin(key, hello.origin)
+            call = await relay.parts.store.find_call(call_id)
+            channel = None
+            if call is not None and call.key_id == (key.id if key is not None else None):
+                channel = next((c for c in relay.router.channels if c.name == call.channel), None)
+            if call is None or channel is None:
+                raise CallNotFound(param="call_id")
+            body = await _bounded(request, MAX_OFFER_BYTES)
+            status, answer, content_type = await self.dialer.control(
+                channel,
+                call.provider_call_id,
+                control,
+                body=body,
+                content_type=request.headers.get("Content-Type"),
+                request_id=request_id,
+                timeout=relay.settings.timeouts.dial,
+            )
+        except RelayError as error:
+            response = http_refusal(error, request_id)
+            response.headers.update(cors)
+            return response
+        except DialFailure as failure:
+            unreached: RelayError = (
+                UpstreamTimeout()
+                if failure.kind is FailureKind.TIMEOUT
+                else UpstreamUnavailable(f"The provider could not be reached ({failure.detail}).")
+            )
+            response = http_refusal(unreached, request_id)
+            response.headers.update(cors)
+            return response
+        answer = answer.replace(call.provider_call_id.encode(), call_id.encode())
+        return web.Response(
+            status=status,
+            body=answer,
+            headers={"X-Request-Id": request_id, "Content-Type": content_type, **cors},
+        )
+
     # -- the registry -------------------------------------------------------------------------
     async def _register(self, run: CallRun) -> None:
         """Record the call so any relay resolves its id and a restart finds it.
@@ -234,6 +295,7 @@ class CallDesk:
             call_id=run.call_id,
             provider_call_id=run.answered.provider_call_id,
             channel=run.channel,
+            model=run.admission.model or "",
             key_id=run.admission.key_id,
             session_id=run.session_id,
             node=self.relay.parts.node,

@@ -17,13 +17,14 @@ from typing import Any, Final
 from aiohttp import web
 
 from rtrelay.bridge.pump import ClientLeg
-from rtrelay.config import Settings
+from rtrelay.config import Channel, Settings
 from rtrelay.edge.handshake import ClientHello, new_request_id, parse_hello
 from rtrelay.edge.refuse import record_refusal, refuse
 from rtrelay.edge.server import client_watch
 from rtrelay.edge.session_run import SessionRun
 from rtrelay.edge.wiring import Parts
 from rtrelay.errors import (
+    CallNotFound,
     ClientGone,
     InternalError,
     MalformedRequest,
@@ -34,7 +35,9 @@ from rtrelay.errors import (
 from rtrelay.gate.admission import Admission, Ask, Gate, KeyInfo, Refused
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import CIRCUIT_STATES, Metrics
+from rtrelay.route.calls import CallDialer
 from rtrelay.route.router import Attempt, Connected, Router, RoutingFailed
+from rtrelay.wire import CALL_ID_PARAM
 
 __all__ = ["Relay"]
 
@@ -52,6 +55,8 @@ class Relay:
     metrics: Metrics = field(default_factory=Metrics)
     sessions: dict[str, SessionRun] = field(default_factory=dict)
     draining: bool = False
+    calls: CallDialer | None = None
+    """Dials app servers' sidebands to WebRTC calls (``?call_id=``); set by the app."""
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -78,13 +83,17 @@ class Relay:
             bad = MalformedRequest(_BAD_UPGRADE)
             return await self._refuse(request, replace(hello, error_style="http"), bad)
         admission: Admission[Any] | None = None
+        call_id = request.query.get(CALL_ID_PARAM)
         try:
             async with client_watch(request):  # a client that hangs up: cancel, ClientGone
                 if self.draining:
                     raise RelayShuttingDown(retry_after=1)
-                ask = Ask(hello.credential, hello.model, hello.origin, beta=hello.beta)
-                admission = await self.gate.admit(ask, self.route_plan)
-                connected = await self._dial(hello, admission)
+                if call_id is not None:
+                    admission, connected = await self._join_call(hello, call_id)
+                else:
+                    ask = Ask(hello.credential, hello.model, hello.origin, beta=hello.beta)
+                    admission = await self.gate.admit(ask, self.route_plan)
+                    connected = await self._dial(hello, admission)
         except BaseException as exc:
             if admission is not None:
                 await admission.release()
@@ -94,7 +103,14 @@ class Relay:
             key = admission.key if admission is not None else key
             return await self._refuse(request, hello, error, key, exc)
         run = SessionRun(
-            self.settings, self.parts, self.metrics, hello, admission, connected, arrived
+            self.settings,
+            self.parts,
+            self.metrics,
+            hello,
+            admission,
+            connected,
+            arrived,
+            billing=call_id is None,
         )
         return await run.run(request, self._register(run))
 
@@ -114,6 +130,48 @@ class Relay:
         )
         self.observe_attempts(connected.attempts)
         return connected
+
+    async def _join_call(
+        self, hello: ClientHello, call_id: str
+    ) -> tuple[Admission[Any], Connected]:
+        """An app server's sideband to a WebRTC call (``?call_id=<relay call id>``).
+
+        Admitted as a session of the call's model, for the key that created the call
+        only (anyone else's id, or an unknown one: ``call_not_found``, after the
+        credential is checked); dialed as ``?call_id=<provider id>`` on the call's
+        channel. The caller runs it as a normal session that is not billed: the relay's
+        own sideband meters the call. No ``session.created`` arrives first on a sideband.
+
+        Raises:
+            Refused, RelayError, RoutingFailed: as for a session's handshake.
+        """
+        call = await self.parts.store.find_call(call_id)
+        if call is None:
+            await self.gate.authenticate(hello.credential)  # a bad key is told so first
+            raise CallNotFound(param=CALL_ID_PARAM)
+        ask = Ask(hello.credential, call.model, hello.origin, beta=hello.beta)
+        admission = await self.gate.admit(ask, self.route_plan)
+        try:
+            channel = next((c for c in self.router.channels if c.name == call.channel), None)
+            if admission.key_id != call.key_id or call.state != "live" or channel is None:
+                raise Refused(CallNotFound(param=CALL_ID_PARAM), admission.key)
+            dialer, provider_id = self.calls, call.provider_call_id
+            assert dialer is not None, "the app sets Relay.calls"
+
+            async def dial(channel: Channel, timeout: float) -> Any:
+                return await dialer.sideband(
+                    channel, provider_id, request_id=hello.request_id, timeout=timeout
+                )
+
+            t = self.settings.timeouts
+            ws, channel, attempts = await self.router.failover(
+                [channel], dial, dial_timeout=t.dial, deadline=t.handshake_deadline
+            )
+        except BaseException:
+            await admission.release()
+            raise
+        self.observe_attempts(attempts)
+        return admission, Connected(ws=ws, channel=channel, attempts=attempts)
 
     def explain(self, exc: Exception, hello: ClientHello) -> tuple[RelayError, KeyInfo | None]:
         """The table row a failed handshake step is answered with, and the key if known."""

@@ -49,6 +49,10 @@ class SessionRun:
     connected: Connected
     arrived: float
     """When the upgrade request arrived (``time.monotonic()``)."""
+    billing: bool = True
+    """``False`` for an app server's sideband to a WebRTC call: the relay's own sideband
+    (``CallRun``) already meters that call, so this session writes no usage and spends
+    nothing (and leaves the budget to that sideband)."""
     started: float = field(default_factory=time.monotonic)
     meter: RealtimeMeter = field(init=False)
     session: Session = field(init=False)
@@ -82,7 +86,9 @@ class SessionRun:
             timeout=5.0,
         )
         self.client.headers["X-Request-Id"] = self.hello.request_id
-        self.meter, self.session = session_core(s, self.parts, self.metrics, admission)
+        self.meter, self.session = session_core(
+            s, self.parts, self.metrics, admission, billing=self.billing
+        )
         self.bridge = Bridge(
             client=self.client,
             upstream=self.connected.ws,
@@ -234,24 +240,30 @@ class SessionRun:
 
 
 def session_core(
-    settings: Settings, parts: Parts, metrics: Metrics, admission: Admission[Any]
+    settings: Settings,
+    parts: Parts,
+    metrics: Metrics,
+    admission: Admission[Any],
+    *,
+    billing: bool = True,
 ) -> tuple[RealtimeMeter, Session]:
     """The Realtime meter and the session core for an admitted session (or call): the same
-    metering, budget and timing rules whichever transport carries it."""
+    metering, budget and timing rules whichever transport carries it. Without ``billing``
+    the meter counts but writes no row, adds no spend and leaves the budget alone."""
     meter = RealtimeMeter(
         session_id=admission.session_id,
         model=admission.model or "",
         key_id=admission.key_id,
         prices=parts.prices,
-        writer=parts.writer,
-        spend=parts.spend,
-        observe=usage_observer(metrics),
+        writer=parts.writer if billing else None,
+        spend=parts.spend if billing else None,
+        observe=usage_observer(metrics) if billing else None,
     )
     key = admission.key
     session = Session(
         meter=meter,
         timeouts=settings.timeouts,
-        budget=key.budget_usd if key is not None else None,
+        budget=key.budget_usd if key is not None and billing else None,
         on_spent=settings.limits.on_budget_spent,
         started=time.monotonic(),
     )

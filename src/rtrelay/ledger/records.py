@@ -352,6 +352,8 @@ class CallRecord:
     call_id: str
     provider_call_id: str
     channel: str
+    model: str
+    """The public model the call was admitted for (an app sideband is admitted for it)."""
     key_id: str | None
     session_id: str
     node: str | None

@@ -141,8 +141,8 @@ class CallDialer:
         content_type: str | None = None,
         request_id: str,
         timeout: float,
-    ) -> tuple[int, bytes]:
-        """POST ``…/calls/{call_id}/{control}`` at the provider: its status and body.
+    ) -> tuple[int, bytes, str]:
+        """POST ``…/calls/{call_id}/{control}`` at the provider: its status, body and type.
 
         Raises:
             DialFailure: unreachable, or no answer within ``timeout`` s.
@@ -156,12 +156,13 @@ class CallDialer:
             _failures(timeout),
             self._client().post(url, data=body, headers=headers, ssl=_ssl(upstream)) as response,
         ):
-            return response.status, await response.content.read(MAX_REFUSAL_BODY)
+            body = await response.content.read(MAX_REFUSAL_BODY)
+            return response.status, body, response.content_type
 
     async def hangup(self, channel: Channel, call_id: str, *, request_id: str) -> bool:
         """Hang the call up at the provider; ``True`` if it said so (2xx or already gone)."""
         try:
-            status, _ = await self.control(
+            status, _, _ = await self.control(
                 channel, call_id, "hangup", request_id=request_id, timeout=5.0
             )
         except DialFailure:

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(64), primary_key=True, comment="the relay's id (rcall_…)"),
         sa.Column("provider_call_id", sa.Text, nullable=False),
         sa.Column("channel", sa.Text, nullable=False),
+        sa.Column("model", sa.Text, nullable=False),
         sa.Column("key_id", sa.String(32), nullable=True),
         sa.Column("session_id", sa.String(128), nullable=False),
         sa.Column("node", sa.Text, nullable=True),
