@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from rtrelay.bench._apt import PackageUnavailable, ensure_package
+from rtrelay.bench._procs import run_command
 
 __all__ = [
     "CONTROL_TIMEOUT",
@@ -166,21 +167,8 @@ class Callgrind:
         raise RuntimeError(f"callgrind wrote no dump {label!r} next to {self._out}")
 
     async def _control(self, *args: str) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            self._tools.control,
-            *args,
-            str(self._pid),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            async with asyncio.timeout(CONTROL_TIMEOUT):
-                out, _ = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        text = out.decode(errors="replace")
-        if proc.returncode != 0 or "OK." not in text:
+        argv = (self._tools.control, *args, str(self._pid))
+        done = await run_command(argv, timeout=CONTROL_TIMEOUT)
+        text = (done.stdout + done.stderr).decode(errors="replace")
+        if done.returncode != 0 or "OK." not in text:
             raise RuntimeError(f"callgrind_control {' '.join(args)} {self._pid}: {text.strip()}")

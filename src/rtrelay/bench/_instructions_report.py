@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from rtrelay.bench._hoststat import steal_markdown
+from rtrelay.bench._output import write_document
 from rtrelay.bench._relay import sources_markdown
 
 __all__ = ["instructions_markdown", "write_instruction_results"]
@@ -15,11 +14,7 @@ __all__ = ["instructions_markdown", "write_instruction_results"]
 
 def write_instruction_results(doc: dict[str, Any], out: Path) -> list[Path]:
     """Write the document and its table into ``out``; returns the files written."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "results.json", out / "results.md"]
-    written[0].write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
-    written[1].write_text(instructions_markdown(doc) + "\n")
-    return written
+    return write_document(doc, instructions_markdown(doc), out)
 
 
 def _spread(value: float | None) -> str:

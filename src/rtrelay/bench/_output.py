@@ -9,7 +9,16 @@ import orjson
 
 from rtrelay.bench._report import goals, markdown
 
-__all__ = ["write_results"]
+__all__ = ["write_document", "write_results"]
+
+
+def write_document(doc: dict[str, Any], table: str, out: Path) -> list[Path]:
+    """``results.json`` (the document) and ``results.md`` (its table) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.json", out / "results.md"]
+    written[0].write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    written[1].write_text(table + "\n")
+    return written
 
 
 def write_results(doc: dict[str, Any], out: Path, *, plots: bool = True) -> list[Path]:
@@ -17,11 +26,8 @@ def write_results(doc: dict[str, Any], out: Path, *, plots: bool = True) -> list
 
     A plot that cannot be drawn (matplotlib missing) costs the plot, never the results.
     """
-    out.mkdir(parents=True, exist_ok=True)
     doc["goals"] = goals(doc)
-    written = [out / "results.json", out / "results.md"]
-    written[0].write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
-    written[1].write_text(markdown(doc) + "\n")
+    written = write_document(doc, markdown(doc), out)
     if plots:
         try:
             from rtrelay.bench._plots import write_plots

@@ -25,7 +25,16 @@ from typing import IO, Final, Self
 
 import psutil
 
-__all__ = ["Child", "ChildFailed", "Children", "ResourceMeter", "Usage", "free_port"]
+__all__ = [
+    "Child",
+    "ChildFailed",
+    "Children",
+    "Completed",
+    "ResourceMeter",
+    "Usage",
+    "free_port",
+    "run_command",
+]
 
 STOP_TIMEOUT: Final = 5.0
 _POLL: Final = 0.05
@@ -41,6 +50,37 @@ def free_port() -> int:
 
 class ChildFailed(RuntimeError):
     """A child exited or never became ready; the message carries the end of its log."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A short command's exit status and output (kept in memory: it may hold a secret)."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+async def run_command(
+    argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
+) -> Completed:
+    """Run a short command to its end; killed (and ``TimeoutError``) after ``timeout`` s."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return Completed(proc.returncode, out, err)
 
 
 class Child:

@@ -15,7 +15,6 @@ measured in the same run, so a change is judged against its parent under the sam
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from rtrelay.bench._options import TargetName
-from rtrelay.bench._procs import Child, ChildFailed, Children
+from rtrelay.bench._procs import Child, ChildFailed, Children, run_command
 from rtrelay.bench._provider import START_TIMEOUT, rtrelay_argv
 from rtrelay.bench._target import MODEL, Target
 
@@ -242,24 +241,11 @@ async def _create_key(config: Path, env: dict[str, str], max_sessions: int) -> s
         "--budget-usd",
         "1000000",
     )
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        async with asyncio.timeout(START_TIMEOUT):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    for line in reversed(out.decode(errors="replace").splitlines()):
+    done = await run_command(argv, timeout=START_TIMEOUT, env=env)
+    for line in reversed(done.stdout.decode(errors="replace").splitlines()):
         if line.startswith("{"):
             secret = json.loads(line).get("secret")
             if isinstance(secret, str) and secret:
                 return secret
-    tail = "\n".join(err.decode(errors="replace").splitlines()[-10:])
-    raise ChildFailed(f"rtrelay keys create failed (exit {proc.returncode}):\n{tail}")
+    tail = "\n".join(done.stderr.decode(errors="replace").splitlines()[-10:])
+    raise ChildFailed(f"rtrelay keys create failed (exit {done.returncode}):\n{tail}")

@@ -5,18 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
+from rtrelay.bench._output import write_document
 
 __all__ = ["soak_markdown", "write_soak_results"]
 
 
 def write_soak_results(doc: dict[str, Any], out: Path) -> list[Path]:
     """Write the document and its table into ``out``; returns the files written."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "results.json", out / "results.md"]
-    written[0].write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
-    written[1].write_text(soak_markdown(doc) + "\n")
-    return written
+    return write_document(doc, soak_markdown(doc), out)
 
 
 def soak_markdown(doc: dict[str, Any]) -> str:
