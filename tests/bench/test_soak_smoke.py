@@ -86,6 +86,11 @@ def test_table_written_processes_stopped_key_never_in_a_file(soak_run: Any) -> N
     assert stdout.startswith("rtrelay bench --soak: 60 sessions")
     assert "| before | 10 |" in stdout and "| after | 60 |" in stdout
     assert (out / "results.md").read_text().startswith("rtrelay bench --soak:")
+    # Host steal per block of sessions: up to the warm-up, then each checkpoint.
+    windows = doc["steal"]["windows"]
+    assert [w["sessions"] for w in windows] == [10, 20, 40, 60]
+    assert all(0.0 <= w["steal_pct"] <= 100.0 for w in windows)
+    assert "Host steal per measured window" in stdout
     for pid in (doc["provider"]["pid"], doc["relay"]["pid"]):
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     for path in (p for p in out.rglob("*") if p.is_file()):

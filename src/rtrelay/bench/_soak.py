@@ -37,6 +37,7 @@ import psutil
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from rtrelay.bench._hoststat import HostCpu, steal_summary, steal_window
 from rtrelay.bench._procs import Children
 from rtrelay.bench._provider import start_provider
 from rtrelay.bench._relay import start_rtrelay, store_path
@@ -307,8 +308,8 @@ async def run_soak(options: SoakOptions, *, workdir: Path, log: Log = _stderr) -
 
     Returns:
         The results document (docs/bench.md, "Soak"): ``meta``, ``sessions`` (what the
-        clients saw), ``before`` / ``checkpoints`` / ``after`` samples, ``verdict`` and
-        ``ledger``.
+        clients saw), ``before`` / ``checkpoints`` / ``after`` samples, ``verdict``,
+        ``steal`` (the host's, per block of sessions) and ``ledger``.
     """
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     started_at = datetime.now(UTC)
@@ -368,9 +369,12 @@ async def _soak(
         async with aiohttp.ClientSession(connector=connector) as http:
             client = SoakClient(http, relay.url, headers, bad, tally)
             samples: list[RelaySample] = []
+            steal: list[dict[str, Any]] = []
             done = 0
             for end in block_ends(options):
+                host = HostCpu.read()
                 done = await _block(client, options, done, end, deadline)
+                steal.append(steal_window(host, HostCpu.read(), phase="soak", sessions=done))
                 label = "before" if not samples else "checkpoint"
                 sample = await probe.sample(label, done)
                 samples.append(sample)
@@ -394,6 +398,7 @@ async def _soak(
     measured = checkpoints[-1].sessions - before.sessions
     doc["sessions_per_s"] = round(measured / loaded, 1) if loaded > 0 else None
     doc["verdict"] = leak_verdict(before, checkpoints, after)
+    doc["steal"] = steal_summary(steal)
     doc["ledger"] = await _ledger_check(store_path(workdir, "rtrelay"), tally)
     log(f"soak: ledger {'ok' if doc['ledger']['ok'] else 'MISMATCH'}: {doc['ledger']}")
 

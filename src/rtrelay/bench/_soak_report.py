@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rtrelay.bench._hoststat import steal_markdown
 from rtrelay.bench._output import write_document
 
 __all__ = ["soak_markdown", "write_soak_results"]
@@ -70,6 +71,8 @@ def soak_markdown(doc: dict[str, Any]) -> str:
             for name, check in ledger["checks"].items()
         )
         lines.append(f"Ledger: {'ok' if ledger['ok'] else 'MISMATCH'}: {checks}")
+    if doc.get("steal"):
+        lines.append(steal_markdown(doc["steal"]))
     return "\n".join(lines)
 
 
