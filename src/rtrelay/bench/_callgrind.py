@@ -33,6 +33,7 @@ __all__ = [
     "CONTROL_TIMEOUT",
     "Callgrind",
     "CallgrindDump",
+    "CallgrindFailed",
     "Valgrind",
     "ValgrindUnavailable",
     "ensure_valgrind",
@@ -46,6 +47,10 @@ to reach the point where it serves the request)."""
 
 class ValgrindUnavailable(RuntimeError):
     """valgrind (with callgrind_control) is not installed and could not be installed."""
+
+
+class CallgrindFailed(RuntimeError):
+    """``callgrind_control`` did not do what it was asked, or wrote no dump."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +151,11 @@ class Callgrind:
         self._out = out_file
 
     async def begin(self) -> None:
-        """Start counting (from zero)."""
+        """Start counting (from zero).
+
+        Raises:
+            CallgrindFailed: the process did not answer (not running under callgrind?).
+        """
         await self._control("-i", "on")
         await self._control("-z")
 
@@ -155,6 +164,9 @@ class Callgrind:
 
         Dumped while counting is on, then switched off; ``label`` must be unique in this
         process (it names the dump to read back).
+
+        Raises:
+            CallgrindFailed: the process did not answer, or no dump has that label.
         """
         await self._control("-d", label)
         await self._control("-i", "off")
@@ -164,11 +176,11 @@ class Callgrind:
             dump = parse_dump(text)
             if dump.trigger == want:
                 return dump
-        raise RuntimeError(f"callgrind wrote no dump {label!r} next to {self._out}")
+        raise CallgrindFailed(f"callgrind wrote no dump {label!r} next to {self._out}")
 
     async def _control(self, *args: str) -> None:
         argv = (self._tools.control, *args, str(self._pid))
         done = await run_command(argv, timeout=CONTROL_TIMEOUT)
         text = (done.stdout + done.stderr).decode(errors="replace")
         if done.returncode != 0 or "OK." not in text:
-            raise RuntimeError(f"callgrind_control {' '.join(args)} {self._pid}: {text.strip()}")
+            raise CallgrindFailed(f"callgrind_control {' '.join(args)} {self._pid}: {text.strip()}")

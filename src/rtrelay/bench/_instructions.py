@@ -9,16 +9,19 @@ Per target process, in order:
    ``session.created``, ``session.update`` and its answer);
 3. window ``frames``: the workload (``_stepped``: per session ``appends`` audio appends,
    each followed by a probe round trip, then one spoken response each, in turn);
-4. window ``idle``: ``idle_s`` seconds with those sessions open and silent;
+4. window ``idle``: one timer period with those sessions open and silent;
 5. the sessions close and the target stops (uncounted).
 
-A relay also works when no frame arrives (watchdog ticks, timers, heartbeats), in
-proportion to wall time, which valgrind stretches. The ``idle`` window measures that
-rate; ``frames``' count minus rate x its duration, divided by the frames the clients
-sent and received in it, is **instructions per forwarded frame** (the raw quotient is
-kept beside it). The whole sequence runs ``repeats`` times, each in a fresh target
-process with a fresh store, targets interleaved; the spread between repeats is the
-figure's noise. ``PYTHONHASHSEED`` is fixed so dict and set layouts repeat too.
+A relay also works when no frame arrives (watchdog ticks, the metrics flusher, lease
+renewals), in proportion to wall time, which valgrind stretches. Every window lasts a
+whole number of ``TIMER_PERIOD_S``, so each such job runs a whole number of times in
+it; the ``idle`` window measures their rate, and ``frames``' count minus rate x its
+duration, divided by the frames the clients sent and received in it, is
+**instructions per forwarded frame** (the raw quotient is kept beside it). The relay
+runs ``steady`` (``RelayBuild``): no heartbeat or retention prune on a clock of its
+own. The whole sequence runs ``repeats`` times, each in a fresh target process with a
+fresh store, targets interleaved; the spread between repeats is the figure's noise.
+``PYTHONHASHSEED`` is fixed so dict and set layouts repeat too.
 
 ``direct`` has no relay process, so it has nothing to count and is skipped.
 """
@@ -42,7 +45,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from rtrelay.bench._callgrind import Callgrind, Valgrind, ensure_valgrind
+from rtrelay.bench._callgrind import Callgrind, CallgrindFailed, Valgrind, ensure_valgrind
 from rtrelay.bench._frames import Audio
 from rtrelay.bench._hoststat import HostCpu, steal_summary, steal_window
 from rtrelay.bench._nginx import NginxUnavailable, start_nginx
@@ -217,12 +220,13 @@ async def run_instructions(
                     try:
                         run = await _measure(name, repeat, provider, tools, options, workdir, log)
                     except (
+                        CallgrindFailed,
                         ChildFailed,
                         NginxUnavailable,
                         SessionFailed,
                         TimeoutError,
+                        OSError,
                         aiohttp.ClientError,
-                        RuntimeError,
                     ) as exc:
                         why = " ".join(str(exc).split())[:300] or type(exc).__name__
                         doc["skipped"][name] = f"repeat {repeat}: {why}"
