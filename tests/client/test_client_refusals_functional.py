@@ -47,6 +47,7 @@ EXPECTED: dict[str, tuple[type[APIError], str, bool]] = {
     "request_timeout": (BadRequestError, "client", False),
     "client_gone": (BadRequestError, "client", False),  # recorded, never read by a client
     "model_not_found": (NotFoundError, "client", False),
+    "call_not_found": (NotFoundError, "client", False),
     "rate_limit_exceeded": (RateLimitError, "client", True),
     "concurrency_limit_exceeded": (RateLimitError, "client", True),
     "insufficient_quota": (QuotaExceededError, "client", False),

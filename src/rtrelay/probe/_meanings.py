@@ -71,6 +71,10 @@ ADVICE: Final[Mapping[type[RelayError], str]] = {
         "no upstream channel serves this model: check the model name (--model) against the "
         "relay's channels"
     ),
+    errors.CallNotFound: (
+        "no WebRTC call with this id belongs to this key: use the relay call id from the "
+        "Location of the call's answer, with the key (or a token of the key) that created it"
+    ),
     errors.RateLimitExceeded: (
         "too many sessions were started with this key recently: wait for Retry-After, or raise "
         "the key's rate limit"
