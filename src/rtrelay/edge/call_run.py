@@ -30,7 +30,7 @@ from rtrelay.bridge.pump import response_cancel
 from rtrelay.bridge.session import Actions, End, Session
 from rtrelay.config import Settings
 from rtrelay.edge.handshake import ClientHello
-from rtrelay.edge.session_run import attempts_of, session_core
+from rtrelay.edge.session_run import session_core, start_row
 from rtrelay.edge.wiring import Parts
 from rtrelay.errors import (
     EndedByOperator,
@@ -238,18 +238,12 @@ class CallRun:
 
     # -- records -------------------------------------------------------------------------------
     def _start_row(self) -> SessionStart:
-        a, hello = self.admission, self.hello
-        return SessionStart(
-            session_id=a.session_id,
-            key_id=a.key_id,
-            key_prefix=a.key_prefix,
-            model=a.model or "",
-            channel=self.channel,
-            started_at=datetime.now(UTC),
-            origin=hello.origin,
-            request_id=hello.request_id,
-            node=self.parts.node,
-            channels_tried=attempts_of(self.answered.attempts),
+        return start_row(
+            self.admission,
+            self.hello,
+            self.channel,
+            self.parts.node,
+            self.answered.attempts,
             transport="webrtc",
         )
 

@@ -27,12 +27,12 @@ from rtrelay.edge.wiring import Parts
 from rtrelay.errors import EndedByOperator, IdleTimeout, RelayShuttingDown, SessionExpired
 from rtrelay.gate.admission import Admission
 from rtrelay.ledger.prices import Usage
-from rtrelay.ledger.records import ChannelAttempt, SessionEnd, SessionStart
+from rtrelay.ledger.records import ChannelAttempt, SessionEnd, SessionStart, Transport
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import Metrics
 from rtrelay.route.router import Attempt, Connected
 
-__all__ = ["SessionRun", "attempts_of", "session_core", "usage_observer"]
+__all__ = ["SessionRun", "attempts_of", "session_core", "start_row", "usage_observer"]
 
 _NORMAL_ENDINGS: Final = (IdleTimeout, SessionExpired, RelayShuttingDown, EndedByOperator)
 
@@ -152,19 +152,8 @@ class SessionRun:
             samples.clear()
 
     def _start_row(self) -> SessionStart:
-        a, hello = self.admission, self.hello
-        return SessionStart(
-            session_id=a.session_id,
-            key_id=a.key_id,
-            key_prefix=a.key_prefix,
-            model=a.model or "",
-            channel=self.channel,
-            started_at=datetime.now(UTC),
-            shape="beta" if hello.beta else "ga",
-            origin=hello.origin,
-            request_id=hello.request_id,
-            node=self.parts.node,
-            channels_tried=attempts_of(self.connected.attempts),
+        return start_row(
+            self.admission, self.hello, self.channel, self.parts.node, self.connected.attempts
         )
 
     def _open_fields(self) -> dict[str, Any]:
@@ -288,6 +277,32 @@ def usage_observer(metrics: Metrics) -> Callable[[str, Usage, Decimal | None], N
         )
 
     return observe
+
+
+def start_row(
+    admission: Admission[Any],
+    hello: ClientHello,
+    channel: str,
+    node: str,
+    attempts: Sequence[Attempt],
+    transport: Transport = "websocket",
+) -> SessionStart:
+    """The session-start row of an admitted session or call (``ledger/records.py`` says what
+    it holds)."""
+    return SessionStart(
+        session_id=admission.session_id,
+        key_id=admission.key_id,
+        key_prefix=admission.key_prefix,
+        model=admission.model or "",
+        channel=channel,
+        started_at=datetime.now(UTC),
+        shape="beta" if hello.beta else "ga",
+        origin=hello.origin,
+        request_id=hello.request_id,
+        node=node,
+        channels_tried=attempts_of(attempts),
+        transport=transport,
+    )
 
 
 def attempts_of(attempts: Sequence[Attempt]) -> tuple[ChannelAttempt, ...]:
