@@ -48,7 +48,6 @@ from rtrelay.log import edge_log
 from rtrelay.observe.metrics import Metrics
 from rtrelay.route.calls import Answered, CallDialer
 from rtrelay.route.dial import DialFailure, FailureKind
-from rtrelay.tasks import cancel_and_wait
 
 __all__ = ["CallRun"]
 
@@ -79,7 +78,6 @@ class CallRun:
     bytes: int = 0
     task: asyncio.Task[None] | None = None
     _stop: RelayError | None = None
-    _end: End | None = None
 
     @property
     def session_id(self) -> str:
@@ -140,10 +138,6 @@ class CallRun:
         if self.task is not None:
             await asyncio.wait({self.task})
 
-    async def cancel(self) -> None:
-        if self.task is not None:
-            await cancel_and_wait(self.task)
-
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.session_id,
@@ -168,7 +162,6 @@ class CallRun:
         except Exception:
             edge_log.error("call failed", extra=self._fields("error"), exc_info=True)
         finally:
-            self._end = end
             # However it ended: a call without its sideband would run unmetered.
             await self._hang_up()
             if self.ws is not None and not self.ws.closed:
