@@ -21,7 +21,11 @@ needed unless ``--no-install``.
 from __future__ import annotations
 
 import asyncio
+import os
+import platform
 import shutil
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -34,6 +38,7 @@ __all__ = [
     "Callgrind",
     "CallgrindDump",
     "CallgrindFailed",
+    "Placement",
     "Valgrind",
     "ValgrindUnavailable",
     "ensure_valgrind",
@@ -60,9 +65,14 @@ class Valgrind:
     valgrind: str
     control: str
 
-    def argv(self, out_file: Path) -> tuple[str, ...]:
-        """The prefix that runs a command under callgrind, counting nothing until told."""
+    def argv(self, out_file: Path, *, wrap: Sequence[str] = ()) -> tuple[str, ...]:
+        """The prefix that runs a command under callgrind, counting nothing until told.
+
+        Args:
+            wrap: what valgrind itself runs under (``Placement.target``).
+        """
         return (
+            *wrap,
             self.valgrind,
             "--tool=callgrind",
             "--instr-atstart=no",
@@ -89,6 +99,57 @@ def ensure_valgrind(*, install: bool) -> Valgrind:
     control = shutil.which("callgrind_control")
     assert control is not None  # _find saw it
     return Valgrind(valgrind, control)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the provider and a counted target run, so their frames meet the same way.
+
+    A relay's count depends on how the provider's bursts (``response.created`` …
+    ``content_part.added``; the closing ``.done`` events) reach it: whole in one
+    ``read()``, or split because the provider was preempted mid-burst by anything else
+    on the machine (nginx's count per frame moved by 3 % with the load). So both run on
+    one CPU, the provider under ``SCHED_FIFO``: the woken relay cannot run before the
+    provider has written the whole burst and blocked. The target also runs without
+    address-space randomisation (``setarch -R``): object addresses, and so identity
+    hashes and dict and set layouts, then repeat too.
+
+    Args:
+        provider: the provider's prefix (``chrt -f 1 taskset -c N``).
+        target: valgrind's prefix (``taskset -c N setarch <arch> -R``).
+        notes: what could not be arranged (no ``chrt`` permission, missing tools).
+    """
+
+    provider: tuple[str, ...]
+    target: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @classmethod
+    def arrange(cls) -> Placement:
+        """One CPU for both, FIFO for the provider, as far as this machine allows."""
+        notes: list[str] = []
+        cpu = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        pin: tuple[str, ...] = ()
+        if cpu is not None and shutil.which("taskset") is not None:
+            pin = ("taskset", "-c", str(cpu))
+        else:
+            notes.append("not pinned to one CPU (no taskset)")
+        fifo: tuple[str, ...] = ()
+        chrt = shutil.which("chrt")
+        allowed = chrt is not None and (
+            subprocess.run([chrt, "-f", "1", "true"], capture_output=True, check=False).returncode
+            == 0
+        )
+        if allowed:
+            fifo = ("chrt", "-f", "1")
+        else:
+            notes.append("provider not SCHED_FIFO (chrt missing or not permitted)")
+        fixed: tuple[str, ...] = ()
+        if shutil.which("setarch") is not None:
+            fixed = ("setarch", platform.machine(), "-R")
+        else:
+            notes.append("address space randomised (no setarch)")
+        return cls(provider=(*fifo, *pin), target=(*pin, *fixed), notes=tuple(notes))
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,13 @@ from typing import Any, Final
 
 import aiohttp
 
-from rtrelay.bench._callgrind import Callgrind, CallgrindFailed, Valgrind, ensure_valgrind
+from rtrelay.bench._callgrind import (
+    Callgrind,
+    CallgrindFailed,
+    Placement,
+    Valgrind,
+    ensure_valgrind,
+)
 from rtrelay.bench._frames import Audio
 from rtrelay.bench._hoststat import HostCpu, steal_summary, steal_window
 from rtrelay.bench._nginx import NginxUnavailable, start_nginx
@@ -189,11 +195,12 @@ async def run_instructions(
         ValgrindUnavailable: valgrind is missing and may not (or could not) be installed.
     """
     tools = await asyncio.to_thread(ensure_valgrind, install=options.install)
+    placement = await asyncio.to_thread(Placement.arrange)
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     started = datetime.now(UTC)
     doc: dict[str, Any] = {
         "mode": "instructions",
-        "meta": await asyncio.to_thread(_meta, options, started, tools),
+        "meta": await asyncio.to_thread(_meta, options, started, tools, placement),
         "provider": None,
         "targets": {},
         "comparisons": {},
@@ -210,6 +217,7 @@ async def run_instructions(
                 workdir,
                 reply_audio_ms=options.reply_audio_ms,
                 chunk_ms=options.chunk_ms,
+                wrap=placement.provider,
             )
             doc["provider"] = {"url": provider.base_url, "pid": provider.pid}
             log(f"simulated provider: {provider.base_url} (pid {provider.pid})")
@@ -218,7 +226,9 @@ async def run_instructions(
                 for name in list(names):
                     log(f"{name}: repeat {repeat}/{options.repeats} under callgrind")
                     try:
-                        run = await _measure(name, repeat, provider, tools, options, workdir, log)
+                        run = await _measure(
+                            name, repeat, provider, tools, placement, options, workdir, log
+                        )
                     except (
                         CallgrindFailed,
                         ChildFailed,
@@ -250,6 +260,7 @@ async def _measure(
     repeat: int,
     provider: Provider,
     tools: Valgrind,
+    placement: Placement,
     options: InstructionOptions,
     workdir: Path,
     log: Log,
@@ -260,7 +271,8 @@ async def _measure(
     out_file = rundir / "callgrind.out"
     steal: list[dict[str, Any]] = []
     async with Children() as own:
-        target = await _start(name, own, rundir, provider, tools.argv(out_file), options)
+        wrap = tools.argv(out_file, wrap=placement.target)
+        target = await _start(name, own, rundir, provider, wrap, options)
         assert target.pid is not None
         meter = Callgrind(tools, target.pid, out_file)
         tally = Tally()
@@ -456,7 +468,9 @@ def _run_line(run: dict[str, Any]) -> str:
     )
 
 
-def _meta(options: InstructionOptions, started: datetime, tools: Valgrind) -> dict[str, Any]:
+def _meta(
+    options: InstructionOptions, started: datetime, tools: Valgrind, placement: Placement
+) -> dict[str, Any]:
     version = subprocess.run(
         [tools.valgrind, "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -467,6 +481,9 @@ def _meta(options: InstructionOptions, started: datetime, tools: Valgrind) -> di
         "python": platform.python_version(),
         "aiohttp": aiohttp.__version__,
         "valgrind": version,
+        "provider_prefix": list(placement.provider),
+        "target_prefix": list(placement.target),
+        "placement_notes": list(placement.notes),
         "platform": platform.platform(),
         **sources_meta(relay_src=options.relay_src, baseline_src=options.baseline_src),
         "options": {

@@ -58,6 +58,7 @@ def instructions_markdown(doc: dict[str, Any]) -> str:
         )
         lines.append(f"- {pair}: {shown}")
     lines += sources_markdown(meta)
+    lines += [f"- placement: {note}" for note in meta.get("placement_notes", [])]
     lines.append("")
     lines.append(steal_markdown(doc.get("steal")))
     for name, why in doc.get("skipped", {}).items():

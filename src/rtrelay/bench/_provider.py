@@ -40,17 +40,21 @@ async def start_provider(
     chunk_ms: int,
     pacing: float = 1.0,
     extra: Sequence[str] = (),
+    wrap: Sequence[str] = (),
 ) -> Provider:
     """Start ``rtrelay mock`` on an ephemeral port, replies paced in real time by default.
 
     Args:
         pacing: reply speed relative to real time (0: as fast as possible).
         extra: more ``rtrelay mock`` options (fault injection, for the soak).
+        wrap: a command the provider runs under (``chrt``/``taskset``, for
+            ``--instructions``).
     """
     child = children.add(
         Child(
             "simulated provider",
             [
+                *wrap,
                 sys.executable,
                 "-m",
                 "rtrelay.bench._quiet",
