@@ -17,8 +17,8 @@ import orjson
 import pytest
 from mock_wire import events_until, mock_process, next_event, open_session, speech_turn
 from openai import AsyncOpenAI, NotFoundError
-from rtc_helpers import RtcClient
 
+from rtc_helpers import RtcClient
 from rtrelay.mock import MockOptions, MockProvider
 from rtrelay.wire import CALLS_PATH
 
