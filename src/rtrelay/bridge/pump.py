@@ -23,6 +23,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from rtrelay.bridge.session import Actions, End, Session
+from rtrelay.bridge.taps import client_tap, server_tap
 from rtrelay.errors import CloseCode, MessageTooLarge, RelayError
 from rtrelay.log import bridge_log
 from rtrelay.tasks import cancel_and_wait
@@ -166,7 +167,7 @@ class Bridge:
     async def _client_to_upstream(self) -> End:
         receive = self.client.receive
         send = self.upstream.send_frame
-        decide = self.session.client_frame
+        tap, decide = client_tap, self.session.client_tapped
         counters = self.counters
         while True:
             msg = await receive()
@@ -175,7 +176,9 @@ class Bridge:
                 data: bytes = msg.data
                 counters.frames_in += 1
                 counters.bytes_in += len(data)
-                if (decision := decide(data)) is not None:  # binary frames too: no side door
+                # Binary frames too: no side door. The session is asked only about frames
+                # the tap picks out, so forwarding one unchanged costs a single call.
+                if (picked := tap(data)) is not None and (decision := decide(picked)) is not None:
                     if isinstance(decision, End):
                         return decision
                     await self._send_error(decision.error, decision.client_event_id)
@@ -194,7 +197,7 @@ class Bridge:
     async def _upstream_to_client(self) -> End:
         receive = self.upstream.receive
         send = self.client.send_frame
-        decide = self.session.server_frame
+        tap, decide = server_tap, self.session.server_tapped
         counters = self.counters
         clock = self.clock
         while True:
@@ -205,7 +208,8 @@ class Bridge:
                 counters.frames_out += 1
                 counters.bytes_out += len(data)
                 received = self._sending_since = clock()
-                decision = decide(data) if kind is _TEXT else None
+                picked = tap(data) if kind is _TEXT else None
+                decision = decide(picked) if picked is not None else None
                 try:
                     await send(data, kind)
                 except ConnectionResetError:

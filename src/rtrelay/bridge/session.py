@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Literal, Protocol
 
-from rtrelay.bridge.taps import client_tap, server_tap
+from rtrelay.bridge.taps import ClientTap, ServerTap, client_tap, server_tap
 from rtrelay.config import Timeouts
 from rtrelay.errors import (
     CloseCode,
@@ -162,8 +162,12 @@ class Session:
     def client_frame(self, data: bytes) -> Refuse | End | None:
         """Decide on a client frame before it is forwarded (``None``: forward it)."""
         tap = client_tap(data)
-        if tap is None:
-            return None
+        return None if tap is None else self.client_tapped(tap)
+
+    def client_tapped(self, tap: ClientTap | RelayError) -> Refuse | End | None:
+        """``client_frame`` for a frame the tap picked out. The pump calls the tap itself
+        and comes here only then: forwarding a frame unchanged costs one call, not two
+        (``rtrelay bench --instructions`` saw the extra call as +0.6 % per frame)."""
         if isinstance(tap, RelayError):
             return Refuse(tap)
         kind, event = tap
@@ -187,8 +191,10 @@ class Session:
     def server_frame(self, data: bytes) -> Actions | End | None:
         """Meter a provider frame; what to do once it is forwarded (``None``: nothing)."""
         tap = server_tap(data)
-        if tap is None:
-            return None
+        return None if tap is None else self.server_tapped(tap)
+
+    def server_tapped(self, tap: ServerTap) -> Actions | End | None:
+        """``server_frame`` for a frame the tap picked out (see ``client_tapped``)."""
         kind, event = tap
         if kind == "response.created":
             return self._response_created(event)
