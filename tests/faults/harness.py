@@ -86,7 +86,6 @@ class Stage:
     """Where to count billed rows, when the relay reaches its store through a test link."""
     pooled_ports: set[int] = field(default_factory=set)
     """Ports of services whose clients keep a pool (Redis): their sockets are not leaks."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def auth(self) -> dict[str, str]:
