@@ -24,12 +24,16 @@ __all__ = [
     "DEFAULT_MODEL",
     "EVENTS_CHANNEL",
     "KEY_SUBPROTOCOL_PREFIX",
+    "LIVE_ATTACH_SUFFIX",
+    "LIVE_SESSIONS_PATH",
     "NO_KEY",
     "OPENAI_PATH",
     "ORGANIZATION_SUBPROTOCOL_PREFIX",
     "PROJECT_SUBPROTOCOL_PREFIX",
     "REALTIME_PATH_SUFFIX",
     "REALTIME_SUBPROTOCOL",
+    "TRANSLATIONS_PATH",
+    "TRANSLATION_SECRETS_PATH",
     "is_beta_header",
 ]
 
@@ -74,6 +78,16 @@ CALL_ID_PARAM: Final = "call_id"
 """``GET OPENAI_PATH?call_id=…``: a server's sideband WebSocket attached to a call."""
 EVENTS_CHANNEL: Final = "oai-events"
 """The WebRTC data channel that carries a call's events."""
+
+LIVE_SESSIONS_PATH: Final = "/v1/live/sessions"
+"""GPT-Live (protocol.md §10): WebSocket ``GET`` with no query, the model in the first
+client frame ``session.start``; WebRTC ``POST`` JSON ``{session, transport: {sdp}}``."""
+LIVE_ATTACH_SUFFIX: Final = "/attach"
+"""``LIVE_SESSIONS_PATH/{session_id}/attach``: a server's sideband WebSocket on a Live session."""
+TRANSLATIONS_PATH: Final = "/v1/realtime/translations"
+"""Realtime translation: WebSocket ``GET ?model=M`` (protocol.md §10)."""
+TRANSLATION_SECRETS_PATH: Final = "/v1/realtime/translations/client_secrets"
+"""``POST``: mints an ``ek_`` client secret scoped to translation."""
 
 
 def is_beta_header(value: str) -> bool:
