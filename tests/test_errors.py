@@ -33,6 +33,8 @@ TABLE = [
     ("malformed_request", 400, 4400),
     ("request_timeout", 408, 4400),
     ("client_gone", 499, 4400),
+    ("wrong_protocol_route", 400, 4400),
+    ("session_start_timeout", 400, 4400),
 ]
 
 
@@ -61,6 +63,22 @@ def test_table_row(code: str, status: int | None, close_code: int) -> None:
     }
     assert err.close_reason() == f"{err.type}.{code}"
     assert len(err.close_reason().encode()) <= 123
+
+
+def test_the_live_error_event_names_the_client_event_as_live_does() -> None:
+    event = errors.ModelNotAllowed("no", param="session.model").to_live_event("e1", "c1")
+    assert event == {
+        "type": "error",
+        "event_id": "e1",
+        "error": {
+            "type": "invalid_request_error",
+            "code": "model_not_allowed",
+            "message": "no",
+            "param": "session.model",
+            "client_event_id": "c1",
+        },
+        "client_event_id": "c1",
+    }
 
 
 def test_every_class_is_in_the_table() -> None:

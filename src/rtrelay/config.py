@@ -118,6 +118,9 @@ class Timeouts:
     sideband_attach: float = 5.0
     """A WebRTC call's metering sideband must be attached this long after the provider
     answers the offer, or the call is hung up (no call runs unmetered)."""
+    session_start: float = 10.0
+    """A GPT-Live client must send ``session.start`` (its first frame, which names the model)
+    this long after the 101, or it is refused with ``session_start_timeout``."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -130,6 +133,7 @@ class Timeouts:
             "drain",
             "request",
             "sideband_attach",
+            "session_start",
         ):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -8,6 +8,8 @@ follows are all rendered from those attributes and nowhere else::
     ├── BadRequest ............ 400 / 4400   missing_model, beta_not_supported_by_channel,
     │                                        invalid_value, invalid_event (one event refused),
     │                                        websocket_upgrade_required (426),
+    │                                        wrong_protocol_route (a model on another
+    │                                        protocol's route), session_start_timeout,
     │                                        malformed_request, request_timeout (408),
     │                                        client_gone (499: hung up before the 101)
     ├── AuthError ............. 401 / 4401   missing_api_key, invalid_api_key
@@ -64,6 +66,7 @@ __all__ = [
     "RequestTimeout",
     "SessionEnded",
     "SessionExpired",
+    "SessionStartTimeout",
     "SlowConsumer",
     "UpgradeRequired",
     "UpstreamDisconnected",
@@ -72,6 +75,7 @@ __all__ = [
     "UpstreamRejected",
     "UpstreamTimeout",
     "UpstreamUnavailable",
+    "WrongProtocolRoute",
     "error_for_code",
     "is_sendable_close_code",
 ]
@@ -148,9 +152,22 @@ class RelayError(Exception):
         return {}
 
     def to_event(self, event_id: str, client_event_id: str | None = None) -> dict[str, Any]:
+        """The Realtime (and translation) ``error`` event: the client's event id inside."""
         error = self.error_object()
         error["event_id"] = client_event_id
         return {"type": "error", "event_id": event_id, "error": error}
+
+    def to_live_event(self, event_id: str, client_event_id: str | None = None) -> dict[str, Any]:
+        """GPT-Live's ``error`` event (``openai.types.live.ErrorEvent``): the client's event
+        id is ``client_event_id``, in the error and beside it."""
+        error = self.error_object()
+        error["client_event_id"] = client_event_id
+        return {
+            "type": "error",
+            "event_id": event_id,
+            "error": error,
+            "client_event_id": client_event_id,
+        }
 
     def close_reason(self) -> str:
         """``<type>.<code>``, the close-reason form OpenAI itself uses."""
@@ -192,6 +209,22 @@ class BetaNotSupportedByChannel(BadRequest):
         "This model is served only in the GA shape; connect without "
         "'OpenAI-Beta: realtime=v1' and the 'openai-beta.realtime-v1' subprotocol."
     )
+
+
+class WrongProtocolRoute(BadRequest):
+    """A model sent to another protocol's route (a GPT-Live model on ``/v1/realtime``, a
+    Realtime model on ``/v1/live/sessions``, ...): the message names the right route. OpenAI
+    itself answers ``invalid_model``, which does not say where to go."""
+
+    code = "wrong_protocol_route"
+    default_message = "This model is served on another route."
+
+
+class SessionStartTimeout(BadRequest):
+    """A GPT-Live client did not send ``session.start`` (its first frame) in time."""
+
+    code = "session_start_timeout"
+    default_message = "No 'session.start' event arrived in time: send it first."
 
 
 class UpgradeRequired(BadRequest):
@@ -434,6 +467,8 @@ ERROR_CLASSES: Final[tuple[type[RelayError], ...]] = (
     UpstreamTimeout,
     UpstreamDisconnected,
     BetaNotSupportedByChannel,
+    WrongProtocolRoute,
+    SessionStartTimeout,
     MessageTooLarge,
     SlowConsumer,
     IdleTimeout,

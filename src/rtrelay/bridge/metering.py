@@ -79,6 +79,12 @@ class RealtimeMeter:
             return Decimal(0)
         return self.spend.current(self.key_id)
 
+    def clock(self, elapsed: float) -> None:
+        """Tokens are billed from events, not time: nothing to do."""
+
+    def finish(self, elapsed: float) -> None:
+        """Every usage event was billed as it came: nothing to do."""
+
     def _response_done(self, event: dict[str, Any]) -> None:
         response = event.get("response")
         if not isinstance(response, dict):

@@ -23,12 +23,11 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from rtrelay.bridge.session import Actions, End, Session
-from rtrelay.bridge.taps import client_tap, server_tap
 from rtrelay.errors import CloseCode, MessageTooLarge, RelayError
 from rtrelay.log import bridge_log
 from rtrelay.tasks import cancel_and_wait
 
-__all__ = ["Bridge", "ClientLeg", "Counters", "new_event_id", "response_cancel"]
+__all__ = ["Bridge", "ClientLeg", "Counters", "error_frame", "new_event_id", "response_cancel"]
 
 CLOSE_TIMEOUT: Final = 5.0
 """How long a close handshake may take before the transport is aborted."""
@@ -41,6 +40,12 @@ _BINARY: Final = WSMsgType.BINARY
 
 def new_event_id() -> str:
     return "event_" + secrets.token_hex(11)
+
+
+def error_frame(error: RelayError, client_event_id: str | None = None, *, live: bool) -> bytes:
+    """The ``error`` event for a client, in its protocol's shape."""
+    render = error.to_live_event if live else error.to_event
+    return orjson.dumps(render(new_event_id(), client_event_id))
 
 
 def response_cancel(response_id: str) -> bytes:
@@ -57,13 +62,16 @@ class ClientLeg(web.WebSocketResponse):
     ``message_too_large`` error event first and gives the close its reason.
     """
 
+    live_errors = False
+    """Errors in GPT-Live's ``error`` shape (the bridge sets it for a Live session)."""
+
     async def close(
         self, *, code: int = CloseCode.NORMAL, message: bytes = b"", drain: bool = True
     ) -> bool:
         if code == CloseCode.MESSAGE_TOO_BIG and not message and not self.closed:
             error = MessageTooLarge()
             with contextlib.suppress(ConnectionError):
-                await self.send_frame(orjson.dumps(error.to_event(new_event_id())), _TEXT)
+                await self.send_frame(error_frame(error, live=self.live_errors), _TEXT)
             message = error.close_reason().encode()
         return await super().close(code=code, message=message, drain=drain)
 
@@ -130,6 +138,8 @@ class Bridge:
             self._stop.set_result(error)
 
     async def run(self) -> End:
+        if isinstance(self.client, ClientLeg):
+            self.client.live_errors = self.session.protocol.name == "live"
         loop = asyncio.get_running_loop()
         self._stop = loop.create_future()
         tasks: set[asyncio.Future[Any]] = {
@@ -167,7 +177,7 @@ class Bridge:
     async def _client_to_upstream(self) -> End:
         receive = self.client.receive
         send = self.upstream.send_frame
-        tap, decide = client_tap, self.session.client_tapped
+        tap, decide = self.session.protocol.client_tap, self.session.client_tapped
         counters = self.counters
         while True:
             msg = await receive()
@@ -197,7 +207,7 @@ class Bridge:
     async def _upstream_to_client(self) -> End:
         receive = self.upstream.receive
         send = self.client.send_frame
-        tap, decide = server_tap, self.session.server_tapped
+        tap, decide = self.session.protocol.server_tap, self.session.server_tapped
         counters = self.counters
         clock = self.clock
         while True:
@@ -254,7 +264,8 @@ class Bridge:
         return None
 
     async def _send_error(self, error: RelayError, client_event_id: str | None = None) -> None:
-        payload = orjson.dumps(error.to_event(new_event_id(), client_event_id))
+        live = self.session.protocol.name == "live"
+        payload = error_frame(error, client_event_id, live=live)
         with contextlib.suppress(ConnectionError):
             await self.client.send_frame(payload, _TEXT)
 
@@ -262,6 +273,9 @@ class Bridge:
         """Close both legs as the session core's close plan says."""
         plan = self.session.close_plan(end)
         self.client_close_code, self.upstream_close_code = _recorded_codes(end, plan.client)
+        if plan.farewell is not None and not self.upstream.closed:
+            with contextlib.suppress(ConnectionError):
+                await self._guarded(self.upstream.send_frame(plan.farewell, _TEXT))
         if plan.upstream_first:
             await self._close_upstream(plan.upstream)
         if plan.error_event is not None:

@@ -31,9 +31,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
-from rtrelay.bridge.taps import ClientTap, ServerTap, client_tap, server_tap
+from rtrelay.bridge.protocols import REALTIME, Meter, WireProtocol
+from rtrelay.bridge.taps import ClientTap, ServerTap
 from rtrelay.config import Timeouts
 from rtrelay.errors import (
     CloseCode,
@@ -109,19 +110,9 @@ class ClosePlan:
     upstream: tuple[int, str] | None
     upstream_first: bool
     """Free the provider before explaining to a client that may be slow to read."""
-
-
-class Meter(Protocol):
-    """The per-protocol part: turns the few frames that carry usage into spend."""
-
-    def client_event(self, kind: str, event: dict[str, Any]) -> None:
-        """A checked client event about to be forwarded (e.g. ``session.update``)."""
-
-    def usage_event(self, kind: str, event: dict[str, Any]) -> None:
-        """Meter a completion event: the ledger row and the key's spend."""
-
-    def spent(self) -> Decimal:
-        """The key's spend as this process knows it (no I/O)."""
+    farewell: bytes | None = None
+    """Sent to the provider before its close frame (GPT-Live's and translation's
+    ``session.close``), so the provider ends the session, not just the socket."""
 
 
 class Session:
@@ -135,8 +126,10 @@ class Session:
         budget: Decimal | None,
         on_spent: Literal["close", "keep_open"] = "close",
         started: float = 0.0,
+        protocol: WireProtocol = REALTIME,
     ) -> None:
         self.meter = meter
+        self.protocol = protocol
         self.timeouts = timeouts
         self.budget = budget
         self.on_spent = on_spent
@@ -161,7 +154,7 @@ class Session:
     # -- frames ------------------------------------------------------------------------------
     def client_frame(self, data: bytes) -> Refuse | End | None:
         """Decide on a client frame before it is forwarded (``None``: forward it)."""
-        tap = client_tap(data)
+        tap = self.protocol.client_tap(data)
         return None if tap is None else self.client_tapped(tap)
 
     def client_tapped(self, tap: ClientTap | RelayError) -> Refuse | End | None:
@@ -190,7 +183,7 @@ class Session:
 
     def server_frame(self, data: bytes) -> Actions | End | None:
         """Meter a provider frame; what to do once it is forwarded (``None``: nothing)."""
-        tap = server_tap(data)
+        tap = self.protocol.server_tap(data)
         return None if tap is None else self.server_tapped(tap)
 
     def server_tapped(self, tap: ServerTap) -> Actions | End | None:
@@ -222,7 +215,12 @@ class Session:
             self._last_activity, self._last_change = activity, now
         elif t.idle is not None and now - self._last_change >= t.idle and not sending_since:
             return End("relay", error=IdleTimeout())
+        self.meter.clock(now - self._started)  # duration-priced sessions bill time here
         return self._budget_tick(now)
+
+    def finish(self, now: float) -> None:
+        """The session is over: the meter bills what is left of its measured time."""
+        self.meter.finish(now - self._started)
 
     def _budget_tick(self, now: float) -> Actions | End | None:
         decision = self._enforce()
@@ -265,6 +263,8 @@ class Session:
                 client=(error.close_code, error.close_reason()),
                 upstream=(CloseCode.GOING_AWAY, "relay closed"),
                 upstream_first=True,
+                # the relay ends it: close the provider session cleanly where the protocol can
+                farewell=self.protocol.close_frame if end.closer == "relay" else None,
             )
         if end.closer == "client":
             if end.dropped:

@@ -23,6 +23,7 @@ from rtrelay.config import Channel, Settings
 from rtrelay.console import mount_console
 from rtrelay.edge.calls import CallDesk
 from rtrelay.edge.client_secrets import mint_handler
+from rtrelay.edge.live import handle_live
 from rtrelay.edge.relay import Relay
 from rtrelay.edge.wiring import Closer, build_parts, close_all
 from rtrelay.log import edge_log
@@ -85,6 +86,8 @@ async def create_app(
     app.cleanup_ctx.append(_metrics_flusher)
     for path in REALTIME_PATHS:
         app.router.add_get(path, _realtime)
+    app.router.add_get(wire.LIVE_SESSIONS_PATH, _live)
+    app.router.add_get(wire.TRANSLATIONS_PATH, _translation)
     app.router.add_post(wire.CALLS_PATH, _create_call)
     app.router.add_route("OPTIONS", wire.CALLS_PATH, _call_preflight)
     app.router.add_post(wire.CALLS_PATH + "/{call_id}/{control}", _call_control)
@@ -214,6 +217,14 @@ def _relay_of(request: web.Request) -> Relay:
 
 async def _realtime(request: web.Request) -> web.StreamResponse:
     return await request.app[RELAY].handle(request)
+
+
+async def _live(request: web.Request) -> web.StreamResponse:
+    return await handle_live(request.app[RELAY], request)
+
+
+async def _translation(request: web.Request) -> web.StreamResponse:
+    return await request.app[RELAY].handle_translation(request)
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -25,7 +25,7 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import WSMsgType
 
-from rtrelay.bridge.metering import RealtimeMeter
+from rtrelay.bridge.protocols import Meter
 from rtrelay.bridge.pump import response_cancel
 from rtrelay.bridge.session import Actions, End, Session
 from rtrelay.config import Settings
@@ -72,7 +72,7 @@ class CallRun:
     arrived: float
     started: float = field(default_factory=time.monotonic)
     ws: aiohttp.ClientWebSocketResponse[bool] | None = None
-    meter: RealtimeMeter = field(init=False)
+    meter: Meter = field(init=False)
     session: Session = field(init=False)
     frames: int = 0
     bytes: int = 0

@@ -3,7 +3,7 @@
 edge (parse the upgrade) → gate (``Gate.admit``: the one admission pipeline) → route
 (dial, failover) → only then accept the client → ``SessionRun`` (the session's one
 owner: bridge, ledger rows, metrics, log) . A refusal at any step is recorded and
-answered in one place (``_refuse``).
+answered in one place (``refuse``).
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from aiohttp import web
 
+from rtrelay.bridge.protocols import REALTIME, TRANSLATION
 from rtrelay.bridge.pump import ClientLeg
 from rtrelay.config import Channel, Settings
 from rtrelay.edge.handshake import ClientHello, new_request_id, parse_hello
@@ -36,6 +38,7 @@ from rtrelay.gate.admission import Admission, Ask, Gate, KeyInfo, Refused
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import CIRCUIT_STATES, Metrics
 from rtrelay.route.calls import CallDialer
+from rtrelay.route.families import Family, require_family
 from rtrelay.route.router import Attempt, Connected, Router, RoutingFailed
 from rtrelay.wire import CALL_ID_PARAM
 
@@ -66,7 +69,21 @@ class Relay:
     def live_sessions(self) -> list[dict[str, Any]]:
         return [run.describe() for run in self.sessions.values()]
 
+    BAD_UPGRADE: ClassVar[str] = _BAD_UPGRADE
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/realtime`` (and aliases): a Realtime session, a transcription session
+        (``?intent=transcription``) or an app server's sideband to a call (``?call_id=``)."""
+        intent = request.query.get("intent", "").lower()
+        return await self._handle(
+            request, "transcription" if intent == "transcription" else "realtime"
+        )
+
+    async def handle_translation(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/realtime/translations?model=M``: a realtime translation session."""
+        return await self._handle(request, "translation")
+
+    async def _handle(self, request: web.Request, family: Family) -> web.StreamResponse:
         arrived = time.monotonic()
         hello = parse_hello(
             request.headers,
@@ -75,13 +92,11 @@ class Relay:
             handshake_errors=self.settings.server.handshake_errors,
         )
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            return await self._refuse(
-                request, replace(hello, error_style="http"), UpgradeRequired()
-            )
+            return await self.refuse(request, replace(hello, error_style="http"), UpgradeRequired())
         if not ClientLeg().can_prepare(request):
             # A bad Sec-WebSocket-Key, version or Connection: say so now, not after a dial.
             bad = MalformedRequest(_BAD_UPGRADE)
-            return await self._refuse(request, replace(hello, error_style="http"), bad)
+            return await self.refuse(request, replace(hello, error_style="http"), bad)
         admission: Admission[Any] | None = None
         call_id = request.query.get(CALL_ID_PARAM)
         try:
@@ -91,9 +106,12 @@ class Relay:
                 if call_id is not None:
                     admission, connected = await self._join_call(hello, call_id)
                 else:
-                    ask = Ask(hello.credential, hello.model, hello.origin, beta=hello.beta)
-                    admission = await self.gate.admit(ask, self.route_plan)
-                    connected = await self._dial(hello, admission)
+                    model = hello.model
+                    if family == "transcription" and model is None:
+                        model = ""  # the transcription model is in the session config
+                    ask = Ask(hello.credential, model, hello.origin, beta=hello.beta)
+                    admission = await self.gate.admit(ask, self.route_for(family))
+                    connected = await self.dial(hello, admission, family)
         except BaseException as exc:
             if admission is not None:
                 await admission.release()
@@ -101,7 +119,7 @@ class Relay:
                 raise
             error, key = self.explain(exc, hello)
             key = admission.key if admission is not None else key
-            return await self._refuse(request, hello, error, key, exc)
+            return await self.refuse(request, hello, error, key, exc)
         run = SessionRun(
             self.settings,
             self.parts,
@@ -111,14 +129,29 @@ class Relay:
             connected,
             arrived,
             billing=call_id is None,
+            protocol=TRANSLATION if family == "translation" else REALTIME,
         )
-        return await run.run(request, self._register(run))
+        return await run.run(request, self.register(run))
 
     def route_plan(self, model: str, beta: bool) -> list[Any]:
-        """The channels for a model in dial order (``Gate.admit``'s route step)."""
-        return self.router.candidates(model, beta=beta)
+        """The channels for a Realtime model in dial order (``Gate.admit``'s route step)."""
+        return self.route_for("realtime")(model, beta)
 
-    async def _dial(self, hello: ClientHello, admission: Admission[Any]) -> Connected:
+    def route_for(self, family: Family) -> Callable[[str, bool], list[Any]]:
+        """The route step for a session of ``family``: a model of another protocol is
+        refused naming its route (``wrong_protocol_route``), before any lease or dial."""
+
+        def plan(model: str, beta: bool) -> list[Any]:
+            if model:
+                require_family(model, family)
+            return self.router.candidates(model, beta=beta, family=family)
+
+        return plan
+
+    async def dial(
+        self, hello: ClientHello, admission: Admission[Any], family: Family = "realtime"
+    ) -> Connected:
+        """Dial the admitted channels in order (failover), and observe the attempts."""
         t = self.settings.timeouts
         connected = await self.router.connect(
             admission.model or "",
@@ -127,6 +160,7 @@ class Relay:
             dial_timeout=t.dial,
             deadline=t.handshake_deadline,
             channels=admission.plan,
+            family=family,
         )
         self.observe_attempts(connected.attempts)
         return connected
@@ -190,7 +224,9 @@ class Relay:
         )
         return InternalError(), None
 
-    def _register(self, run: SessionRun) -> Any:
+    def register(self, run: SessionRun) -> Any:
+        """The callback ``SessionRun.run`` lists and unlists a live session with."""
+
         def register(live: SessionRun | None) -> None:
             if live is not None:
                 self.sessions[run.session_id] = live
@@ -202,7 +238,7 @@ class Relay:
 
         return register
 
-    async def _refuse(
+    async def refuse(
         self,
         request: web.Request,
         hello: ClientHello,
@@ -210,11 +246,22 @@ class Relay:
         key: KeyInfo | None = None,
         cause: Exception | None = None,
     ) -> web.StreamResponse:
+        """Refuse a handshake (HTTP, or event style) and record it."""
         if isinstance(error, ClientGone):
             hello = replace(hello, error_style="http")  # nobody is left to read an event
+        self.record(hello, error, key, cause)
+        return await refuse(request, hello, error)
+
+    def record(
+        self,
+        hello: ClientHello,
+        error: RelayError,
+        key: KeyInfo | None = None,
+        cause: Exception | None = None,
+    ) -> None:
+        """Count, log and write one refusal (with the dial attempts that led to it)."""
         attempts = cause.attempts if isinstance(cause, RoutingFailed) else ()
         record_refusal(self.parts.writer, self.metrics, hello, error, key, attempts)
-        return await refuse(request, hello, error)
 
     def observe_attempts(self, attempts: tuple[Attempt, ...] | list[Attempt]) -> None:
         m = self.metrics

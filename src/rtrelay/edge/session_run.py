@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from rtrelay.bridge.metering import RealtimeMeter
+from rtrelay.bridge.protocols import REALTIME, Meter, WireProtocol, make_meter
 from rtrelay.bridge.pump import Bridge, ClientLeg
 from rtrelay.bridge.session import End, Session
 from rtrelay.config import Settings
@@ -32,7 +32,14 @@ from rtrelay.log import edge_log
 from rtrelay.observe.metrics import Metrics
 from rtrelay.route.router import Attempt, Connected
 
-__all__ = ["SessionRun", "attempts_of", "session_core", "start_row", "usage_observer"]
+__all__ = [
+    "SessionRun",
+    "attempts_of",
+    "client_leg",
+    "session_core",
+    "start_row",
+    "usage_observer",
+]
 
 _NORMAL_ENDINGS: Final = (IdleTimeout, SessionExpired, RelayShuttingDown, EndedByOperator)
 
@@ -53,8 +60,14 @@ class SessionRun:
     """``False`` for an app server's sideband to a WebRTC call: the relay's own sideband
     (``CallRun``) already meters that call, so this session writes no usage and spends
     nothing (and leaves the budget to that sideband)."""
+    protocol: WireProtocol = REALTIME
+    client_leg: ClientLeg | None = None
+    """The client's WebSocket when it was accepted before the dial (GPT-Live: the model
+    arrives after the 101); ``None``: ``run`` accepts it."""
+    first_frame: int = 0
+    """Bytes of a client frame already forwarded before the bridge ran (``session.start``)."""
     started: float = field(default_factory=time.monotonic)
-    meter: RealtimeMeter = field(init=False)
+    meter: Meter = field(init=False)
     session: Session = field(init=False)
     bridge: Bridge = field(init=False)
     client: ClientLeg = field(init=False)
@@ -75,19 +88,9 @@ class SessionRun:
         """Accept the client and relay until either side ends; ``register(self)`` while live,
         ``register(None)`` once over."""
         s, admission = self.settings, self.admission
-        self.client = ClientLeg(
-            protocols=(self.hello.echo_protocol,) if self.hello.echo_protocol else (),
-            compress=False,
-            max_msg_size=s.limits.max_frame_bytes,
-            autoclose=False,
-            autoping=True,
-            heartbeat=s.timeouts.heartbeat,
-            decode_text=False,
-            timeout=5.0,
-        )
-        self.client.headers["X-Request-Id"] = self.hello.request_id
+        self.client = self.client_leg or client_leg(s, self.hello)
         self.meter, self.session = session_core(
-            s, self.parts, self.metrics, admission, billing=self.billing
+            s, self.parts, self.metrics, admission, billing=self.billing, protocol=self.protocol
         )
         self.bridge = Bridge(
             client=self.client,
@@ -95,11 +98,14 @@ class SessionRun:
             client_transport=request.transport,
             session=self.session,
         )
+        if self.first_frame:
+            self.bridge.counters.frames_in, self.bridge.counters.bytes_in = 1, self.first_frame
         end: End | None = None
         register(self)
         self.parts.writer.submit(self._start_row())
         try:
-            await self.client.prepare(request)
+            if not self.client.prepared:
+                await self.client.prepare(request)
             self.metrics.handshakes.labels("success").inc()
             self.metrics.active_sessions.inc()
             edge_log.info("session open", extra=self._open_fields())
@@ -114,6 +120,7 @@ class SessionRun:
                 with contextlib.suppress(Exception):  # the bridge closed it; this is a backstop
                     await self.connected.ws.close()
             await admission.release()
+            self.session.finish(time.monotonic())
             self._settle(end)
         return self.client
 
@@ -228,6 +235,22 @@ class SessionRun:
         )
 
 
+def client_leg(settings: Settings, hello: ClientHello) -> ClientLeg:
+    """The client's WebSocket, as every session accepts it."""
+    leg = ClientLeg(
+        protocols=(hello.echo_protocol,) if hello.echo_protocol else (),
+        compress=False,
+        max_msg_size=settings.limits.max_frame_bytes,
+        autoclose=False,
+        autoping=True,
+        heartbeat=settings.timeouts.heartbeat,
+        decode_text=False,
+        timeout=5.0,
+    )
+    leg.headers["X-Request-Id"] = hello.request_id
+    return leg
+
+
 def session_core(
     settings: Settings,
     parts: Parts,
@@ -235,11 +258,14 @@ def session_core(
     admission: Admission[Any],
     *,
     billing: bool = True,
-) -> tuple[RealtimeMeter, Session]:
-    """The Realtime meter and the session core for an admitted session (or call): the same
-    metering, budget and timing rules whichever transport carries it. Without ``billing``
-    the meter counts but writes no row, adds no spend and leaves the budget alone."""
-    meter = RealtimeMeter(
+    protocol: WireProtocol = REALTIME,
+) -> tuple[Meter, Session]:
+    """The protocol's meter and the session core for an admitted session (or call): the
+    same metering, budget and timing rules whichever transport carries it. Without
+    ``billing`` the meter counts but writes no row, adds no spend and leaves the budget
+    alone."""
+    meter = make_meter(
+        protocol,
         session_id=admission.session_id,
         model=admission.model or "",
         key_id=admission.key_id,
@@ -255,6 +281,7 @@ def session_core(
         budget=key.budget_usd if key is not None and billing else None,
         on_spent=settings.limits.on_budget_spent,
         started=time.monotonic(),
+        protocol=protocol,
     )
     return meter, session
 

@@ -117,7 +117,9 @@ class Ask:
 
     ``model`` is ``None`` when the request names none (a token request may not);
     ``session`` is ``False`` for minting a token: no session starts, so no lease or
-    rate slot is taken (the session the token opens later takes them).
+    rate slot is taken (the session the token opens later takes them). ``rate`` is
+    ``False`` when ``Gate.screen`` already took the rate slot. ``model`` is ``""`` for a
+    transcription session, whose model is in its session config.
     """
 
     credential: str | None
@@ -125,6 +127,7 @@ class Ask:
     origin: str | None
     beta: bool = False
     session: bool = True
+    rate: bool = True
 
 
 @dataclass(slots=True)
@@ -326,19 +329,55 @@ class Gate:
                 raise MissingModel(param="model")
             plan = None
             if model is not None:
-                self.check_model(key, model, bound)
+                if model:
+                    self.check_model(key, model, bound)
                 plan = route(model, ask.beta)
             if not ask.session:
                 await self.check_budget(key)
                 return Admission(session_id="", key=key, model=model, plan=plan)
-            admission = await self.admit_session(key, model or "")
+            admission = await self.admit_session(key, model or "", rate=ask.rate)
         except RelayError as error:
             raise Refused(error, key) from error
         admission.plan = plan
         return admission
 
-    async def admit_session(self, key: KeyInfo | None, model: str) -> Admission[Any]:
-        """Take a concurrency lease and a rate slot, then check the budget.
+    async def screen(self, ask: Ask, route: Callable[[str, bool], object]) -> None:
+        """What can be refused before a session's model is known (GPT-Live, before its
+        ``session.start``): credential → key → origin → a ``?model=`` hint's policy and
+        route → rate → budget. The rate slot is taken here: ``admit`` with
+        ``Ask(rate=False)`` follows once the model is known.
+
+        Raises:
+            Refused: as ``admit`` (no lease is taken, so none is held).
+        """
+        try:
+            key, bound = await self.authenticate(ask.credential)
+        except RelayError as error:
+            raise Refused(error, None) from error
+        try:
+            self.check_origin(key, ask.origin)
+            if ask.model:
+                self.check_model(key, ask.model, bound)
+                route(ask.model, ask.beta)
+            if key is not None:
+                await self._take_rate(key)
+            await self.check_budget(key)
+        except RelayError as error:
+            raise Refused(error, key) from error
+
+    async def _take_rate(self, key: KeyInfo) -> None:
+        wait = await self._rate.hit(key.id, key.sessions_per_minute)
+        if wait is not None:
+            raise RateLimitExceeded(
+                f"This key may start {key.sessions_per_minute} session(s) per minute.",
+                retry_after=max(1, math.ceil(wait)),
+            )
+
+    async def admit_session(
+        self, key: KeyInfo | None, model: str, *, rate: bool = True
+    ) -> Admission[Any]:
+        """Take a concurrency lease and (unless ``rate`` is false) a rate slot, then check
+        the budget.
 
         Raises:
             ConcurrencyLimitExceeded, RateLimitExceeded, InsufficientQuota
@@ -355,12 +394,8 @@ class Gate:
             )
         admission.leased = True
         try:
-            wait = await self._rate.hit(key.id, key.sessions_per_minute)
-            if wait is not None:
-                raise RateLimitExceeded(
-                    f"This key may start {key.sessions_per_minute} session(s) per minute.",
-                    retry_after=max(1, math.ceil(wait)),
-                )
+            if rate:
+                await self._take_rate(key)
             await self.check_budget(key)
         except BaseException:
             await self.release(admission)

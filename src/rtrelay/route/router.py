@@ -30,6 +30,7 @@ from rtrelay.errors import (
 from rtrelay.redact import redact
 from rtrelay.route.breaker import BreakerPolicy, CircuitBreaker
 from rtrelay.route.dial import Dialer, DialFailure, FailureKind
+from rtrelay.route.families import Family, family_of, serves
 from rtrelay.route.upstream import Upstream
 
 __all__ = ["Attempt", "Connected", "Router", "RoutingFailed"]
@@ -95,16 +96,26 @@ class Router:
         self._upstreams = {c.name: Upstream(c, credentials.get(c.name)) for c in self.channels}
         self._secrets = tuple(credentials.values())
 
-    def candidates(self, model: str, *, beta: bool) -> list[Channel]:
-        """Channels for ``model`` in dial order (before circuit checks).
+    def candidates(self, model: str, *, beta: bool, family: Family = "realtime") -> list[Channel]:
+        """Channels for ``model`` in dial order (before circuit checks). A transcription
+        session that names no model (``model == ""``) goes to channels serving any
+        transcription model.
 
         Raises:
             ModelNotFound: no channel serves the model (in the GA shape, for a GA client).
             BetaNotSupportedByChannel: a beta client, and no channel for the model speaks beta.
         """
-        serving = [c for c in self.channels if model in c.models]
+        if model:
+            serving = [c for c in self.channels if model in c.models and serves(c, family)]
+        else:
+            serving = [
+                c
+                for c in self.channels
+                if serves(c, family) and any(family_of(m) == family for m in c.models)
+            ]
         if not serving:
-            raise ModelNotFound(f"No upstream channel serves the model '{model}'.", param="model")
+            what = f"the model '{model}'" if model else f"{family} sessions"
+            raise ModelNotFound(f"No upstream channel serves {what}.", param="model")
         shape = "beta" if beta else "ga"
         serving = [c for c in serving if shape in c.shapes]
         if not serving and beta:
@@ -134,6 +145,7 @@ class Router:
         dial_timeout: float,
         deadline: float,
         channels: list[Channel] | None = None,
+        family: Family = "realtime",
     ) -> Connected:
         """Dial the first channel that answers 101 (of ``channels``, the candidates admission
         worked out, or of ``candidates(model)``).
@@ -144,10 +156,13 @@ class Router:
         request_of = self._upstreams
 
         async def dial(channel: Channel, timeout: float) -> aiohttp.ClientWebSocketResponse[bool]:
-            request = request_of[channel.name].request(model, beta=beta, request_id=request_id)
+            upstream = request_of[channel.name]
+            request = upstream.request(model, beta=beta, request_id=request_id, family=family)
             return await self._dialer.dial(request, timeout)
 
-        plan = channels if channels is not None else self.candidates(model, beta=beta)
+        plan = (
+            channels if channels is not None else self.candidates(model, beta=beta, family=family)
+        )
         ws, channel, attempts = await self.failover(
             plan, dial, dial_timeout=dial_timeout, deadline=deadline
         )

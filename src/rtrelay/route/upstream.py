@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
 from rtrelay.config import Channel, ConfigError
+from rtrelay.route.families import Family
 from rtrelay.wire import (
     AZURE_PREVIEW_PATH,
     AZURE_V1_PATH,
     BETA_HEADER,
     BETA_HEADER_VALUE,
+    LIVE_SESSIONS_PATH,
+    OPENAI_PATH,
     REALTIME_PATH_SUFFIX,
+    TRANSLATIONS_PATH,
 )
 
 __all__ = ["Upstream", "UpstreamRequest", "channel_tls"]
@@ -54,10 +58,14 @@ class Upstream:
     def __post_init__(self) -> None:
         object.__setattr__(self, "tls", channel_tls(self.channel))
 
-    def request(self, public_model: str, *, beta: bool, request_id: str) -> UpstreamRequest:
-        """The URL and headers of one dial for ``public_model``."""
+    def request(
+        self, public_model: str, *, beta: bool, request_id: str, family: Family = "realtime"
+    ) -> UpstreamRequest:
+        """The URL and headers of one dial for ``public_model`` in ``family``'s protocol (only
+        ``openai`` and ``mock`` channels carry GPT-Live and translation: ``families.serves``)."""
         channel, secret = self.channel, self.secret
-        upstream_model = channel.upstream_model(public_model)
+        # A transcription session may name no model (it is in the session config).
+        upstream_model = channel.upstream_model(public_model) if public_model else ""
         base = channel.base_url.rstrip("/")
         if secret is not None and not secret.strip():
             secret = None  # start-up refuses an empty key; never send one if it slips through
@@ -86,10 +94,24 @@ class Upstream:
                 else:
                     headers[channel.auth_header] = secret
         else:  # openai, mock
-            url = f"{base}{REALTIME_PATH_SUFFIX}?{urlencode({'model': upstream_model})}"
+            url = base + _openai_path(family, upstream_model)
             if secret is not None:
                 headers["Authorization"] = f"Bearer {secret}"
         return UpstreamRequest(url=url, headers=headers, tls=self.tls)
+
+
+def _openai_path(family: Family, model: str) -> str:
+    """The path after an OpenAI base URL (``…/v1``) for a session of ``family``."""
+    if family == "live":  # the model travels in session.start, not the URL
+        return LIVE_SESSIONS_PATH.removeprefix(_V1)
+    if family == "translation":
+        return f"{TRANSLATIONS_PATH.removeprefix(_V1)}?{urlencode({'model': model})}"
+    if family == "transcription":  # the model is in the session config
+        return f"{REALTIME_PATH_SUFFIX}?intent=transcription"
+    return f"{REALTIME_PATH_SUFFIX}?{urlencode({'model': model})}"
+
+
+_V1 = OPENAI_PATH.removesuffix(REALTIME_PATH_SUFFIX)
 
 
 def channel_tls(channel: Channel) -> ssl.SSLContext | None:
