@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from rtrelay.ledger.keys import KeySpec
 from rtrelay.ledger.records import SessionRow
-from rtrelay.mock import MockProvider
+from rtrelay.mock import MockOptions, MockProvider
 from rtrelay.wire import CALLS_PATH
-from support import RunningRelay
+from support import RunningRelay, mock_channel_settings, running_relay
 
-__all__ = ["Rig", "settled"]
+__all__ = ["Rig", "open_rig", "settled"]
 
 
 @dataclass
@@ -34,3 +37,13 @@ async def settled(rig: Rig, session_id: str, timeout: float = 10.0) -> SessionRo
             if row is not None and row.status != "live":
                 return row
             await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def open_rig() -> AsyncIterator[Rig]:
+    """The rig of tests/calls/conftest.py, for tests elsewhere (the probe's, the client's)."""
+    options = MockOptions(realtime_pacing=0, reply_audio_ms=400)
+    async with MockProvider(options) as provider:
+        async with running_relay(mock_channel_settings(provider.url)) as relay:
+            _, key = await relay.relay.parts.store.create_key(KeySpec(name="calls"))
+            yield Rig(provider, relay, key)

@@ -9,6 +9,13 @@ Works against rtrelay and directly against any OpenAI-compatible realtime endpoi
         await client.send_text("Hello!")
         await done
 
+App servers of WebRTC calls post the caller's offer and join with a sideband::
+
+    async with RealtimeCalls(url, api_key=key) as calls:
+        answer = await calls.create(offer_sdp, model=model)  # answer.sdp to the caller
+        async with RealtimeClient(calls.sideband(answer.call_id)) as sideband:
+            ...
+
 See docs/client.md for the full guide.
 """
 
@@ -18,6 +25,7 @@ import inspect
 
 from ._audio import PCM16_RATE, Pcm16, read_wav, resample_pcm16, write_wav
 from ._backoff import RetryDecision, RetryPolicy, backoff_delays, default_retry_policy
+from ._calls import CallAnswer, RealtimeCalls
 from ._client import Handler, RealtimeClient
 from ._connection import ConnectionState, Event, RealtimeConnection, Sendable
 from ._conversation import Conversation, ConversationItem
@@ -48,6 +56,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "CallAnswer",
     "ConnectTimeoutError",
     "ConnectionClosed",
     "ConnectionClosedError",
@@ -65,6 +74,7 @@ __all__ = [
     "QueueFullError",
     "QuotaExceededError",
     "RateLimitError",
+    "RealtimeCalls",
     "RealtimeClient",
     "RealtimeConnection",
     "RealtimeError",

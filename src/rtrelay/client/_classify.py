@@ -177,10 +177,12 @@ def error_from_handshake(
     body: bytes,
     *,
     now: float,
+    what: str = "the WebSocket handshake",
 ) -> APIError:
     """The exception for a handshake answered with ``status`` instead of 101.
 
-    The JSON body's ``error.code`` decides when known, else the status does.
+    The JSON body's ``error.code`` decides when known, else the status does. The same
+    holds for any other refused request (a call's offer POST): ``what`` names it.
     """
     parsed: Any = None
     if body:
@@ -196,7 +198,7 @@ def error_from_handshake(
     elif body and parsed is None:
         message = f"HTTP {status}: " + _clip(body.decode("utf-8", "replace"))
     else:
-        message = f"the server refused the WebSocket handshake with HTTP {status}"
+        message = f"the server refused {what} with HTTP {status}"
     row = _row_for_code(code, error_type) or _BY_STATUS.get(status)
     if row is None:
         row = _CLIENT_ERROR if 400 <= status < 500 else _SERVER_ERROR

@@ -28,7 +28,14 @@ from ._classify import MAX_ERROR_BODY, error_from_handshake
 from ._exceptions import APIError, BadRequestError, ConnectTimeoutError, NetworkError, ServerError
 from ._handshake import Handshake
 
-__all__ = ["Opened", "capture_handshake", "new_session", "open_websocket"]
+__all__ = [
+    "Opened",
+    "capture_handshake",
+    "network_error",
+    "new_session",
+    "open_websocket",
+    "read_prefix",
+]
 
 
 @dataclasses.dataclass(slots=True)
@@ -50,7 +57,8 @@ class _RedirectRefused(Exception):
     """Raised inside the middleware to stop aiohttp from following a redirect."""
 
 
-async def _read_prefix(resp: ClientResponse, limit: int) -> bytes:
+async def read_prefix(resp: ClientResponse, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body; what arrived if the connection breaks meanwhile."""
     chunks: list[bytes] = []
     size = 0
     try:
@@ -82,7 +90,7 @@ async def capture_handshake(req: ClientRequest, handler: ClientHandlerType) -> C
         resp.close()
         raise _RedirectRefused
     if resp.status != 101:
-        capture.body = await _read_prefix(resp, MAX_ERROR_BODY)
+        capture.body = await read_prefix(resp, MAX_ERROR_BODY)
     return resp
 
 
@@ -148,12 +156,8 @@ async def open_websocket(
         ) from exc
     except aiohttp.WSServerHandshakeError as exc:
         raise _handshake_error(handshake, capture, exc) from exc
-    except aiohttp.ClientConnectorDNSError as exc:
-        raise NetworkError(f"DNS lookup failed for {_where(handshake)}") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise NetworkError(f"cannot connect to {_where(handshake)}: {_os_reason(exc)}") from exc
     except (aiohttp.ClientError, OSError) as exc:
-        raise NetworkError(f"connection to {_where(handshake)} failed: {_describe(exc)}") from exc
+        raise network_error(exc, _where(handshake)) from exc
     finally:
         _capture.reset(token)
     request_id = capture.headers.get("X-Request-Id")
@@ -170,6 +174,15 @@ def _handshake_error(
         f"{_where(handshake)} answered 101 with an invalid WebSocket handshake: {exc.message}",
         request_id=capture.headers.get("X-Request-Id"),
     )
+
+
+def network_error(exc: aiohttp.ClientError | OSError, where: str) -> NetworkError:
+    """The failure to reach ``where`` (a URL without its query), in words."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return NetworkError(f"DNS lookup failed for {where}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return NetworkError(f"cannot connect to {where}: {_os_reason(exc)}")
+    return NetworkError(f"connection to {where} failed: {_describe(exc)}")
 
 
 def _where(handshake: Handshake) -> str:

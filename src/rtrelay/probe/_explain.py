@@ -33,7 +33,18 @@ from rtrelay.probe._observations import (
 from rtrelay.probe._target import Target
 from rtrelay.wire import KEY_SUBPROTOCOL_PREFIX, REALTIME_PATH_SUFFIX, REALTIME_SUBPROTOCOL
 
-__all__ = ["ExitCode", "Explanation", "Mark", "Step", "explain"]
+__all__ = [
+    "ExitCode",
+    "Explanation",
+    "Mark",
+    "Step",
+    "done",
+    "error_details",
+    "explain",
+    "ms",
+    "reach",
+    "session_steps",
+]
 
 Mark = Literal["ok", "fail", "skip"]
 
@@ -77,34 +88,20 @@ class Explanation:
 
 def explain(target: Target, obs: Observations) -> Explanation:
     """Say what each observed step means and give the overall verdict."""
-    steps: list[Step] = [_dns(obs.dns)]
-    if obs.dns.error is not None or obs.tcp is None:
-        return _done(
-            steps,
-            f"the host name {obs.dns.host} does not resolve: check its spelling, or this "
-            "machine's DNS and hosts file",
-            ExitCode.DNS,
-        )
-    steps.append(_tcp(obs.tcp))
-    if obs.tcp.connected is None:
-        return _done(
-            steps,
-            f"nothing accepts TCP connections at {obs.dns.host}:{obs.dns.port}",
-            ExitCode.TCP,
-        )
-    steps.append(_tls(target, obs.tls))
-    if obs.tls is not None and not obs.tls.ok:
-        return _done(steps, f"TLS failed: {_tls_problem(obs.tls)}", ExitCode.TLS)
+    steps: list[Step] = []
+    unreached = reach(target, obs, steps)
+    if unreached is not None:
+        return unreached
     if obs.upgrade is None:
-        return _done(steps, "the probe stopped before the HTTP upgrade", ExitCode.HTTP)
+        return done(steps, "the probe stopped before the HTTP upgrade", ExitCode.HTTP)
     steps.append(_upgrade(target, obs.upgrade, obs.paths))
     if not obs.upgrade.upgraded:
-        return _done(steps, _refusal_verdict(obs.upgrade, obs.paths), ExitCode.HTTP)
+        return done(steps, _refusal_verdict(obs.upgrade, obs.paths), ExitCode.HTTP)
     protocol_step, refused_by = _subprotocol(target, obs.upgrade.echoed_protocol)
     if protocol_step is not None:
         steps.append(protocol_step)
     session = obs.session or SessionObservation()
-    steps.extend(_session(session))
+    steps.extend(session_steps(session))
     leak = _leaks(obs.upgrade.echoed_protocol)
     if refused_by is not None:
         got = (
@@ -112,23 +109,46 @@ def explain(target: Target, obs: Observations) -> Explanation:
             if session.session_created_ms is not None
             else ""
         )
-        return _done(steps, refused_by + got, ExitCode.CLIENT_REFUSES)
+        return done(steps, refused_by + got, ExitCode.CLIENT_REFUSES)
     if session.session_created_ms is None:
-        return _done(steps, _no_session_verdict(session), ExitCode.NO_SESSION)
+        return done(steps, _no_session_verdict(session), ExitCode.NO_SESSION)
     verdict = (
         "a session was established: session.created "
-        f"{_ms(session.session_created_ms)} after the upgrade request"
+        f"{ms(session.session_created_ms)} after the upgrade request"
     )
     if leak:
         verdict += ", but the server leaks the key in its handshake answer"
-    return _done(steps, verdict, ExitCode.OK)
+    return done(steps, verdict, ExitCode.OK)
 
 
-def _done(steps: list[Step], verdict: str, code: ExitCode) -> Explanation:
+def reach(target: Target, obs: Observations, steps: list[Step]) -> Explanation | None:
+    """DNS, TCP and TLS, appended to ``steps``; the explanation if one of them failed."""
+    steps.append(_dns(obs.dns))
+    if obs.dns.error is not None or obs.tcp is None:
+        return done(
+            steps,
+            f"the host name {obs.dns.host} does not resolve: check its spelling, or this "
+            "machine's DNS and hosts file",
+            ExitCode.DNS,
+        )
+    steps.append(_tcp(obs.tcp))
+    if obs.tcp.connected is None:
+        return done(
+            steps,
+            f"nothing accepts TCP connections at {obs.dns.host}:{obs.dns.port}",
+            ExitCode.TCP,
+        )
+    steps.append(_tls(target, obs.tls))
+    if obs.tls is not None and not obs.tls.ok:
+        return done(steps, f"TLS failed: {_tls_problem(obs.tls, target)}", ExitCode.TLS)
+    return None
+
+
+def done(steps: list[Step], verdict: str, code: ExitCode) -> Explanation:
     return Explanation(steps=tuple(steps), verdict=verdict, exit_code=code)
 
 
-def _ms(value: float) -> str:
+def ms(value: float) -> str:
     if value >= 1000:
         return f"{value / 1000:.1f} s"
     if value >= 10:
@@ -146,7 +166,7 @@ def _dns(dns: DnsObservation) -> Step:
     return Step(
         name="DNS",
         mark="ok",
-        text=f"{dns.host} resolves to {', '.join(dns.addresses)} in {_ms(dns.elapsed_ms)}",
+        text=f"{dns.host} resolves to {', '.join(dns.addresses)} in {ms(dns.elapsed_ms)}",
     )
 
 
@@ -161,7 +181,7 @@ def _tcp(tcp: TcpObservation) -> Step:
         return Step(
             name="TCP",
             mark="ok",
-            text=f"connected to {won.address} port {won.port} in {_ms(won.elapsed_ms)}",
+            text=f"connected to {won.address} port {won.port} in {ms(won.elapsed_ms)}",
             details=failed,
         )
     if len(tcp.attempts) == 1:
@@ -194,8 +214,10 @@ def _tls(target: Target, tls: TlsObservation | None) -> Step:
     details: tuple[str, ...] = ()
     if not target.secure or tls is None:
         if not _is_loopback(target.host):
-            details = ("the key and the audio cross the network unencrypted: use wss://",)
-        return Step(name="TLS", mark="skip", text="not used (ws://)", details=details)
+            details = (
+                f"the key and the audio cross the network unencrypted: use {_secure(target)}://",
+            )
+        return Step(name="TLS", mark="skip", text=f"not used ({target.scheme}://)", details=details)
     if tls.ok:
         parts = [tls.version or "TLS"]
         if tls.subject:
@@ -205,7 +227,7 @@ def _tls(target: Target, tls: TlsObservation | None) -> Step:
         if tls.not_after:
             parts.append(f"valid until {tls.not_after}")
         return Step(
-            name="TLS", mark="ok", text=f"{', '.join(parts)}; handshake in {_ms(tls.elapsed_ms)}"
+            name="TLS", mark="ok", text=f"{', '.join(parts)}; handshake in {ms(tls.elapsed_ms)}"
         )
     if tls.problem == "certificate":
         details = (
@@ -215,16 +237,19 @@ def _tls(target: Target, tls: TlsObservation | None) -> Step:
         )
     elif tls.detail:
         details = (tls.detail,)
-    return Step(name="TLS", mark="fail", text=_tls_problem(tls), details=details)
+    return Step(name="TLS", mark="fail", text=_tls_problem(tls, target), details=details)
 
 
-def _tls_problem(tls: TlsObservation) -> str:
+def _secure(target: Target) -> str:
+    return "https" if target.mode == "webrtc" else "wss"
+
+
+def _tls_problem(tls: TlsObservation, target: Target) -> str:
     if tls.problem == "certificate":
         return f"the certificate was rejected: {tls_verify_meaning(tls.verify_code, tls.detail)}"
     if tls.problem == "not_tls":
-        return (
-            "the server does not speak TLS on this port (if it serves plain WebSocket, use ws://)"
-        )
+        plain = "HTTP, use http" if target.mode == "webrtc" else "WebSocket, use ws"
+        return f"the server does not speak TLS on this port (if it serves plain {plain}://)"
     if tls.problem == "timeout":
         return "no TLS handshake within the timeout"
     if tls.problem == "reset":
@@ -232,7 +257,8 @@ def _tls_problem(tls: TlsObservation) -> str:
     return "the TLS handshake failed"
 
 
-def _error_details(error: ErrorInfo) -> list[str]:
+def error_details(error: ErrorInfo) -> list[str]:
+    """An error object's lines: what it says, what it means, what to do."""
     lines = [f"error {error.type or '?'}.{error.code or '?'}: {error.message or '(no message)'}"]
     meaning = error_meaning(error.code)
     if meaning and meaning != error.message:
@@ -251,7 +277,7 @@ def _upgrade(target: Target, up: UpgradeObservation, paths: PathCheck | None = N
         return Step(
             name="HTTP upgrade",
             mark="ok",
-            text=f"101 Switching Protocols in {_ms(up.elapsed_ms)}{rid}",
+            text=f"101 Switching Protocols in {ms(up.elapsed_ms)}{rid}",
         )
     status = up.status or 0
     if status == 404 and up.error is None:
@@ -262,7 +288,7 @@ def _upgrade(target: Target, up: UpgradeObservation, paths: PathCheck | None = N
     else:
         details = [f"HTTP {status}: {status_meaning(status)}"]
     if up.error is not None:
-        details.extend(_error_details(up.error))
+        details.extend(error_details(up.error))
         if target.mode == "server":
             details.append(_SDK_BODY_HINT)
     elif up.body:
@@ -291,9 +317,7 @@ def _upgrade(target: Target, up: UpgradeObservation, paths: PathCheck | None = N
     return Step(
         name="HTTP upgrade",
         mark="fail",
-        text=f"refused with {status} {up.reason} after {_ms(up.elapsed_ms)}{rid}".replace(
-            "  ", " "
-        ),
+        text=f"refused with {status} {up.reason} after {ms(up.elapsed_ms)}{rid}".replace("  ", " "),
         details=tuple(details),
     )
 
@@ -390,7 +414,8 @@ def _subprotocol(target: Target, echoed: str | None) -> tuple[Step | None, str |
     ), None
 
 
-def _session(session: SessionObservation) -> list[Step]:
+def session_steps(session: SessionObservation, since: str = "the upgrade request") -> list[Step]:
+    """The session, its events and its close; times are counted from ``since``."""
     steps: list[Step] = []
     created = session.session_created_ms
     early_errors = session.errors if created is None else ()
@@ -403,7 +428,7 @@ def _session(session: SessionObservation) -> list[Step]:
             Step(
                 name="Session",
                 mark="ok",
-                text=f"session.created {_ms(created)} after the upgrade request{extra}",
+                text=f"session.created {ms(created)} after {since}{extra}",
             )
         )
     elif early_errors:
@@ -413,7 +438,7 @@ def _session(session: SessionObservation) -> list[Step]:
                 name="Session",
                 mark="fail",
                 text="the server sent an error instead of session.created",
-                details=tuple(_error_details(first)),
+                details=tuple(error_details(first)),
             )
         )
     elif session.timed_out:
@@ -424,7 +449,7 @@ def _session(session: SessionObservation) -> list[Step]:
         steps.append(Step(name="Session", mark="fail", text="closed before session.created"))
     if session.event_types:
         later = session.errors if created is not None else session.errors[1:]
-        details = tuple(line for e in later for line in _error_details(e))
+        details = tuple(line for e in later for line in error_details(e))
         steps.append(
             Step(
                 name="Events",

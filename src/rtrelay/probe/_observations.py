@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "CallObservation",
     "CloseSeen",
     "DnsObservation",
     "ErrorInfo",
+    "HangupObservation",
+    "HttpAnswer",
     "Observations",
+    "OfferObservation",
     "PathCheck",
+    "SdpSummary",
     "SessionObservation",
     "TcpAttempt",
     "TcpObservation",
@@ -88,8 +93,8 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UpgradeObservation:
-    """The answer to the HTTP ``Upgrade: websocket`` request."""
+class HttpAnswer:
+    """The answer to the probe's request (the upgrade, or a call's offer POST)."""
 
     status: int | None = None
     reason: str = ""
@@ -97,18 +102,24 @@ class UpgradeObservation:
     headers: Mapping[str, str] = field(default_factory=dict)
     """The response headers that explain things (request id, subprotocol, Retry-After...)."""
     body: str = ""
+    """The body of a refusal."""
     error: ErrorInfo | None = None
     """The body's ``error`` object, when it is OpenAI-style JSON."""
     failure: str | None = None
     """Why no HTTP answer (or no valid WebSocket answer) came back at all."""
 
     @property
-    def upgraded(self) -> bool:
-        return self.status == 101 and self.failure is None
-
-    @property
     def request_id(self) -> str | None:
         return self.headers.get("X-Request-Id")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeObservation(HttpAnswer):
+    """The answer to the HTTP ``Upgrade: websocket`` request."""
+
+    @property
+    def upgraded(self) -> bool:
+        return self.status == 101 and self.failure is None
 
     @property
     def echoed_protocol(self) -> str | None:
@@ -149,6 +160,60 @@ class PathCheck:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SdpSummary:
+    """What a WebRTC client needs from the SDP answer, read from its lines."""
+
+    audio: bool = False
+    """An ``m=audio`` section: the provider's voice and the microphone."""
+    data_channel: bool = False
+    """An ``m=application`` section (SCTP): the ``oai-events`` channel."""
+    candidates: tuple[str, ...] = ()
+    """ICE candidates as ``protocol address:port type``."""
+    fingerprint: str | None = None
+    """The DTLS certificate fingerprint (``sha-256 AB:CD:…``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferObservation(HttpAnswer):
+    """The answer to the POST of a WebRTC SDP offer."""
+
+    sdp: SdpSummary | None = None
+    """The answer's SDP, when the status is 201."""
+
+    @property
+    def answered(self) -> bool:
+        return self.status == 201 and self.failure is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HangupObservation:
+    """The probe's ``POST …/calls/{id}/hangup`` (``status``), or why it was not sent."""
+
+    status: int | None = None
+    error: ErrorInfo | None = None
+    failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallObservation:
+    """The call after its answer; times are counted from the start of the offer POST."""
+
+    rejected: str | None = None
+    """Why the probe's WebRTC stack refused the answer (``None``: it was applied)."""
+    ice_state: str = "new"
+    """The last ICE connection state seen (``completed``: a candidate pair works)."""
+    ice_ms: float | None = None
+    connection_state: str = "new"
+    """The last peer connection state (``connected``: ICE and DTLS are done)."""
+    connected_ms: float | None = None
+    channel_ms: float | None = None
+    """When the ``oai-events`` data channel opened."""
+    session: SessionObservation | None = None
+    """The events on the data channel (no close frame: ``close`` stays ``None``)."""
+    hangup: HangupObservation | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Observations:
     """Everything one probe run saw, step by step; a later step is ``None`` if not reached."""
 
@@ -159,3 +224,7 @@ class Observations:
     session: SessionObservation | None = None
     paths: PathCheck | None = None
     """Only when the upgrade got a 404 that is not a JSON error (a wrong path)."""
+    offer: OfferObservation | None = None
+    """WebRTC (``--webrtc``): the offer POST, instead of ``upgrade``."""
+    call: CallObservation | None = None
+    """WebRTC: the call after a 201, instead of ``session``."""

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import ssl
 from dataclasses import dataclass
 
 from rtrelay.probe._explain import ExitCode, Explanation, explain
+from rtrelay.probe._explain_webrtc import explain_webrtc
 from rtrelay.probe._network import observe_dns, observe_tcp_tls
 from rtrelay.probe._observations import Observations
 from rtrelay.probe._paths import observe_paths
 from rtrelay.probe._render import render_json, render_text
-from rtrelay.probe._target import ProbeUsageError, Target, plan
+from rtrelay.probe._target import ProbeUsageError, Target, plan, plan_webrtc
+from rtrelay.probe._webrtc import observe_call
 from rtrelay.probe._websocket import observe_websocket
 
-__all__ = ["ProbeReport", "probe"]
+__all__ = ["ProbeReport", "probe", "probe_webrtc"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,7 +34,8 @@ class ProbeReport:
 
     @property
     def ok(self) -> bool:
-        """A session was established (``session.created`` received)."""
+        """A session was established (``session.created`` received, on a WebSocket or a
+        call's data channel)."""
         return self.explanation.ok
 
     def text(self) -> str:
@@ -82,21 +86,75 @@ async def probe(
     target, request = plan(
         url, key=key, model=model, origin=origin, subprotocol_auth=subprotocol_auth, beta=beta
     )
-    observations = Observations(dns=await observe_dns(target.host, target.port, timeout))
-    if observations.dns.error is None:
-        context = None
-        if target.secure:
-            context = ssl_context or ssl.create_default_context(cafile=cafile)
-        tcp, tls = await observe_tcp_tls(observations.dns, tls=context, timeout=timeout)
-        observations = dataclasses.replace(observations, tcp=tcp, tls=tls)
-        if tcp.connected is not None and (tls is None or tls.ok):
-            upgrade, session = await observe_websocket(
-                request, ssl_context=context, timeout=timeout, events=events, quiet=quiet
-            )
-            observations = dataclasses.replace(observations, upgrade=upgrade, session=session)
-            if upgrade.status == 404 and upgrade.error is None and upgrade.failure is None:
-                paths = await observe_paths(request.url, ssl_context=context, timeout=timeout)
-                observations = dataclasses.replace(observations, paths=paths)
+    observations, context, reached = await _reach(target, timeout, cafile, ssl_context)
+    if reached:
+        upgrade, session = await observe_websocket(
+            request, ssl_context=context, timeout=timeout, events=events, quiet=quiet
+        )
+        observations = dataclasses.replace(observations, upgrade=upgrade, session=session)
+        if upgrade.status == 404 and upgrade.error is None and upgrade.failure is None:
+            paths = await observe_paths(request.url, ssl_context=context, timeout=timeout)
+            observations = dataclasses.replace(observations, paths=paths)
     return ProbeReport(
         target=target, observations=observations, explanation=explain(target, observations)
     )
+
+
+async def probe_webrtc(
+    url: str,
+    *,
+    key: str | None = None,
+    model: str | None = None,
+    origin: str | None = None,
+    timeout: float = 10.0,
+    cafile: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ProbeReport:
+    """Set a WebRTC call up with ``url`` as a browser page would, and say what happened.
+
+    DNS, TCP and TLS as for a WebSocket, then the POST of an SDP offer (aiortc, no
+    STUN or TURN server), the answer, ICE, DTLS, the ``oai-events`` data channel and
+    ``session.created`` on it; then the call is hung up. No client event is sent.
+
+    Args:
+        url: the relay or an OpenAI-compatible server: a base URL
+            (``http://127.0.0.1:8080/v1``) or the calls URL.
+        key: an API key or an ``ek_`` client token; sent, never shown.
+        model: the model to ask for (default: the URL's, else ``gpt-realtime``).
+        origin: the ``Origin`` a browser page would send (its CORS answer is checked).
+        timeout: seconds each step may take.
+        cafile / ssl_context: as for ``probe``.
+
+    Raises:
+        ProbeUsageError: the URL or options cannot describe a WebRTC call.
+    """
+    if timeout <= 0:
+        raise ProbeUsageError("timeout must be positive")
+    target, request = plan_webrtc(url, key=key, model=model, origin=origin)
+    observations, context, reached = await _reach(target, timeout, cafile, ssl_context)
+    if reached:
+        loopback = all(ipaddress.ip_address(a).is_loopback for a in observations.dns.addresses)
+        offer, call = await observe_call(
+            request, loopback=loopback, ssl_context=context, timeout=timeout
+        )
+        observations = dataclasses.replace(observations, offer=offer, call=call)
+    return ProbeReport(
+        target=target,
+        observations=observations,
+        explanation=explain_webrtc(target, observations),
+    )
+
+
+async def _reach(
+    target: Target, timeout: float, cafile: str | None, ssl_context: ssl.SSLContext | None
+) -> tuple[Observations, ssl.SSLContext | None, bool]:
+    """DNS, TCP and TLS observed; the TLS context to go on with, and whether to go on."""
+    observations = Observations(dns=await observe_dns(target.host, target.port, timeout))
+    if observations.dns.error is not None:
+        return observations, None, False
+    context = None
+    if target.secure:
+        context = ssl_context or ssl.create_default_context(cafile=cafile)
+    tcp, tls = await observe_tcp_tls(observations.dns, tls=context, timeout=timeout)
+    observations = dataclasses.replace(observations, tcp=tcp, tls=tls)
+    return observations, context, tcp.connected is not None and (tls is None or tls.ok)

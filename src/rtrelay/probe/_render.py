@@ -16,6 +16,11 @@ _MARKS: Final[dict[Mark, str]] = {"ok": "✓", "fail": "✗", "skip": "-"}
 
 
 def _how(target: Target) -> str:
+    if target.mode == "webrtc":
+        how = "as a browser's WebRTC page would: POST an SDP offer with "
+        how += f"Authorization: Bearer {target.key}" if target.key else "no key (pass --key)"
+        how += f"; Origin {target.origin}" if target.origin else ""
+        return how
     if target.mode == "browser":
         how = f"as a browser would: subprotocols {', '.join(target.protocols)}"
         how += f"; Origin {target.origin}" if target.origin else "; no Origin (pass --origin)"

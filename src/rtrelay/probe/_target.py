@@ -19,18 +19,22 @@ from rtrelay.wire import (
     REALTIME_SUBPROTOCOL,
 )
 
+_CALLS_SUFFIX: Final = "/calls"
+
 __all__ = [
     "HandshakeRequest",
+    "OfferRequest",
     "ProbeUsageError",
     "Target",
     "plan",
+    "plan_webrtc",
 ]
 
 _USER_AGENT: Final = "rtrelay-probe"
 _MODEL_PARAMS: Final = ("model", "deployment", "call_id", "intent")
 """Query parameters that already say which session to open (protocol.md §1)."""
 
-Mode = Literal["browser", "server"]
+Mode = Literal["browser", "server", "webrtc"]
 
 
 class ProbeUsageError(ValueError):
@@ -42,7 +46,7 @@ class Target:
     """The connection as the report shows it: nothing in here carries the key in clear."""
 
     url: str
-    scheme: Literal["ws", "wss"]
+    scheme: Literal["ws", "wss", "http", "https"]
     host: str
     port: int
     mode: Mode
@@ -54,7 +58,7 @@ class Target:
 
     @property
     def secure(self) -> bool:
-        return self.scheme == "wss"
+        return self.scheme in ("wss", "https")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +69,15 @@ class HandshakeRequest:
     protocols: tuple[str, ...]
     headers: Mapping[str, str]
     origin: str | None
+    secret: str | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferRequest:
+    """The POST of an SDP offer (raw ``application/sdp``, ``?model=``), secret included."""
+
+    url: str
+    headers: Mapping[str, str]
     secret: str | None = field(repr=False)
 
 
@@ -135,7 +148,7 @@ def _normalise(url: str, model: str | None) -> URL:
     if not parsed.host:
         raise ProbeUsageError(f"the URL has no host: {url!r}")
     parsed = parsed.with_scheme(scheme)
-    path = parsed.path.rstrip("/")
+    path = parsed.path.rstrip("/").removesuffix(_CALLS_SUFFIX)
     if not path.endswith(REALTIME_PATH_SUFFIX):
         parsed = parsed.with_path(path + REALTIME_PATH_SUFFIX, keep_query=True)
     query = dict(parsed.query)
@@ -144,3 +157,41 @@ def _normalise(url: str, model: str | None) -> URL:
     elif not any(name in query for name in _MODEL_PARAMS):
         query["model"] = DEFAULT_MODEL
     return parsed.with_query(query)
+
+
+def plan_webrtc(
+    url: str, *, key: str | None = None, model: str | None = None, origin: str | None = None
+) -> tuple[Target, OfferRequest]:
+    """The offer POST a browser page following OpenAI's WebRTC guide would send.
+
+    ``url`` may be a base URL (``http://host:port/v1``), the Realtime URL, or the calls
+    URL itself; ``/realtime/calls`` is completed and ``?model=`` added as for ``plan``.
+
+    Raises:
+        ProbeUsageError: the URL is not an http(s)/ws(s) URL with a host.
+    """
+    parsed = _normalise(url, model)
+    parsed = parsed.with_scheme("https" if parsed.scheme == "wss" else "http")
+    path = parsed.path.rstrip("/")
+    if not path.endswith(_CALLS_SUFFIX):
+        parsed = parsed.with_path(path + _CALLS_SUFFIX, keep_query=True)
+    key = key or None
+    headers = {"User-Agent": _USER_AGENT, "Content-Type": "application/sdp"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    if origin is not None:
+        headers["Origin"] = origin
+    assert parsed.host is not None
+    assert parsed.port is not None
+    target = Target(
+        url=redact(str(parsed), key),
+        scheme="https" if parsed.scheme == "https" else "http",
+        host=parsed.host,
+        port=parsed.port,
+        mode="webrtc",
+        protocols=(),
+        origin=origin,
+        beta=False,
+        key=mask_key(key),
+    )
+    return target, OfferRequest(url=str(parsed), headers=headers, secret=key)

@@ -22,16 +22,28 @@ from rtrelay.probe._observations import (
 from rtrelay.probe._redact import redact
 from rtrelay.probe._target import HandshakeRequest
 
-__all__ = ["HandshakeRecorder", "error_info", "observe_websocket"]
+__all__ = [
+    "SHOWN_HEADERS",
+    "HandshakeRecorder",
+    "Watch",
+    "body_error",
+    "error_info",
+    "observe_websocket",
+    "read_bounded",
+    "request_failure",
+    "shown_headers",
+]
 
-_SHOWN_HEADERS: Final = (
+SHOWN_HEADERS: Final = (
     "X-Request-Id",
     "Sec-WebSocket-Protocol",
     "Retry-After",
     "Content-Type",
     "Location",
     "Server",
+    "Access-Control-Allow-Origin",
 )
+"""The answer's headers that explain things; the rest are not recorded."""
 _BODY_LIMIT: Final = 16 * 1024
 _FINAL: Final = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 _PROBE_CLOSE_REASON: Final = b"probe finished"
@@ -76,16 +88,12 @@ class HandshakeRecorder:
         start = time.perf_counter()
         response = await handler(request)
         elapsed = _elapsed_ms(start)
-        headers = {
-            name: redact(response.headers[name], self.secret)
-            for name in _SHOWN_HEADERS
-            if name in response.headers
-        }
+        headers = shown_headers(response, self.secret)
         body, error = "", None
         if response.status != 101:
-            raw = await _read_bounded(response)
+            raw = await read_bounded(response)
             body = redact(raw.decode("utf-8", "replace"), self.secret)
-            error = _body_error(body, self.secret)
+            error = body_error(body, self.secret)
         self.answer = UpgradeObservation(
             status=response.status,
             reason=response.reason or "",
@@ -100,11 +108,21 @@ class HandshakeRecorder:
         return response
 
 
-async def _read_bounded(response: ClientResponse) -> bytes:
+def shown_headers(response: ClientResponse, secret: str | None) -> dict[str, str]:
+    """The answer's ``SHOWN_HEADERS``, redacted."""
+    return {
+        name: redact(response.headers[name], secret)
+        for name in SHOWN_HEADERS
+        if name in response.headers
+    }
+
+
+async def read_bounded(response: ClientResponse, limit: int = _BODY_LIMIT) -> bytes:
+    """At most ``limit`` bytes of the body: enough for an error (or an SDP answer)."""
     chunks: list[bytes] = []
     size = 0
-    while size < _BODY_LIMIT:
-        chunk = await response.content.read(_BODY_LIMIT - size)
+    while size < limit:
+        chunk = await response.content.read(limit - size)
         if not chunk:
             break
         chunks.append(chunk)
@@ -112,7 +130,8 @@ async def _read_bounded(response: ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-def _body_error(body: str, secret: str | None) -> ErrorInfo | None:
+def body_error(body: str, secret: str | None) -> ErrorInfo | None:
+    """The ``error`` object of an OpenAI-style JSON body, redacted."""
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -161,23 +180,14 @@ async def observe_websocket(
             if answer is not None and answer.status != 101:
                 return answer, None
             failure = f"the 101 answer is not a valid WebSocket handshake ({exc.message})"
-        except TimeoutError:
-            failure = f"no HTTP answer within {timeout:g} s"
-        except aiohttp.ServerDisconnectedError:
-            failure = (
-                "the server closed the connection without an HTTP answer "
-                "(if it serves TLS, use wss://)"
-            )
-        except aiohttp.ClientResponseError as exc:
-            failure = f"the answer is not valid HTTP ({exc.message})"
-        except aiohttp.ClientError as exc:
-            failure = f"the upgrade failed: {exc}"
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            failure = request_failure(exc, timeout, what="the upgrade", secure="wss://")
         else:
             answer = recorder.answer or UpgradeObservation(status=101)
             try:
                 session = await _observe_session(
                     ws,
-                    _Watch(request.secret, start),
+                    Watch(request.secret, start),
                     events=events,
                     timeout=timeout,
                     quiet=quiet,
@@ -199,9 +209,28 @@ async def observe_websocket(
     )
 
 
+def request_failure(
+    exc: TimeoutError | aiohttp.ClientError, timeout: float, *, what: str, secure: str
+) -> str:
+    """Why a request got no (valid) HTTP answer, in words; ``secure``: the TLS scheme."""
+    if isinstance(exc, TimeoutError):
+        return f"no HTTP answer within {timeout:g} s"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return (
+            "the server closed the connection without an HTTP answer "
+            f"(if it serves TLS, use {secure})"
+        )
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"the answer is not valid HTTP ({exc.message})"
+    return f"{what} failed: {exc}"
+
+
 @dataclass(slots=True)
-class _Watch:
-    """Mutable tally while the session runs; frozen into a ``SessionObservation`` at the end."""
+class Watch:
+    """Mutable tally while the session runs; frozen into a ``SessionObservation`` at the end.
+
+    Fed with each text message (a WebSocket frame or a data channel message).
+    """
 
     secret: str | None
     start: float
@@ -233,6 +262,22 @@ class _Watch:
             info = error_info(event.get("error"), self.secret)
             self.errors.append(info or ErrorInfo())
 
+    @property
+    def settled(self) -> bool:
+        """``session.created`` or an error came: the session's fate is known."""
+        return self.created_ms is not None or bool(self.errors)
+
+    def observed(self, *, close: CloseSeen | None, timed_out: bool) -> SessionObservation:
+        return SessionObservation(
+            event_types=tuple(self.types),
+            errors=tuple(self.errors),
+            session_created_ms=self.created_ms,
+            session_id=self.session_id,
+            model=self.model,
+            close=close,
+            timed_out=timed_out,
+        )
+
 
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
@@ -248,7 +293,7 @@ async def _read(ws: aiohttp.ClientWebSocketResponse, inbox: asyncio.Queue[WSMess
 
 async def _observe_session(
     ws: aiohttp.ClientWebSocketResponse,
-    watch: _Watch,
+    watch: Watch,
     *,
     events: int,
     timeout: float,
@@ -263,7 +308,7 @@ async def _observe_session(
     timed_out = False
     try:
         while len(watch.types) < events:
-            settled = watch.created_ms is not None or bool(watch.errors)
+            settled = watch.settled
             wait = quiet if settled else deadline - time.perf_counter()
             try:
                 async with asyncio.timeout(max(wait, 0)):
@@ -285,15 +330,7 @@ async def _observe_session(
         if not reader.done():
             reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-    return SessionObservation(
-        event_types=tuple(watch.types),
-        errors=tuple(watch.errors),
-        session_created_ms=watch.created_ms,
-        session_id=watch.session_id,
-        model=watch.model,
-        close=close,
-        timed_out=timed_out,
-    )
+    return watch.observed(close=close, timed_out=timed_out)
 
 
 def _close_seen(
