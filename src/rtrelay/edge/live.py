@@ -48,16 +48,23 @@ if TYPE_CHECKING:
 __all__ = ["SessionStart", "handle_live", "read_session_start"]
 
 _START: Final = "session.start"
+_ONE_OBJECT: Final = (
+    "The first event must be one JSON object, 'session.start', with no repeated keys."
+)
 
 
 class SessionStart:
-    """A ``session.start`` frame as the relay reads it: the model, the client's event id."""
+    """A ``session.start`` frame as the relay reads it: the model and the client's event id,
+    or the ``error`` it is refused with (the event id still answers it, when there is one)."""
 
-    __slots__ = ("client_event_id", "model")
+    __slots__ = ("client_event_id", "error", "model")
 
-    def __init__(self, model: str, client_event_id: str | None) -> None:
+    def __init__(
+        self, model: str, client_event_id: str | None, error: RelayError | None = None
+    ) -> None:
         self.model = model
         self.client_event_id = client_event_id
+        self.error = error
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -67,7 +74,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def read_session_start(frame: bytes) -> SessionStart | RelayError:
+def read_session_start(frame: bytes) -> SessionStart:
     """Read the first client frame of a Live session, soundly.
 
     The model admitted must be the model the provider will run, so a frame two JSON
@@ -78,17 +85,19 @@ def read_session_start(frame: bytes) -> SessionStart | RelayError:
     try:
         event = json.loads(frame, object_pairs_hook=_no_duplicates)
     except (ValueError, UnicodeDecodeError):
-        return InvalidEvent(
-            "The first event must be one JSON object, 'session.start', with no repeated keys."
-        )
-    if not isinstance(event, dict) or event.get("type") != _START:
-        return InvalidEvent("The first event of a GPT-Live session must be 'session.start'.")
+        return SessionStart("", None, InvalidEvent(_ONE_OBJECT))
+    if not isinstance(event, dict):
+        return SessionStart("", None, InvalidEvent(_ONE_OBJECT))
     event_id = event.get("event_id")
     client_event_id = event_id if isinstance(event_id, str) else None
+    if event.get("type") != _START:
+        error = InvalidEvent("The first event of a GPT-Live session must be 'session.start'.")
+        return SessionStart("", client_event_id, error)
     session = event.get("session")
     model = session.get("model") if isinstance(session, dict) else None
     if not isinstance(model, str) or not model:
-        return MissingModel("'session.start' must name the model in 'session.model'.")
+        error = MissingModel("'session.start' must name the model in 'session.model'.")
+        return SessionStart("", client_event_id, error)
     return SessionStart(model, client_event_id)
 
 
@@ -124,6 +133,8 @@ async def handle_live(relay: Relay, request: web.Request) -> web.StreamResponse:
     if isinstance(started, RelayError):
         return await _refuse_after_101(relay, client, hello, started, None)
     frame, start = started
+    if start.error is not None:
+        return await _refuse_after_101(relay, client, hello, start.error, start)
     hello = replace(hello, model=start.model, error_style="event")
     admission: Admission[Any] | None = None
     try:
@@ -169,8 +180,7 @@ async def _session_start(
     if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
         return ClientGone()
     data: bytes = msg.data if isinstance(msg.data, bytes) else str(msg.data).encode()
-    start = read_session_start(data)
-    return start if isinstance(start, RelayError) else (data, start)
+    return data, read_session_start(data)
 
 
 async def _refuse_after_101(
