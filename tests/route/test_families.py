@@ -61,6 +61,9 @@ def test_a_model_on_its_own_route_passes(model: str, route: Family) -> None:
     require_family(model, route)
 
 
+FAMILIES: tuple[Family, ...] = ("realtime", "transcription", "live", "translation")
+
+
 def test_only_openai_and_mock_channels_carry_live_and_translation() -> None:
     def channel(kind: str) -> Channel:
         template = "wss://x/{model}" if kind == "openai-compatible" else None
@@ -74,11 +77,7 @@ def test_only_openai_and_mock_channels_carry_live_and_translation() -> None:
         )
 
     carried = {
-        kind: [
-            f
-            for f in ("realtime", "transcription", "live", "translation")
-            if serves(channel(kind), f)
-        ]  # type: ignore[arg-type]
+        kind: [f for f in FAMILIES if serves(channel(kind), f)]
         for kind in ("openai", "mock", "azure", "openai-compatible")
     }
     assert (

@@ -91,8 +91,8 @@ def read_session_start(frame: bytes) -> SessionStart:
     event_id = event.get("event_id")
     client_event_id = event_id if isinstance(event_id, str) else None
     if event.get("type") != _START:
-        error = InvalidEvent("The first event of a GPT-Live session must be 'session.start'.")
-        return SessionStart("", client_event_id, error)
+        not_start = InvalidEvent("The first event of a GPT-Live session must be 'session.start'.")
+        return SessionStart("", client_event_id, not_start)
     session = event.get("session")
     model = session.get("model") if isinstance(session, dict) else None
     if not isinstance(model, str) or not model:
