@@ -7,6 +7,7 @@ say what the probe did to them (one call, hung up).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import socket
@@ -29,6 +30,12 @@ pytestmark = pytest.mark.timeout(60)
 async def rig() -> AsyncIterator[Rig]:
     async with open_rig() as running:
         yield running
+
+
+def cli() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtrelay")
+    probe_cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
 
 
 def steps(report: ProbeReport) -> dict[str, str]:
@@ -95,9 +102,7 @@ async def test_an_ek_token_on_the_command_line_sets_a_call_up(
 ) -> None:
     token = await mint_token(rig)
     argv = ["probe", "--webrtc", rig.relay.url + "/v1", "--token", token, "--json"]
-    parser = probe_cli.argparse.ArgumentParser(prog="rtrelay")
-    probe_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = cli().parse_args(argv)
     code = await asyncio.to_thread(args.func, args)
     out = capsys.readouterr().out
     assert code == 0, out
@@ -167,3 +172,14 @@ async def test_a_relay_that_is_down_is_a_refused_connection_explained() -> None:
     assert report.exit_code is ExitCode.TCP, text
     assert "connection refused: nothing listens on this port" in text
     assert report.observations.offer is None
+
+
+def test_browser_websocket_options_are_a_usage_error_with_webrtc(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = cli()
+    args = parser.parse_args(["probe", "--webrtc", "http://127.0.0.1:1/v1", "--beta"])
+    assert args.func(args) == 2
+    assert "drop --subprotocol-auth and --beta" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["probe", "http://h/v1", "--key", "a", "--token", "b"])
