@@ -55,6 +55,19 @@ ANSWERED = OfferObservation(
 HUNG_UP = HangupObservation(status=200)
 
 
+def connected(session: SessionObservation, hangup: HangupObservation = HUNG_UP) -> CallObservation:
+    """A call whose ICE, DTLS and data channel all came up."""
+    return CallObservation(
+        ice_state="completed",
+        ice_ms=30.0,
+        connection_state="connected",
+        connected_ms=40.0,
+        channel_ms=50.0,
+        session=session,
+        hangup=hangup,
+    )
+
+
 def observe(offer: OfferObservation, call: CallObservation | None = None) -> Observations:
     return Observations(
         dns=DnsObservation(host="203.0.113.7", port=8080, addresses=("203.0.113.7",), literal=True),
@@ -120,16 +133,7 @@ def test_an_error_event_instead_of_session_created_is_explained() -> None:
         event_types=("error",),
         errors=(ErrorInfo(type="invalid_request_error", code="insufficient_quota"),),
     )
-    call = CallObservation(
-        ice_state="completed",
-        ice_ms=30.0,
-        connection_state="connected",
-        connected_ms=40.0,
-        channel_ms=50.0,
-        session=session,
-        hangup=HUNG_UP,
-    )
-    code, marks, text = explained(ANSWERED, call)
+    code, marks, text = explained(ANSWERED, connected(session))
     assert code is ExitCode.NO_SESSION
     assert marks["Session"] == "fail"
     assert "this key's budget is spent" in text
@@ -182,16 +186,8 @@ def test_a_bare_404_points_at_the_calls_path_and_a_timeout_is_no_answer() -> Non
 
 def test_a_failed_hangup_is_shown_but_the_call_still_counts() -> None:
     session = SessionObservation(event_types=("session.created",), session_created_ms=60.0)
-    call = CallObservation(
-        ice_state="completed",
-        ice_ms=30.0,
-        connection_state="connected",
-        connected_ms=40.0,
-        channel_ms=50.0,
-        session=session,
-        hangup=HangupObservation(status=404, error=ErrorInfo(code="call_not_found")),
-    )
-    code, marks, text = explained(ANSWERED, call)
+    refused = HangupObservation(status=404, error=ErrorInfo(code="call_not_found"))
+    code, marks, text = explained(ANSWERED, connected(session, refused))
     assert code is ExitCode.OK
     assert marks["Hangup"] == "fail"
     assert "could not hang it up" in text
