@@ -42,6 +42,8 @@ EXPECTED: dict[str, tuple[type[APIError], str, bool]] = {
     "missing_model": (BadRequestError, "client", False),
     "invalid_value": (BadRequestError, "client", False),
     "invalid_event": (BadRequestError, "client", False),
+    "wrong_protocol_route": (BadRequestError, "client", False),
+    "session_start_timeout": (BadRequestError, "client", False),
     "websocket_upgrade_required": (BadRequestError, "client", False),
     "malformed_request": (BadRequestError, "client", False),
     "request_timeout": (BadRequestError, "client", False),

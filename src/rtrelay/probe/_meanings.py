@@ -51,6 +51,15 @@ ADVICE: Final[Mapping[type[RelayError], str]] = {
         "the relay refused one event that is not a JSON object with exactly one 'type' (the "
         "session goes on): send each event as one JSON object"
     ),
+    errors.WrongProtocolRoute: (
+        "this model is served on another route, which the message names (Realtime models at "
+        "/v1/realtime, GPT-Live models at /v1/live/sessions, translation models at "
+        "/v1/realtime/translations): connect there"
+    ),
+    errors.SessionStartTimeout: (
+        "a GPT-Live client must send session.start as its first frame, within the relay's "
+        "timeouts.session_start of the socket opening: send it first"
+    ),
     errors.UpgradeRequired: (
         "the request reached the server without 'Upgrade: websocket': a proxy in between drops "
         "the upgrade headers; configure it to pass WebSocket upgrades"
