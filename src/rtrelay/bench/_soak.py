@@ -57,6 +57,7 @@ __all__ = [
     "leak_verdict",
     "quick_soak",
     "run_soak",
+    "scrape_metrics",
 ]
 
 Log = Callable[[str], None]
@@ -174,15 +175,7 @@ class _RelayProbe:
         await self._http.close()
 
     async def scrape(self) -> dict[str, float]:
-        async with self._http.get(self._metrics_url) as resp:
-            resp.raise_for_status()
-            text = await resp.text()
-        values: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if not sample.labels:
-                    values[sample.name] = sample.value
-        return values
+        return await scrape_metrics(self._http, self._metrics_url)
 
     async def sample(self, label: str, sessions: int) -> RelaySample:
         """Wait until the relay is idle (bounded), settle, then read it."""
@@ -223,6 +216,19 @@ class _RelayProbe:
             files=files,
             quiet=quiet,
         )
+
+
+async def scrape_metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """The unlabelled samples of a relay's ``/metrics`` (gauges such as its open sessions)."""
+    async with http.get(url) as resp:
+        resp.raise_for_status()
+        text = await resp.text()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.labels:
+                values[sample.name] = sample.value
+    return values
 
 
 def leak_verdict(

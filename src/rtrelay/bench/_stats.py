@@ -21,13 +21,18 @@ PERCENTILES: Final = (("p50", 50.0), ("p99", 99.0), ("p999", 99.9))
 _KB: Final = 1024
 
 
-def percentiles(samples_ns: Iterable[int], *, scale: float = 1e-6) -> dict[str, float | int]:
-    """p50/p99/p999/max (nearest rank) of ``samples_ns`` in ms, and the count."""
+def percentiles(
+    samples_ns: Iterable[int],
+    *,
+    scale: float = 1e-6,
+    points: Sequence[tuple[str, float]] = PERCENTILES,
+) -> dict[str, float | int]:
+    """``points`` (p50/p99/p999) and max (nearest rank) of ``samples_ns`` in ms, and the count."""
     ordered = sorted(samples_ns)
     out: dict[str, float | int] = {"count": len(ordered)}
     if not ordered:
         return out
-    for name, q in PERCENTILES:
+    for name, q in points:
         rank = max(1, math.ceil(q / 100 * len(ordered)))
         out[name] = round(ordered[rank - 1] * scale, 4)
     out["max"] = round(ordered[-1] * scale, 4)

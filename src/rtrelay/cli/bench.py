@@ -4,6 +4,8 @@
 its memory, descriptors, tasks and threads for leaks (docs/bench.md, "Soak").
 ``rtrelay bench --instructions`` counts each relay's instructions per forwarded frame
 under callgrind, a cost figure host noise cannot move (docs/bench.md, "Instructions").
+``rtrelay bench --webrtc`` times WebRTC call setup through rtrelay vs direct and the
+relay's memory and CPU per open call (docs/bench.md, "WebRTC calls").
 
 The harness (``rtrelay.bench``) needs the ``bench`` extra (psutil, matplotlib), which a
 base install lacks: this module imports it only when the command runs, so every other
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from rtrelay.bench._instructions import InstructionOptions
     from rtrelay.bench._options import TargetName
     from rtrelay.bench._soak import SoakOptions
+    from rtrelay.bench._webrtc import WebrtcOptions
 
 __all__ = [
     "BENCH_EXTRA",
@@ -40,6 +43,7 @@ __all__ = [
     "options_from_args",
     "register",
     "soak_options_from_args",
+    "webrtc_options_from_args",
 ]
 
 BENCH_EXTRA: Final = ("psutil", "matplotlib")
@@ -51,13 +55,14 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
         help="benchmark rtrelay against direct, nginx and LiteLLM (--soak: look for leaks; "
-        "--instructions: count instructions per frame)",
+        "--instructions: count instructions per frame; --webrtc: WebRTC call setup)",
         description="Paced realtime audio sessions through each target and directly to the "
         "same simulated provider; writes results.json, results.md and plots to --out. "
         "With --soak: many short sessions through one rtrelay serve, sampling its RSS, "
         "open fds, tasks and threads, then checking its ledger. With --instructions: a "
         "fixed stepped workload through each relay under valgrind's callgrind, counting "
-        "instructions and system calls per forwarded frame.",
+        "instructions and system calls per forwarded frame. With --webrtc: WebRTC call "
+        "setup through rtrelay vs direct, and the relay's memory and CPU per open call.",
     )
     p.add_argument(
         "--sessions",
@@ -114,7 +119,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print results.json on stdout")
     soak = p.add_argument_group("soak (--soak)")
     soak.add_argument("--soak", action="store_true", help="run the soak instead of the benchmark")
-    soak.add_argument("--concurrency", type=int, default=50, help="sessions at a time (50)")
+    soak.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="sessions at a time (50); with --webrtc, calls open at once (20)",
+    )
     soak.add_argument(
         "--max-seconds", type=float, default=1800.0, help="stop starting sessions after (1800)"
     )
@@ -136,6 +146,19 @@ def register(subparsers: Any) -> None:
     )
     instr.add_argument(
         "--repeats", type=int, default=2, help="fresh target processes per target (2)"
+    )
+    webrtc = p.add_argument_group("WebRTC calls (--webrtc)")
+    webrtc.add_argument(
+        "--webrtc", action="store_true", help="time WebRTC call setup and the relay's cost per call"
+    )
+    webrtc.add_argument("--calls", type=int, default=30, help="sequential setups per target (30)")
+    webrtc.add_argument(
+        "--hold", type=float, default=5.0, help="seconds the concurrent calls are held (5)"
+    )
+    webrtc.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="run the relay under tracemalloc: its heap per call and the lines holding it",
     )
     p.set_defaults(func=_main)
 
@@ -246,7 +269,7 @@ def soak_options_from_args(args: argparse.Namespace) -> SoakOptions:
 
     options = SoakOptions(
         sessions=10_000 if args.sessions is None else args.sessions,
-        concurrency=args.concurrency,
+        concurrency=50 if args.concurrency is None else args.concurrency,
         warmup=args.warmup,
         checkpoint_every=args.checkpoint_every,
         bad_key_every=args.bad_key_every,
@@ -255,8 +278,27 @@ def soak_options_from_args(args: argparse.Namespace) -> SoakOptions:
     return quick_soak(options) if args.quick else options
 
 
+def webrtc_options_from_args(args: argparse.Namespace) -> WebrtcOptions:
+    """The ``WebrtcOptions`` the command line asks for (``--quick``: a smoke-test size).
+
+    Raises:
+        ValueError: an option is out of range.
+    """
+    from rtrelay.bench._webrtc import WebrtcOptions, quick_webrtc
+
+    options = WebrtcOptions(
+        calls=args.calls,
+        concurrency=20 if args.concurrency is None else args.concurrency,
+        hold=args.hold,
+        relay_src=_tree(args.relay_src),
+        trace_memory=args.trace_memory,
+    )
+    return quick_webrtc(options) if args.quick else options
+
+
 def _main(args: argparse.Namespace) -> int:
-    missing = missing_extra(plots=not (args.no_plots or args.soak or args.instructions))
+    plots = not (args.no_plots or args.soak or args.instructions or args.webrtc)
+    missing = missing_extra(plots=plots)
     if missing:
         print(
             f"rtrelay bench: needs the bench extra ({', '.join(missing)} not installed): "
@@ -268,6 +310,8 @@ def _main(args: argparse.Namespace) -> int:
         return _soak_main(args)
     if args.instructions:
         return _instructions_main(args)
+    if args.webrtc:
+        return _webrtc_main(args)
     from rtrelay.bench import markdown, write_results
     from rtrelay.bench._quiet import freeze_startup
 
@@ -348,6 +392,26 @@ def _instructions_main(args: argparse.Namespace) -> int:
         return 128 + signal.SIGTERM
     files = write_instruction_results(doc, out)
     return _emit(doc, instructions_markdown(doc), files, as_json=args.json)
+
+
+def _webrtc_main(args: argparse.Namespace) -> int:
+    from rtrelay.bench._webrtc import run_webrtc
+    from rtrelay.bench._webrtc_report import webrtc_markdown, write_webrtc_results
+
+    try:
+        options = webrtc_options_from_args(args)
+    except ValueError as exc:
+        print(f"rtrelay bench: {exc}", file=sys.stderr)
+        return 2
+    out: Path = args.out or Path("bench-results") / datetime.now().strftime("webrtc-%Y%m%d-%H%M%S")
+    _raise_fd_limit()
+    try:
+        doc = _on_loop(lambda: run_webrtc(options, workdir=out / "logs"))
+    except asyncio.CancelledError:  # SIGTERM: every child is already stopped
+        print("rtrelay bench: stopped by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    files = write_webrtc_results(doc, out)
+    return _emit(doc, webrtc_markdown(doc), files, as_json=args.json)
 
 
 def _run(options: BenchOptions, workdir: Path) -> dict[str, Any]:
