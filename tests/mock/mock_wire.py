@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 
 from rtrelay.mock import MockProvider, silence_pcm16, speech_pcm16
+from rtrelay.mock._session import SessionProtocol
 
 PCM16_BYTES_PER_MS = 48
 
@@ -114,3 +115,38 @@ async def mock_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Pro
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# --- driving a protocol without a socket -------------------------------------------------
+
+
+def send_event(protocol: SessionProtocol, event: dict[str, Any] | bytes) -> list[dict[str, Any]]:
+    data = event if isinstance(event, bytes) else orjson.dumps(event)
+    return protocol.receive_text(data).replies
+
+
+def append_audio(
+    protocol: SessionProtocol, kind: str, pcm: bytes, chunk_ms: int = 100
+) -> list[dict[str, Any]]:
+    """Send ``pcm`` in ``chunk_ms`` appends of type ``kind``; the replies, in order."""
+    events: list[dict[str, Any]] = []
+    size = chunk_ms * PCM16_BYTES_PER_MS
+    for i in range(0, len(pcm), size):
+        audio = base64.b64encode(pcm[i : i + size]).decode()
+        events += send_event(protocol, {"type": kind, "audio": audio})
+    return events
+
+
+def drain(protocol: SessionProtocol) -> list[dict[str, Any]]:
+    """Stream everything queued, unpaced."""
+    events: list[dict[str, Any]] = []
+    while protocol.response_active:
+        events += protocol.stream_step().events
+    return events
+
+
+def error_of(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``error`` object of the one event in ``events``, which must be an error."""
+    assert types(events) == ["error"], events
+    error: dict[str, Any] = events[0]["error"]
+    return error

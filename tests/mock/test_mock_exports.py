@@ -9,6 +9,7 @@ EXPECTED = {
     "Dialect",
     "HandshakeRecord",
     "Inbound",
+    "LiveProtocol",
     "MockOptions",
     "MockProvider",
     "RealtimeProtocol",

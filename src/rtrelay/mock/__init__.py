@@ -7,8 +7,9 @@ Usage::
         async with client.realtime.connect(model="gpt-realtime") as conn:
             ...
 
-``RealtimeProtocol`` is the socket-free session logic (events in, events out) that the
-aiohttp layer drives; ``speech_pcm16``/``silence_pcm16`` make audio its VAD reacts to.
+``RealtimeProtocol`` and ``LiveProtocol`` (GPT-Live, ``/v1/live/sessions``) are the
+socket-free session logic (events in, events out) that the aiohttp layer drives;
+``speech_pcm16``/``silence_pcm16`` make audio its VAD reacts to.
 
 WebRTC: ``provider.calls_url`` answers SDP offers with an aiortc peer on loopback
 (``CallRecord`` per call); a client peer on this machine must gather its candidates
@@ -20,6 +21,7 @@ from __future__ import annotations
 from rtrelay.mock._app import create_app
 from rtrelay.mock._audio import silence_pcm16, speech_pcm16
 from rtrelay.mock._ice import loopback_candidates
+from rtrelay.mock._live import LiveProtocol
 from rtrelay.mock._options import Dialect, MockOptions
 from rtrelay.mock._protocol import Inbound, RealtimeProtocol
 from rtrelay.mock._provider import MockProvider, serve
@@ -30,6 +32,7 @@ __all__ = [
     "Dialect",
     "HandshakeRecord",
     "Inbound",
+    "LiveProtocol",
     "MockOptions",
     "MockProvider",
     "RealtimeProtocol",
@@ -46,6 +49,7 @@ for _public in (
     CallRecord,
     HandshakeRecord,
     Inbound,
+    LiveProtocol,
     MockOptions,
     MockProvider,
     RealtimeProtocol,

@@ -6,25 +6,41 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Final
 
 from aiohttp import web
 
+from rtrelay.mock import _errors as errors
 from rtrelay.mock._calls import add_call_routes, attach_sideband
 from rtrelay.mock._connection import Connection, websocket_response
-from rtrelay.mock._handshake import Accept, Endpoint, Refuse, decide, offered_subprotocols
+from rtrelay.mock._errors import ProviderError
+from rtrelay.mock._handshake import (
+    CLOSE_FATAL,
+    Accept,
+    Endpoint,
+    Refuse,
+    decide,
+    offered_subprotocols,
+)
 from rtrelay.mock._ids import IdFactory
+from rtrelay.mock._live import LiveProtocol, live_error_event
+from rtrelay.mock._live_config import is_live_model
 from rtrelay.mock._options import MockOptions
-from rtrelay.mock._protocol import RealtimeProtocol
+from rtrelay.mock._protocol import RealtimeProtocol, error_event
 from rtrelay.mock._records import HandshakeRecord, SessionRecord
+from rtrelay.mock._response import Event
+from rtrelay.mock._session import SessionProtocol, Ticker
 from rtrelay.mock._state import STATE, MockState
-from rtrelay.wire import CALL_ID_PARAM
+from rtrelay.wire import CALL_ID_PARAM, LIVE_SESSIONS_PATH
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger("rtrelay.mock")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Started = tuple[SessionProtocol, Ticker | None]
+SessionFactory = Callable[[Accept, MockOptions], Started]
 
 
 def create_app(options: MockOptions | None = None, *, record: bool = True) -> web.Application:
@@ -34,7 +50,7 @@ def create_app(options: MockOptions | None = None, *, record: bool = True) -> we
     deployment=D`` (Azure preview, beta shape), ``GET /openai/v1/realtime?model=D`` (Azure
     GA) and ``GET /healthz``; WebRTC calls: ``POST /v1/realtime/calls`` (the offer),
     ``POST /v1/realtime/calls/{id}/accept|reject|refer|hangup`` and the sideband
-    ``GET /v1/realtime?call_id={id}``.
+    ``GET /v1/realtime?call_id={id}``; GPT-Live ``GET /v1/live/sessions`` (protocol.md §10).
 
     Args:
         options: behaviour and faults; replace ``app[STATE].options`` to change them for
@@ -46,6 +62,7 @@ def create_app(options: MockOptions | None = None, *, record: bool = True) -> we
     app[STATE] = MockState(options=options or MockOptions(), record=record)
     for endpoint in Endpoint:
         app.router.add_get(endpoint.value, _realtime_handler(endpoint))
+    app.router.add_get(LIVE_SESSIONS_PATH, _live)
     app.router.add_get("/healthz", _healthz)
     app.on_shutdown.append(_close_sessions)
     add_call_routes(app)
@@ -60,12 +77,49 @@ def _realtime_handler(endpoint: Endpoint) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         if endpoint is Endpoint.OPENAI and CALL_ID_PARAM in request.query:
             return await attach_sideband(request)
-        return await _realtime(request, endpoint)
+        return await _upgrade(request, endpoint, _REALTIME)
 
     return handler
 
 
-async def _realtime(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+async def _live(request: web.Request) -> web.StreamResponse:
+    return await _upgrade(request, Endpoint.OPENAI, _LIVE)
+
+
+def _realtime_session(decision: Accept, options: MockOptions) -> Started:
+    """A Realtime session, unless the URL names a GPT-Live model (protocol.md §10)."""
+    if is_live_model(decision.model):
+        raise errors.invalid_model(
+            decision.model,
+            f"The model '{decision.model}' is a GPT-Live model and is not supported on "
+            "/v1/realtime. Connect to /v1/live/sessions instead.",
+        )
+    protocol = RealtimeProtocol(
+        model=decision.model,
+        dialect=decision.dialect,
+        now=time.time(),
+        reply_audio_ms=options.reply_audio_ms,
+        audio_chunk_ms=options.audio_chunk_ms,
+    )
+    return protocol, None
+
+
+def _live_session(decision: Accept, options: MockOptions) -> Started:
+    """A GPT-Live session: its model arrives later, in ``session.start``."""
+    protocol = LiveProtocol(
+        now=time.time(),
+        reply_audio_ms=options.reply_audio_ms,
+        audio_chunk_ms=options.audio_chunk_ms,
+    )
+
+    def usage() -> list[Event]:
+        return [protocol.usage_event()] if protocol.started else []
+
+    return protocol, Ticker(options.live_usage_interval, usage)
+
+
+async def _upgrade(request: web.Request, endpoint: Endpoint, kind: _Kind) -> web.StreamResponse:
+    """Answer one upgrade request as the provider does, then run a session of ``kind``."""
     state = request.app[STATE]
     options = state.options  # one snapshot per connection: later changes affect later ones
     subprotocols = offered_subprotocols(request.headers.getall("Sec-WebSocket-Protocol", []))
@@ -109,7 +163,7 @@ async def _realtime(request: web.Request, endpoint: Endpoint) -> web.StreamRespo
     await ws.prepare(request)
     if state.record:
         state.handshakes[index] = replace(handshake, accepted=True)
-    await _run_session(request, ws, transport, decision, options, state)
+    await _run_session(request, ws, transport, decision, options, state, kind)
     return ws
 
 
@@ -120,27 +174,34 @@ async def _run_session(
     decision: Accept,
     options: MockOptions,
     state: MockState,
+    kind: _Kind,
 ) -> None:
     record = SessionRecord(
-        session_id=None, path=request.path, model=decision.model, dialect=decision.dialect
+        session_id=None,
+        path=request.path,
+        model="" if kind is _LIVE else decision.model,  # a Live model comes in session.start
+        dialect=decision.dialect,
     )
     if state.record:
         state.sessions.append(record)
     try:
-        if decision.fatal is not None:
+        fatal, close_code = decision.fatal, decision.close_code
+        started: Started | None = None
+        if fatal is None:
+            try:
+                started = kind.start(decision, options)
+            except ProviderError as error:
+                fatal, close_code = error, CLOSE_FATAL
+        if started is None:
+            assert fatal is not None
+            event = kind.error_event(fatal, IdFactory())
             await Connection.reject(
-                ws, transport, options, record, decision.fatal, decision.close_code
+                ws, transport, options, record, event, close_code, fatal.close_reason
             )
             return
-        protocol = RealtimeProtocol(
-            model=decision.model,
-            dialect=decision.dialect,
-            now=time.time(),
-            reply_audio_ms=options.reply_audio_ms,
-            audio_chunk_ms=options.audio_chunk_ms,
-        )
+        protocol, ticker = started
         record.session_id = protocol.session_id
-        connection = Connection(ws, transport, options, protocol, record, state.on_event)
+        connection = Connection(ws, transport, options, protocol, record, state.on_event, ticker)
         state.connections.add(connection)
         state.update_idle()
         logger.info(
@@ -155,6 +216,8 @@ async def _run_session(
         finally:
             state.connections.discard(connection)
             state.update_idle()
+            if isinstance(protocol, LiveProtocol):
+                record.model = protocol.model or ""
             logger.info(
                 "simulated session %s closed: client %s, server %s",
                 protocol.session_id,
@@ -163,6 +226,23 @@ async def _run_session(
             )
     finally:
         record.ended.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """One WebSocket protocol the provider serves: how a session starts, how errors look.
+
+    ``start`` raises ``ProviderError`` for a session that cannot run (a model the
+    endpoint does not serve): the error is sent after the upgrade, then close 3000, as
+    for a bad key (protocol.md §3).
+    """
+
+    start: SessionFactory
+    error_event: Callable[[ProviderError, IdFactory], Event]
+
+
+_REALTIME: Final = _Kind(_realtime_session, error_event)
+_LIVE: Final = _Kind(_live_session, live_error_event)
 
 
 async def _close_sessions(app: web.Application) -> None:

@@ -1,7 +1,8 @@
 """One upgraded connection: feed the protocol, pace the replies, inject the faults.
 
-The thin I/O half of the simulated provider. ``RealtimeProtocol`` decides what to say;
-this module decides when, and owns the socket, the tasks and the failure modes.
+The thin I/O half of the simulated provider. A ``SessionProtocol`` (Realtime, GPT-Live or
+translation) decides what to say; this module decides when, and owns the socket, the
+tasks and the failure modes.
 """
 
 from __future__ import annotations
@@ -15,13 +16,11 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from rtrelay.mock import _errors as errors
-from rtrelay.mock._errors import ProviderError
-from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._options import MockOptions
 from rtrelay.mock._pacing import stream_responses
-from rtrelay.mock._protocol import RealtimeProtocol, error_event
 from rtrelay.mock._records import SessionRecord
 from rtrelay.mock._response import Event, Step
+from rtrelay.mock._session import SessionProtocol, Ticker
 from rtrelay.wire import REALTIME_SUBPROTOCOL
 
 __all__ = ["MAX_SERVER_FRAME", "Connection", "Outbox", "websocket_response"]
@@ -36,6 +35,7 @@ MAX_CLIENT_FRAME: Final = 21 * 1024 * 1024
 CLOSE_TIMEOUT: Final = 5.0
 # What a client gets after a fault-injected "malformed" frame: truncated JSON.
 MALFORMED_FRAME: Final = b'{"type": "response.output_audio.delta", "delta": "AAAA'
+CLOSE_NORMAL: Final = 1000
 CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_GOING_AWAY: Final = 1001
 ABNORMAL_CLOSURE: Final = 1006
@@ -147,6 +147,7 @@ class Connection:
         protocol: the session's state machine.
         record: what tests can observe about this session.
         on_event: called with every client event parsed.
+        ticker: events to send on a timer (GPT-Live usage updates), if any.
     """
 
     def __init__(
@@ -154,9 +155,10 @@ class Connection:
         ws: web.WebSocketResponse,
         transport: asyncio.Transport | None,
         options: MockOptions,
-        protocol: RealtimeProtocol,
+        protocol: SessionProtocol,
         record: SessionRecord,
         on_event: Callable[[dict[str, Any]], None],
+        ticker: Ticker | None = None,
     ) -> None:
         self._ws = ws
         self._options = options
@@ -165,6 +167,7 @@ class Connection:
         self._on_event = on_event
         self._outbox = Outbox(ws, transport, options, record)
         self._transport = transport
+        self._ticker = ticker
         self._wake = asyncio.Event()
 
     @staticmethod
@@ -173,13 +176,14 @@ class Connection:
         transport: asyncio.Transport | None,
         options: MockOptions,
         record: SessionRecord,
-        error: ProviderError,
+        error: Event,
         close_code: int,
+        close_reason: str,
     ) -> None:
-        """Send a fatal error as the first frame, then close (bad key, retired beta shape)."""
+        """Send a fatal error event as the first frame, then close (bad key, wrong model)."""
         outbox = Outbox(ws, transport, options, record)
-        await outbox.send([error_event(error, IdFactory())])
-        await outbox.close(close_code, error.close_reason)
+        await outbox.send([error])
+        await outbox.close(close_code, close_reason)
         record.close_code = ws.close_code
 
     async def run(self) -> None:
@@ -187,6 +191,9 @@ class Connection:
         if self._options.max_session_seconds is not None:
             expiry = self._expire(self._options.max_session_seconds)
             tasks.append(asyncio.create_task(self._guard(expiry), name="rtrelay.mock.expire"))
+        if self._ticker is not None:
+            ticks = self._tick(self._ticker)
+            tasks.append(asyncio.create_task(self._guard(ticks), name="rtrelay.mock.tick"))
         try:
             await self._outbox.start()
             await self._outbox.send(self._protocol.connect())
@@ -223,6 +230,7 @@ class Connection:
                     record.events_received += 1
                     self._on_event(inbound.event)
                 await outbox.send(inbound.replies)
+                await self._close_if_finished()
                 if protocol.response_active:
                     self._wake.set()
             elif message.type is WSMsgType.BINARY:
@@ -250,10 +258,23 @@ class Connection:
 
         async def send(response_id: str, step: Step) -> None:
             await outbox.send(step.events)
+            await self._close_if_finished()
 
         await stream_responses(
             self._protocol, self._wake, self._options.realtime_pacing, send, lambda: outbox.closed
         )
+
+    async def _close_if_finished(self) -> None:
+        """The protocol ended the session (``session.closed`` sent): close with 1000."""
+        if self._protocol.finished:
+            await self._outbox.close(CLOSE_NORMAL, "")
+
+    async def _tick(self, ticker: Ticker) -> None:
+        while not self._outbox.closed and not self._protocol.finished:
+            await asyncio.sleep(ticker.interval)
+            if self._outbox.closed or self._protocol.finished:
+                return
+            await self._outbox.send(ticker.tick())
 
     async def _expire(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

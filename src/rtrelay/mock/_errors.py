@@ -17,13 +17,18 @@ __all__ = [
     "call_not_found",
     "cancel_not_active",
     "commit_empty",
+    "delegation_required",
+    "immutable_parameter",
     "invalid_api_key",
     "invalid_event",
+    "invalid_model",
     "invalid_offer",
     "invalid_type",
     "invalid_value",
     "missing_parameter",
+    "session_already_started",
     "session_expired",
+    "session_not_started",
     "unknown_parameter",
 ]
 
@@ -175,3 +180,43 @@ def call_not_found(call_id: str) -> ProviderError:
 
 def invalid_offer(message: str) -> ProviderError:
     return ProviderError("invalid_offer", message, param="sdp")
+
+
+def invalid_model(model: str, message: str) -> ProviderError:
+    """A model the endpoint does not serve: a Live model on ``/v1/realtime``, a Realtime
+    model in ``session.start`` (protocol.md §10: OpenAI answers ``invalid_model``)."""
+    return ProviderError("invalid_model", message, param="model")
+
+
+def immutable_parameter(param: str) -> ProviderError:
+    """A field fixed when the session started (Live: model, instructions, audio, input;
+    translation: model and type)."""
+    return ProviderError(
+        "unknown_parameter",
+        f"Unknown parameter: '{param}'. It is set when the session starts and cannot be "
+        "changed with session.update.",
+        param=param,
+    )
+
+
+def session_not_started() -> ProviderError:
+    return ProviderError(
+        "session_not_started",
+        "Send session.start first and wait for session.started before other events.",
+        param="type",
+    )
+
+
+def session_already_started() -> ProviderError:
+    return ProviderError(
+        "session_already_started", "The session has already started.", param="type"
+    )
+
+
+def delegation_required() -> ProviderError:
+    return ProviderError(
+        "delegation_required",
+        "response.create requires Responses delegation: start the session with "
+        "delegation.type 'responses'.",
+        param="type",
+    )

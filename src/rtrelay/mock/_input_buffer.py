@@ -62,6 +62,11 @@ class InputBuffer:
     def buffered_ms(self) -> float:
         return self._position_ms - self._start_ms
 
+    @property
+    def position_ms(self) -> float:
+        """Audio appended since the session began."""
+        return self._position_ms
+
     def configure(self, fmt: AudioFormat, turn_detection: TurnDetection | None) -> None:
         """Apply new session settings; a turn in progress is forgotten."""
         self._format = fmt

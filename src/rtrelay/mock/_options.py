@@ -42,6 +42,8 @@ class MockOptions:
             2.0 twice as fast, 0 as fast as possible (tests).
         reply_audio_ms / audio_chunk_ms: length of an assistant audio reply and of each delta.
         max_session_seconds: after this long, ``session_expired`` and close 1001.
+        live_usage_interval: seconds between a GPT-Live session's ``session.usage.updated``
+            events (OpenAI sends one every ~15 s, protocol.md §10; tests shorten it).
 
     Faults (counted in events sent on one connection, ``session.created`` included):
         refuse_status / refuse_body: refuse the HTTP handshake.
@@ -55,6 +57,9 @@ class MockOptions:
             (default 20 MiB, over any sane limit) after N events.
         stop_reading_after_events: once N events were sent, never read again: client
             frames pile up in TCP buffers and pings go unanswered, as a stalled server's do.
+
+    GPT-Live (``/v1/live/sessions``) WebSockets honour the same handshake and connection
+    faults as Realtime sessions.
 
     WebRTC calls (``POST /v1/realtime/calls``) and their sidebands honour the faults that
     make sense there: ``refuse_status``/``refuse_body`` refuse the offer (and a sideband's
@@ -73,6 +78,7 @@ class MockOptions:
     reply_audio_ms: int = DEFAULT_REPLY_AUDIO_MS
     audio_chunk_ms: int = DEFAULT_AUDIO_CHUNK_MS
     max_session_seconds: float | None = None
+    live_usage_interval: float = 5.0
     refuse_status: int | None = None
     refuse_body: str | None = None
     stall_handshake: float | None = None
@@ -96,6 +102,8 @@ class MockOptions:
             raise ValueError("reply_audio_ms must be > 0")
         if not 10 <= self.audio_chunk_ms <= MAX_AUDIO_CHUNK_MS:
             raise ValueError(f"audio_chunk_ms must be between 10 and {MAX_AUDIO_CHUNK_MS}")
+        if self.live_usage_interval <= 0:
+            raise ValueError("live_usage_interval must be > 0")
         if self.max_session_seconds is not None and self.max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be > 0")
         if self.refuse_status is not None and not (

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from rtrelay.mock._protocol import RealtimeProtocol
 from rtrelay.mock._response import Step
+from rtrelay.mock._session import SessionProtocol
 
 __all__ = ["stream_responses"]
 
 
 async def stream_responses(
-    protocol: RealtimeProtocol,
+    protocol: SessionProtocol,
     wake: asyncio.Event,
     pacing: float,
     send: Callable[[str, Step], Awaitable[None]],

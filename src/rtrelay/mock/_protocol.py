@@ -8,10 +8,7 @@ streaming by calling ``stream_step()`` at the pace it chooses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final, Literal
-
-import orjson
 
 from rtrelay.mock import _errors as errors
 from rtrelay.mock._audio import AudioFormat, from_pcm16, reply_audio
@@ -23,10 +20,12 @@ from rtrelay.mock._items import Conversation, Item, decode_base64, not_found, pa
 from rtrelay.mock._options import DEFAULT_AUDIO_CHUNK_MS, DEFAULT_REPLY_AUDIO_MS, Dialect
 from rtrelay.mock._response import Event, ResponsePlan, ResponseStream, Step, reply_words
 from rtrelay.mock._response_params import parse_response_params
+from rtrelay.mock._session import Inbound, dispatch
 from rtrelay.mock._session_config import SessionConfig, apply_update
+from rtrelay.mock._speech import heard_words
 from rtrelay.mock._usage import Segment, Tokens, cached_prefix, text_tokens, transcription_usage
 
-__all__ = ["Inbound", "RealtimeProtocol", "Transport", "error_event"]
+__all__ = ["SESSION_LIFETIME_S", "Inbound", "RealtimeProtocol", "Transport", "error_event"]
 
 Transport = Literal["websocket", "webrtc"]
 
@@ -36,21 +35,11 @@ MIN_COMMIT_MS: Final = 100
 _RATE_REQUESTS: Final = 5000
 _RATE_TOKENS: Final = 40_000
 _DEFAULT_RESERVED_TOKENS: Final = 4096
-_USER_TEXT: Final = "Hello, can you hear me? I would like to ask you something about this."
-_USER_WORDS: Final = tuple(_USER_TEXT.split())
 
 
 def error_event(error: ProviderError, ids: IdFactory, client_event_id: str | None = None) -> Event:
     """An ``error`` server event (protocol.md §4)."""
     return {"type": "error", "event_id": ids.event(), "error": error.payload(client_event_id)}
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """What one client frame produced: the parsed event (if any) and the replies to send."""
-
-    event: dict[str, Any] | None
-    replies: list[Event]
 
 
 class RealtimeProtocol:
@@ -127,6 +116,11 @@ class RealtimeProtocol:
         return self._response is not None
 
     @property
+    def finished(self) -> bool:
+        """Never: a Realtime session ends when a socket closes, not by an event."""
+        return False
+
+    @property
     def active_response_id(self) -> str | None:
         return None if self._response is None else self._response.id
 
@@ -146,33 +140,7 @@ class RealtimeProtocol:
 
     def receive_text(self, data: str | bytes) -> Inbound:
         """Handle one text frame; never raises for anything a client can send."""
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            error = errors.invalid_event(
-                "Invalid JSON in the event: the event could not be parsed."
-            )
-            return Inbound(None, [error_event(error, self._ids)])
-        if not isinstance(event, dict):
-            error = errors.invalid_event("Invalid event: expected a JSON object.")
-            return Inbound(None, [error_event(error, self._ids)])
-        client_id = event.get("event_id")
-        client_id = client_id if isinstance(client_id, str) else None
-        kind = event.get("type")
-        handler = self._handlers.get(kind) if isinstance(kind, str) else None
-        try:
-            if kind is None:
-                raise errors.invalid_event("The 'type' field is missing.", param="type")
-            if handler is None:
-                supported = ", ".join(f"'{name}'" for name in self._handlers)
-                raise errors.invalid_event(
-                    f"Invalid value: '{kind}'. Supported values are: {supported}.",
-                    param="type",
-                )
-            replies = handler(event)
-        except ProviderError as error:
-            replies = [error_event(error, self._ids, client_id)]
-        return Inbound(event, replies)
+        return dispatch(data, self._handlers, self._error)
 
     def receive_audio(self, pcm16: bytes) -> list[Event]:
         """Input audio heard on a WebRTC media track, handled as if appended.
@@ -206,6 +174,9 @@ class RealtimeProtocol:
     def error(self, error: ProviderError) -> Event:
         """An ``error`` event for a condition the connection layer detected."""
         return error_event(error, self._ids)
+
+    def _error(self, error: ProviderError, client_event_id: str | None) -> Event:
+        return error_event(error, self._ids, client_event_id)
 
     # --- session -------------------------------------------------------------------------
 
@@ -301,8 +272,7 @@ class RealtimeProtocol:
         settings = self.config.transcription
         if settings is None:
             return []
-        count = max(1, round(item.audio_ms / 400))
-        words = [_USER_WORDS[i % len(_USER_WORDS)] for i in range(count)]
+        words = heard_words(item.audio_ms)
         replies = [
             self._event(
                 "conversation.item.input_audio_transcription.delta",

@@ -1,0 +1,322 @@
+"""A GPT-Live session's protocol logic (``/v1/live/sessions``): client events in, events out.
+
+Sans-I/O like ``RealtimeProtocol``: the connection feeds frames, sends what comes back,
+paces ``stream_step()`` and asks for ``usage_event()`` on its timer. Event names and
+shapes are the SDK's ``openai/types/live/*`` (protocol.md §10):
+
+- the first client event must be ``session.start`` (checked strictly, ``_live_config``),
+  answered by ``session.started``; anything else first is an ``error``;
+- ``session.input_audio.append`` feeds server VAD; each utterance it hears yields
+  ``session.input_transcript.delta`` events and a spoken reply
+  (``session.output_audio.delta`` + ``session.output_transcript.delta``), streamed in
+  chunks the connection paces like a Realtime reply;
+- ``session.usage.updated`` carries CUMULATIVE ``usage.seconds``. The simulator counts
+  audio duration: input audio received plus output audio sent, both exact, so a test
+  can predict the figure (``usage_seconds``) without reading a clock;
+- ``response.create`` (Responses delegation only) answers with ``response.event``
+  events wrapping a Responses API stream whose ``response.completed`` carries token usage;
+- ``session.update`` changes delegation and triggers only; ``session.close`` →
+  ``session.closed`` (reason ``close_requested``, final usage), then the connection
+  closes with 1000.
+
+Errors use the Live ``error`` shape: ``error.client_event_id`` (not the Realtime
+``error.event_id``) and a top-level ``client_event_id`` when the client supplied one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Final
+
+from rtrelay.mock import _errors as errors
+from rtrelay.mock._audio import AudioFormat, bytes_per_ms, from_pcm16
+from rtrelay.mock._errors import ProviderError
+from rtrelay.mock._ids import IdFactory
+from rtrelay.mock._input_buffer import InputBuffer, TurnEnded
+from rtrelay.mock._items import decode_base64
+from rtrelay.mock._live_config import LiveConfig, apply_live_update, parse_live_start
+from rtrelay.mock._options import DEFAULT_AUDIO_CHUNK_MS, DEFAULT_REPLY_AUDIO_MS
+from rtrelay.mock._protocol import SESSION_LIFETIME_S, Transport
+from rtrelay.mock._response import Event, reply_words
+from rtrelay.mock._session import Inbound, client_event_id, dispatch
+from rtrelay.mock._session_config import TurnDetection
+from rtrelay.mock._speech import SpeakingSession, SpeechOutput, heard_words
+from rtrelay.mock._usage import text_tokens
+
+__all__ = ["LiveProtocol", "live_error_event"]
+
+# Tokens a delegated request costs beyond its instructions and the transcript heard.
+_DELEGATION_FRAMING_TOKENS: Final = 10
+_DEFAULT_DELEGATE_MODEL: Final = "gpt-5.5"
+
+
+def live_error_event(
+    error: ProviderError, ids: IdFactory, client_event_id: str | None = None
+) -> Event:
+    """An ``error`` event in the Live shape (``openai/types/live/error_event.py``)."""
+    event: Event = {
+        "type": "error",
+        "event_id": ids.event(),
+        "error": {
+            "type": error.type,
+            "code": error.code,
+            "message": error.message,
+            "param": error.param,
+            "client_event_id": client_event_id,
+        },
+    }
+    if client_event_id is not None:
+        event["client_event_id"] = client_event_id
+    return event
+
+
+class LiveProtocol(SpeakingSession):
+    """One GPT-Live session's state machine.
+
+    Args:
+        now: Unix time at connect, for ``expires_at`` and delegated responses' ``created_at``.
+        ids: where identifiers come from.
+        reply_audio_ms: length of each spoken reply.
+        audio_chunk_ms: audio per ``session.output_audio.delta``.
+        transport: ``"webrtc"`` sends no audio deltas (the media track carries the audio,
+            ``Step.audio``) and takes no ``audio.format``.
+    """
+
+    def __init__(
+        self,
+        *,
+        now: float,
+        ids: IdFactory | None = None,
+        reply_audio_ms: int = DEFAULT_REPLY_AUDIO_MS,
+        audio_chunk_ms: int = DEFAULT_AUDIO_CHUNK_MS,
+        transport: Transport = "websocket",
+    ) -> None:
+        self._ids = ids if ids is not None else IdFactory()
+        self._id = self._ids.session()
+        self._now = int(now)
+        self._reply_audio_ms = reply_audio_ms
+        self._chunk_ms = audio_chunk_ms
+        self._transport: Transport = transport
+        self.config: LiveConfig | None = None
+        # Made again for the format session.start asks for.
+        self._input = InputBuffer("audio/pcm", TurnDetection())
+        self._output = self._speech_output("audio/pcm")
+        self._input_ms = 0.0
+        self._muted = False
+        self._heard: list[str] = []
+        self._finished = False
+        self._handlers: dict[str, Callable[[Event], list[Event]]] = {
+            "session.start": self._start,
+            "session.update": self._update,
+            "session.input_audio.append": self._append,
+            "session.input_audio.mute": self._mute,
+            "session.input_audio.unmute": self._unmute,
+            "response.create": self._response_create,
+            "session.close": self._close,
+        }
+
+    # --- public surface ------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self.config is not None
+
+    @property
+    def model(self) -> str | None:
+        return None if self.config is None else self.config.model
+
+    @property
+    def usage_seconds(self) -> float:
+        """Cumulative audio duration: input received plus output sent, in seconds."""
+        return round((self._input_ms + self._output.produced_ms) / 1000, 3)
+
+    def connect(self) -> list[Event]:
+        """Nothing: a Live server waits for ``session.start``."""
+        return []
+
+    def receive_text(self, data: str | bytes) -> Inbound:
+        """Handle one text frame; never raises for anything a client can send."""
+        return dispatch(data, self._handlers, self._error, self._guard)
+
+    def receive_audio(self, pcm16: bytes) -> list[Event]:
+        """Input audio from a WebRTC media track (pcm16, 24 kHz), handled as if appended."""
+        if self.config is None:
+            return []
+        return self._heard_audio(from_pcm16(pcm16, self.config.audio_format))
+
+    def usage_event(self, seconds: float | None = None) -> Event:
+        """``session.usage.updated`` with the cumulative seconds (or ``seconds``: faults)."""
+        value = self.usage_seconds if seconds is None else seconds
+        return self._event("session.usage.updated", None, usage={"seconds": value})
+
+    def _error(self, error: ProviderError, client_event_id: str | None) -> Event:
+        return live_error_event(error, self._ids, client_event_id)
+
+    def _guard(self, kind: str) -> None:
+        if self._finished:
+            raise errors.invalid_event("The session is closed.", param="type")
+        if kind != "session.start" and self.config is None:
+            raise errors.session_not_started()
+
+    def start(self, session: Any, client_id: str | None = None) -> list[Event]:
+        """Start the session (``session.start``, or a WebRTC session's creation request).
+
+        Raises:
+            ProviderError: the configuration is not acceptable.
+        """
+        if self.config is not None:
+            raise errors.session_already_started()
+        config = parse_live_start(
+            session,
+            session_id=self._id,
+            expires_at=self._now + SESSION_LIFETIME_S,
+            transport_format=self._transport == "websocket",
+        )
+        self.config = config
+        self._input = InputBuffer(config.audio_format, TurnDetection())
+        self._output = self._speech_output(config.audio_format)
+        return [self._event("session.started", client_id, session=config.render())]
+
+    # --- handlers ------------------------------------------------------------------------
+
+    def _start(self, event: Event) -> list[Event]:
+        if "session" not in event:
+            raise errors.missing_parameter("session")
+        return self.start(event["session"], client_event_id(event))
+
+    def _update(self, event: Event) -> list[Event]:
+        assert self.config is not None
+        if "session" not in event:
+            raise errors.missing_parameter("session")
+        self.config = apply_live_update(self.config, event["session"])
+        session = self.config.render()
+        return [self._event("session.updated", client_event_id(event), session=session)]
+
+    def _append(self, event: Event) -> list[Event]:
+        if "audio" not in event:
+            raise errors.missing_parameter("audio")
+        return self._heard_audio(decode_base64(event["audio"], "audio"))
+
+    def _mute(self, event: Event) -> list[Event]:
+        self._muted = True
+        return [self._event("session.input_audio.muted", client_event_id(event))]
+
+    def _unmute(self, event: Event) -> list[Event]:
+        self._muted = False
+        return [self._event("session.input_audio.unmuted", client_event_id(event))]
+
+    def _close(self, event: Event) -> list[Event]:
+        assert self.config is not None
+        self._output.clear()
+        self._finished = True
+        return [
+            self._event(
+                "session.closed",
+                client_event_id(event),
+                reason="close_requested",
+                session=self.config.render(),
+                usage={"seconds": self.usage_seconds},
+            )
+        ]
+
+    def _response_create(self, event: Event) -> list[Event]:
+        """A delegated Responses request: its stream wrapped in ``response.event`` events."""
+        assert self.config is not None
+        delegation = self.config.delegation
+        if delegation is None or delegation.get("type") != "responses":
+            raise errors.delegation_required()
+        backend = delegation.get("responses") or {}
+        instructions = backend.get("instructions")
+        text = " ".join(reply_words(None))
+        input_tokens = _DELEGATION_FRAMING_TOKENS + text_tokens(" ".join(self._heard))
+        if isinstance(instructions, str):
+            input_tokens += text_tokens(instructions)
+        output_tokens = text_tokens(text)
+        snapshot = {
+            "id": self._ids.response(),
+            "object": "response",
+            "created_at": self._now,
+            "model": backend.get("model", _DEFAULT_DELEGATE_MODEL),
+            "status": "in_progress",
+            "output": [],
+            "usage": None,
+        }
+        usage = {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        }
+        nested: list[dict[str, Any]] = [
+            {"type": "response.created", "response": snapshot},
+            {"type": "response.output_text.delta", "output_index": 0, "delta": text},
+            {"type": "response.output_text.done", "output_index": 0, "text": text},
+            {
+                "type": "response.completed",
+                "response": {**snapshot, "status": "completed", "usage": usage},
+            },
+        ]
+        return [
+            self._event(
+                "response.event",
+                client_event_id(event),
+                delegation_id=None,
+                event={**inner, "sequence_number": number},
+            )
+            for number, inner in enumerate(nested)
+        ]
+
+    # --- audio ---------------------------------------------------------------------------
+
+    def _heard_audio(self, audio: bytes) -> list[Event]:
+        assert self.config is not None
+        # Muted audio still counts as session audio, but no one hears it.
+        self._input_ms += len(audio) / bytes_per_ms(self.config.audio_format)
+        turns = [] if self._muted else self._input.append(audio)
+        replies: list[Event] = []
+        for turn in turns:
+            if isinstance(turn, TurnEnded):
+                replies += self._turn_ended(turn)
+        return replies
+
+    def _turn_ended(self, turn: TurnEnded) -> list[Event]:
+        words = heard_words(turn.audio_ms)
+        self._heard += words
+        start = turn.audio_end_ms - turn.audio_ms
+        span = turn.audio_ms / len(words)
+        replies = [
+            self._event(
+                "session.input_transcript.delta",
+                None,
+                delta=word if index == 0 else " " + word,
+                start_ms=math.floor(start + index * span),
+                end_ms=math.floor(start + (index + 1) * span),
+            )
+            for index, word in enumerate(words)
+        ]
+        self._output.say(self._ids.item(), self._reply_audio_ms, turn.audio_end_ms)
+        return replies
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _speech_output(self, fmt: AudioFormat) -> SpeechOutput:
+        # Over WebRTC the media track carries the audio: no audio delta events.
+        audio_event = self._audio_delta if self._transport == "websocket" else None
+        return SpeechOutput(fmt, self._chunk_ms, audio_event, self._output_transcript)
+
+    def _audio_delta(self, delta: str, start_ms: int, end_ms: int) -> Event:
+        # Primary WebSocket deltas carry no timestamps (output_audio_delta_event.py).
+        return self._event("session.output_audio.delta", None, delta=delta)
+
+    def _output_transcript(self, text: str, start_ms: int, end_ms: int) -> Event:
+        return self._event(
+            "session.output_transcript.delta", None, delta=text, start_ms=start_ms, end_ms=end_ms
+        )
+
+    def _event(self, kind: str, client_event_id: str | None, **fields: Any) -> Event:
+        event: Event = {"type": kind, "event_id": self._ids.event(), **fields}
+        if client_event_id is not None:
+            event["client_event_id"] = client_event_id
+        return event

@@ -1,0 +1,259 @@
+"""The simulated GPT-Live session logic, without sockets or clocks."""
+
+from __future__ import annotations
+
+import base64
+import random
+from typing import Any
+
+import pytest
+from mock_wire import append_audio, drain, error_of, send_event
+
+from rtrelay.mock import LiveProtocol, silence_pcm16, speech_pcm16
+from rtrelay.mock._ids import IdFactory
+
+Event = dict[str, Any]
+START = {
+    "model": "gpt-live-1",
+    "instructions": "Be brief.",
+    "audio": {"output": {"voice": "cedar"}},
+}
+RESPONSES = {"type": "responses", "responses": {"model": "gpt-5.5", "instructions": "Use tools."}}
+
+
+def make(**kwargs: Any) -> LiveProtocol:
+    return LiveProtocol(now=1_700_000_000, ids=IdFactory(random.Random(7)), **kwargs)
+
+
+def started(**session: Any) -> LiveProtocol:
+    protocol = make()
+    [event] = send_event(protocol, {"type": "session.start", "session": {**START, **session}})
+    assert event["type"] == "session.started", event
+    return protocol
+
+
+def append(protocol: LiveProtocol, pcm: bytes) -> list[Event]:
+    return append_audio(protocol, "session.input_audio.append", pcm)
+
+
+def test_nothing_is_sent_before_session_start_and_started_reports_the_config() -> None:
+    protocol = make()
+    assert protocol.connect() == []
+    replies = send_event(
+        protocol, {"type": "session.start", "event_id": "c1", "session": {**START, "store": True}}
+    )
+    [event] = replies
+    assert event["type"] == "session.started"
+    assert event["client_event_id"] == "c1"
+    session = event["session"]
+    assert session["id"] == protocol.session_id
+    assert session["id"].startswith("sess_")
+    assert session["expires_at"] == 1_700_000_000 + 3600
+    assert session["model"] == "gpt-live-1"
+    assert session["status"] == "active"
+    assert session["instructions"] == "Be brief."
+    assert session["audio"] == {
+        "format": {"type": "audio/pcm", "rate": 24000},
+        "output": {"voice": "cedar"},
+    }
+    assert session["store"] is True
+    assert protocol.model == "gpt-live-1"
+
+
+def test_defaults_voice_marin() -> None:
+    protocol = make()
+    [event] = send_event(protocol, {"type": "session.start", "session": {"model": "gpt-live-1"}})
+    assert event["session"]["audio"]["output"]["voice"] == "marin"
+    assert event["session"]["instructions"] is None
+
+
+@pytest.mark.parametrize(
+    ("session", "code", "param"),
+    [
+        ({**START, "voice": "cedar"}, "unknown_parameter", "session.voice"),
+        ({**START, "audio": {"output": {"voice": "x", "speed": 1}}}, "unknown_parameter",
+         "session.audio.output.speed"),
+        ({**START, "audio": {"input": {}}}, "unknown_parameter", "session.audio.input"),
+        ({**START, "delegation": {"type": "client", "model": "x"}}, "unknown_parameter",
+         "session.delegation.model"),
+        ({**START, "model": "gpt-realtime"}, "invalid_model", "model"),
+        ({"instructions": "x"}, "missing_required_parameter", "session.model"),
+        ({**START, "instructions": 5}, "invalid_type", "session.instructions"),
+        ({**START, "audio": {"format": {"type": "audio/pcm", "rate": 44100}}}, "invalid_value",
+         "session.audio.format.rate"),
+        ({**START, "delegation": {"type": "responses"}}, "missing_required_parameter",
+         "session.delegation.responses"),
+    ],
+)  # fmt: skip
+def test_session_start_is_strict(session: Event, code: str, param: str) -> None:
+    protocol = make()
+    start = {"type": "session.start", "event_id": "s", "session": session}
+    error = error_of(send_event(protocol, start))
+    assert (error["code"], error["param"]) == (code, param)
+    assert error["type"] == "invalid_request_error"
+    assert error["client_event_id"] == "s"
+    assert not protocol.started
+
+
+def test_a_realtime_model_in_session_start_is_invalid_model_naming_it() -> None:
+    error = error_of(
+        send_event(make(), {"type": "session.start", "session": {**START, "model": "gpt-realtime"}})
+    )
+    assert error["code"] == "invalid_model"
+    assert "gpt-realtime" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "session.input_audio.append", "audio": ""},
+        {"type": "session.update", "session": {}},
+        {"type": "response.create"},
+        {"type": "session.close"},
+    ],
+)
+def test_anything_before_session_start_is_an_error(event: Event) -> None:
+    protocol = make()
+    replies = send_event(protocol, {**event, "event_id": "e1"})
+    error = error_of(replies)
+    assert error["code"] == "session_not_started"
+    assert replies[0]["client_event_id"] == "e1"
+    assert not protocol.started
+    assert not protocol.finished
+
+
+def test_second_session_start_and_unknown_events_are_errors() -> None:
+    protocol = started()
+    assert error_of(send_event(protocol, {"type": "session.start", "session": START}))["code"] == (
+        "session_already_started"
+    )
+    error = error_of(send_event(protocol, {"type": "input_audio_buffer.append", "audio": ""}))
+    assert (error["code"], error["param"]) == ("invalid_event", "type")
+    assert error_of(send_event(protocol, b"{nope"))["code"] == "invalid_event"
+    assert error_of(protocol.receive_binary())["code"] == "invalid_event"
+
+
+def test_a_turn_is_transcribed_and_answered_with_paced_audio_and_transcript() -> None:
+    protocol = started()
+    heard = append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
+    assert heard, "server VAD ended the turn"
+    assert {e["type"] for e in heard} == {"session.input_transcript.delta"}
+    transcript = "".join(e["delta"] for e in heard)
+    assert transcript.startswith("Hello,")
+    assert all(e["end_ms"] >= e["start_ms"] for e in heard)
+    assert protocol.response_active
+    steps = []
+    while protocol.response_active:
+        steps.append(protocol.stream_step())
+    assert steps[-1].finished
+    events = [e for step in steps for e in step.events]
+    audio = [e for e in events if e["type"] == "session.output_audio.delta"]
+    words = [e for e in events if e["type"] == "session.output_transcript.delta"]
+    pcm = b"".join(base64.b64decode(e["delta"]) for e in audio)
+    assert len(pcm) == 1000 * 48  # reply_audio_ms of pcm16 at 24 kHz
+    assert sum(s.duration_ms for s in steps) == pytest.approx(1000)
+    assert len(audio) == 10  # one 100 ms chunk per step
+    assert "start_ms" not in audio[0]  # primary WebSocket deltas carry no timestamps
+    assert "".join(e["delta"] for e in words).startswith("Sure!")
+    assert words[0]["start_ms"] >= heard[-1]["end_ms"]
+
+
+def test_usage_seconds_count_input_received_and_output_sent() -> None:
+    protocol = started()
+    assert protocol.usage_event()["usage"] == {"seconds": 0.0}
+    append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
+    assert protocol.usage_seconds == pytest.approx(2.1)
+    protocol.stream_step()
+    protocol.stream_step()
+    assert protocol.usage_seconds == pytest.approx(2.3)
+    drain(protocol)
+    event = protocol.usage_event()
+    assert event["type"] == "session.usage.updated"
+    assert event["usage"]["seconds"] == pytest.approx(3.1)
+
+
+def test_muted_audio_counts_but_is_not_heard() -> None:
+    protocol = started()
+    assert [e["type"] for e in send_event(protocol, {"type": "session.input_audio.mute"})] == [
+        "session.input_audio.muted"
+    ]
+    assert append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800)) == []
+    assert protocol.usage_seconds == pytest.approx(2.1)
+    assert not protocol.response_active
+    send_event(protocol, {"type": "session.input_audio.unmute"})
+    assert append(protocol, speech_pcm16(1000) + silence_pcm16(800))
+
+
+def test_session_update_changes_delegation_and_triggers_only() -> None:
+    protocol = started(delegation=RESPONSES)
+    [updated] = send_event(
+        protocol,
+        {
+            "type": "session.update",
+            "event_id": "u1",
+            "session": {
+                "delegation": {"type": "responses", "responses": {"instructions": "New."}},
+                "triggers": [],
+            },
+        },
+    )
+    assert updated["type"] == "session.updated"
+    assert updated["client_event_id"] == "u1"
+    delegation = updated["session"]["delegation"]
+    assert delegation["responses"] == {"model": "gpt-5.5", "instructions": "New."}
+    assert updated["session"]["triggers"] == []
+    for field in ("model", "instructions", "audio", "input"):
+        error = error_of(send_event(protocol, {"type": "session.update", "session": {field: "x"}}))
+        assert (error["code"], error["param"]) == ("unknown_parameter", f"session.{field}")
+        assert "cannot be changed" in error["message"]
+    error = error_of(send_event(protocol, {"type": "session.update", "session": {"tools": []}}))
+    assert (error["code"], error["param"]) == ("unknown_parameter", "session.tools")
+    update = {"type": "session.update", "session": {"delegation": {"type": "client"}}}
+    error = error_of(send_event(protocol, update))
+    assert (error["code"], error["param"]) == ("invalid_value", "session.delegation.type")
+
+
+def test_response_create_streams_a_delegated_response_with_token_usage() -> None:
+    protocol = started(delegation=RESPONSES)
+    append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
+    events = send_event(protocol, {"type": "response.create", "event_id": "r1"})
+    assert {e["type"] for e in events} == {"response.event"}
+    assert all(e["client_event_id"] == "r1" for e in events)
+    nested = [e["event"] for e in events]
+    assert [n["type"] for n in nested] == [
+        "response.created",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.completed",
+    ]
+    assert [n["sequence_number"] for n in nested] == [0, 1, 2, 3]
+    completed = nested[-1]["response"]
+    assert completed["status"] == "completed"
+    assert completed["model"] == "gpt-5.5"
+    assert completed["object"] == "response"
+    usage = completed["usage"]
+    # 10 framing tokens + "Use tools." (3) + the words heard ("Hello, can you hear": 5)
+    assert usage["input_tokens"] == 10 + 3 + 5
+    assert usage["output_tokens"] == -(-len(nested[2]["text"]) // 4)
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert nested[0]["response"]["usage"] is None
+
+
+def test_response_create_needs_responses_delegation() -> None:
+    error = error_of(send_event(started(), {"type": "response.create"}))
+    assert error["code"] == "delegation_required"
+
+
+def test_session_close_reports_final_usage_and_finishes() -> None:
+    protocol = started()
+    append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
+    protocol.stream_step()
+    [closed] = send_event(protocol, {"type": "session.close", "event_id": "bye"})
+    assert closed["type"] == "session.closed"
+    assert closed["reason"] == "close_requested"
+    assert closed["client_event_id"] == "bye"
+    assert closed["usage"] == {"seconds": pytest.approx(2.2)}
+    assert closed["session"]["id"] == protocol.session_id
+    assert protocol.finished
+    assert not protocol.response_active  # unspoken output is dropped
+    assert error_of(send_event(protocol, {"type": "session.close"}))["code"] == "invalid_event"
