@@ -14,6 +14,7 @@ EXPECTED = {
     "MockProvider",
     "RealtimeProtocol",
     "SessionRecord",
+    "TranslationProtocol",
     "create_app",
     "loopback_candidates",
     "serve",

@@ -7,9 +7,10 @@ Usage::
         async with client.realtime.connect(model="gpt-realtime") as conn:
             ...
 
-``RealtimeProtocol`` and ``LiveProtocol`` (GPT-Live, ``/v1/live/sessions``) are the
-socket-free session logic (events in, events out) that the aiohttp layer drives;
-``speech_pcm16``/``silence_pcm16`` make audio its VAD reacts to.
+``RealtimeProtocol``, ``LiveProtocol`` (GPT-Live, ``/v1/live/sessions``) and
+``TranslationProtocol`` (``/v1/realtime/translations``) are the socket-free session logic
+(events in, events out) that the aiohttp layer drives; ``speech_pcm16``/``silence_pcm16``
+make audio its VAD reacts to.
 
 WebRTC: ``provider.calls_url`` answers SDP offers with an aiortc peer on loopback
 (``CallRecord`` per call); a client peer on this machine must gather its candidates
@@ -26,6 +27,7 @@ from rtrelay.mock._options import Dialect, MockOptions
 from rtrelay.mock._protocol import Inbound, RealtimeProtocol
 from rtrelay.mock._provider import MockProvider, serve
 from rtrelay.mock._records import CallRecord, HandshakeRecord, SessionRecord
+from rtrelay.mock._translation import TranslationProtocol
 
 __all__ = [
     "CallRecord",
@@ -37,6 +39,7 @@ __all__ = [
     "MockProvider",
     "RealtimeProtocol",
     "SessionRecord",
+    "TranslationProtocol",
     "create_app",
     "loopback_candidates",
     "serve",
@@ -54,6 +57,7 @@ for _public in (
     MockProvider,
     RealtimeProtocol,
     SessionRecord,
+    TranslationProtocol,
     create_app,
     loopback_candidates,
     serve,

@@ -32,7 +32,8 @@ from rtrelay.mock._records import HandshakeRecord, SessionRecord
 from rtrelay.mock._response import Event
 from rtrelay.mock._session import SessionProtocol, Ticker
 from rtrelay.mock._state import STATE, MockState
-from rtrelay.wire import CALL_ID_PARAM, LIVE_SESSIONS_PATH
+from rtrelay.mock._translation import TranslationProtocol
+from rtrelay.wire import CALL_ID_PARAM, LIVE_SESSIONS_PATH, TRANSLATIONS_PATH
 
 __all__ = ["create_app"]
 
@@ -50,7 +51,8 @@ def create_app(options: MockOptions | None = None, *, record: bool = True) -> we
     deployment=D`` (Azure preview, beta shape), ``GET /openai/v1/realtime?model=D`` (Azure
     GA) and ``GET /healthz``; WebRTC calls: ``POST /v1/realtime/calls`` (the offer),
     ``POST /v1/realtime/calls/{id}/accept|reject|refer|hangup`` and the sideband
-    ``GET /v1/realtime?call_id={id}``; GPT-Live ``GET /v1/live/sessions`` (protocol.md §10).
+    ``GET /v1/realtime?call_id={id}``; GPT-Live ``GET /v1/live/sessions`` and realtime
+    translation ``GET /v1/realtime/translations?model=M`` (protocol.md §10).
 
     Args:
         options: behaviour and faults; replace ``app[STATE].options`` to change them for
@@ -63,6 +65,7 @@ def create_app(options: MockOptions | None = None, *, record: bool = True) -> we
     for endpoint in Endpoint:
         app.router.add_get(endpoint.value, _realtime_handler(endpoint))
     app.router.add_get(LIVE_SESSIONS_PATH, _live)
+    app.router.add_get(TRANSLATIONS_PATH, _translation)
     app.router.add_get("/healthz", _healthz)
     app.on_shutdown.append(_close_sessions)
     add_call_routes(app)
@@ -84,6 +87,10 @@ def _realtime_handler(endpoint: Endpoint) -> Handler:
 
 async def _live(request: web.Request) -> web.StreamResponse:
     return await _upgrade(request, Endpoint.OPENAI, _LIVE)
+
+
+async def _translation(request: web.Request) -> web.StreamResponse:
+    return await _upgrade(request, Endpoint.OPENAI, _TRANSLATION)
 
 
 def _realtime_session(decision: Accept, options: MockOptions) -> Started:
@@ -116,6 +123,20 @@ def _live_session(decision: Accept, options: MockOptions) -> Started:
         return [protocol.usage_event()] if protocol.started else []
 
     return protocol, Ticker(options.live_usage_interval, usage)
+
+
+def _translation_session(decision: Accept, options: MockOptions) -> Started:
+    """A translation session for the ``?model=`` translation model."""
+    if "translate" not in decision.model:
+        raise errors.invalid_model(
+            decision.model,
+            f"The model '{decision.model}' is not a realtime translation model; "
+            "translation sessions take a model such as 'gpt-realtime-translate'.",
+        )
+    protocol = TranslationProtocol(
+        model=decision.model, now=time.time(), audio_chunk_ms=options.audio_chunk_ms
+    )
+    return protocol, None
 
 
 async def _upgrade(request: web.Request, endpoint: Endpoint, kind: _Kind) -> web.StreamResponse:
@@ -243,6 +264,7 @@ class _Kind:
 
 _REALTIME: Final = _Kind(_realtime_session, error_event)
 _LIVE: Final = _Kind(_live_session, live_error_event)
+_TRANSLATION: Final = _Kind(_translation_session, error_event)
 
 
 async def _close_sessions(app: web.Application) -> None:

@@ -58,8 +58,8 @@ class MockOptions:
         stop_reading_after_events: once N events were sent, never read again: client
             frames pile up in TCP buffers and pings go unanswered, as a stalled server's do.
 
-    GPT-Live (``/v1/live/sessions``) WebSockets honour the same handshake and connection
-    faults as Realtime sessions.
+    GPT-Live (``/v1/live/sessions``) and translation (``/v1/realtime/translations``)
+    WebSockets honour the same handshake and connection faults as Realtime sessions.
 
     WebRTC calls (``POST /v1/realtime/calls``) and their sidebands honour the faults that
     make sense there: ``refuse_status``/``refuse_body`` refuse the offer (and a sideband's
