@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
         "mock",
         help="run the simulated OpenAI Realtime provider",
         description="Run a simulated OpenAI Realtime provider (GA and beta shapes, Azure "
-        "paths, fault injection) until interrupted.",
+        "paths, GPT-Live, realtime translation, fault injection) until interrupted.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765)")
@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--reply-audio-ms", type=int, default=1000)
     parser.add_argument("--audio-chunk-ms", type=int, default=100)
     parser.add_argument("--max-session-seconds", type=float)
+    parser.add_argument(
+        "--live-usage-interval",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds between GPT-Live session.usage.updated events (default 5)",
+    )
     faults = parser.add_argument_group("fault injection")
     faults.add_argument("--refuse-status", type=int, help="refuse the handshake with this status")
     faults.add_argument("--refuse-body", help="body of the refusal (default: OpenAI-style JSON)")
@@ -61,6 +68,21 @@ def register(subparsers: Any) -> None:
         "--repeat-event",
         metavar="TYPE",
         help="send every event of this type twice, same ids (e.g. response.done)",
+    )
+    faults.add_argument(
+        "--repeat-usage",
+        action="store_true",
+        help="GPT-Live: send every session.usage.updated twice, same ids",
+    )
+    faults.add_argument(
+        "--reorder-usage",
+        action="store_true",
+        help="GPT-Live: once, resend the previous (smaller) cumulative usage after a newer one",
+    )
+    faults.add_argument(
+        "--no-usage-events",
+        action="store_true",
+        help="GPT-Live: send no session.usage.updated events",
     )
     parser.set_defaults(func=run)
 
@@ -79,6 +101,7 @@ def options_from_args(args: argparse.Namespace) -> MockOptions:
         reply_audio_ms=args.reply_audio_ms,
         audio_chunk_ms=args.audio_chunk_ms,
         max_session_seconds=args.max_session_seconds,
+        live_usage_interval=args.live_usage_interval,
         refuse_status=args.refuse_status,
         refuse_body=args.refuse_body,
         stall_handshake=args.stall_handshake,
@@ -91,6 +114,9 @@ def options_from_args(args: argparse.Namespace) -> MockOptions:
         oversized_after_events=args.oversized_after_events,
         oversized_bytes=args.oversized_bytes,
         stop_reading_after_events=args.stop_reading_after_events,
+        repeat_usage=args.repeat_usage,
+        reorder_usage=args.reorder_usage,
+        no_usage_events=args.no_usage_events,
     )
 
 

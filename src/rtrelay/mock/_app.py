@@ -24,7 +24,7 @@ from rtrelay.mock._handshake import (
     offered_subprotocols,
 )
 from rtrelay.mock._ids import IdFactory
-from rtrelay.mock._live import LiveProtocol, live_error_event
+from rtrelay.mock._live import LiveProtocol, UsageTicker, live_error_event
 from rtrelay.mock._live_config import is_live_model
 from rtrelay.mock._options import MockOptions
 from rtrelay.mock._protocol import RealtimeProtocol, error_event
@@ -118,11 +118,11 @@ def _live_session(decision: Accept, options: MockOptions) -> Started:
         reply_audio_ms=options.reply_audio_ms,
         audio_chunk_ms=options.audio_chunk_ms,
     )
-
-    def usage() -> list[Event]:
-        return [protocol.usage_event()] if protocol.started else []
-
-    return protocol, Ticker(options.live_usage_interval, usage)
+    ticker = None
+    if not options.no_usage_events:
+        usage = UsageTicker(protocol, reorder=options.reorder_usage)
+        ticker = Ticker(options.live_usage_interval, usage.tick)
+    return protocol, ticker
 
 
 def _translation_session(decision: Accept, options: MockOptions) -> Started:

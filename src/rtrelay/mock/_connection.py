@@ -39,6 +39,8 @@ CLOSE_NORMAL: Final = 1000
 CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_GOING_AWAY: Final = 1001
 ABNORMAL_CLOSURE: Final = 1006
+# The GPT-Live event the ``repeat_usage`` fault sends twice.
+USAGE_EVENT: Final = "session.usage.updated"
 
 
 def websocket_response() -> web.WebSocketResponse:
@@ -86,7 +88,8 @@ class Outbox:
     async def send(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        repeat = self._options.repeat_event
+        options = self._options
+        repeated = {options.repeat_event, USAGE_EVENT if options.repeat_usage else None}
         async with self._lock:
             for event in events:
                 if self._closed:
@@ -94,7 +97,7 @@ class Outbox:
                 data = orjson.dumps(event)
                 if len(data) >= MAX_SERVER_FRAME:
                     raise RuntimeError(f"{event['type']} is {len(data)} bytes, over 1 MiB")
-                for _ in range(2 if event.get("type") == repeat else 1):
+                for _ in range(2 if event.get("type") in repeated else 1):
                     if self._closed or not await self._write(data):
                         return
                     self._record.events_sent += 1

@@ -320,3 +320,32 @@ class LiveProtocol(SpeakingSession):
         if client_event_id is not None:
             event["client_event_id"] = client_event_id
         return event
+
+
+class UsageTicker:
+    """The Live usage timer's events, with the usage faults applied.
+
+    ``reorder_usage`` sends, once, the previous cumulative value again right after a
+    larger one (with a new event id): what a relay sees when updates arrive out of order.
+    ``repeat_usage`` is the connection's (the same frame twice); ``no_usage_events``
+    means no ticker at all.
+    """
+
+    __slots__ = ("_previous", "_protocol", "_reorder")
+
+    def __init__(self, protocol: LiveProtocol, *, reorder: bool) -> None:
+        self._protocol = protocol
+        self._reorder = reorder
+        self._previous: float | None = None
+
+    def tick(self) -> list[Event]:
+        if not self._protocol.started:
+            return []
+        event = self._protocol.usage_event()
+        events = [event]
+        seconds = event["usage"]["seconds"]
+        previous, self._previous = self._previous, seconds
+        if self._reorder and previous is not None and previous < seconds:
+            self._reorder = False
+            events.append(self._protocol.usage_event(previous))
+        return events

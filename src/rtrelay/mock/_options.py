@@ -58,6 +58,14 @@ class MockOptions:
         stop_reading_after_events: once N events were sent, never read again: client
             frames pile up in TCP buffers and pings go unanswered, as a stalled server's do.
 
+    GPT-Live usage faults (for a relay's idempotent duration metering):
+        repeat_usage: send every ``session.usage.updated`` twice, the same frame
+            (shorthand for ``repeat_event="session.usage.updated"``).
+        reorder_usage: once, right after a usage event, send the previous (smaller)
+            cumulative value again with a new event id: an update arriving out of order.
+        no_usage_events: send no ``session.usage.updated`` at all (``session.closed``
+            still reports the final usage).
+
     GPT-Live (``/v1/live/sessions``) and translation (``/v1/realtime/translations``)
     WebSockets honour the same handshake and connection faults as Realtime sessions.
 
@@ -92,6 +100,9 @@ class MockOptions:
     oversized_bytes: int = 20 * 1024 * 1024
     stop_reading_after_events: int | None = None
     refuse_sideband_status: int | None = None
+    repeat_usage: bool = False
+    reorder_usage: bool = False
+    no_usage_events: bool = False
 
     def __post_init__(self) -> None:
         if self.dialect not in ("ga", "beta"):
