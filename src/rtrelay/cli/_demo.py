@@ -30,6 +30,10 @@ DEMO_MODELS: Final = (
     "gpt-realtime-mini",
     "gpt-4o-realtime-preview",
     "gpt-4o-mini-realtime-preview",
+    "gpt-live-1",  # GPT-Live, /v1/live/sessions
+    "gpt-realtime-translate",  # /v1/realtime/translations
+    "gpt-realtime-whisper",  # duration-priced transcription models
+    "gpt-live-transcribe",
 )
 DEMO_KEY_NAME: Final = "demo"
 DEMO_ADMIN_TOKEN_ENV: Final = "RTRELAY_DEMO_ADMIN_TOKEN"
