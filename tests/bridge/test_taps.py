@@ -11,7 +11,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtrelay.bridge.taps import CHECKED_CLIENT_EVENTS, client_tap, server_tap
+from rtrelay.bridge.taps import (
+    AUDIO_BYTES,
+    CHECKED_CLIENT_EVENTS,
+    LIVE_CHECKED_CLIENT_EVENTS,
+    TRANSLATION_APPEND,
+    client_tap,
+    live_client_tap,
+    live_server_tap,
+    server_tap,
+    translation_client_tap,
+    translation_server_tap,
+)
 from rtrelay.errors import InvalidEvent
 
 
@@ -192,3 +203,106 @@ def test_bytes_around_a_checked_event_never_hide_it(junk: bytes, kind: str) -> N
     tap = client_tap(raw)
     assert tap is not None
     assert isinstance(tap, InvalidEvent) or tap[0] == kind
+
+
+# -- GPT-Live and translation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dumps", [orjson.dumps, lambda e: json.dumps(e).encode()])
+def test_live_audio_appends_take_the_fast_path(dumps: Any) -> None:
+    audio = base64.b64encode(bytes(960)).decode()
+    for event in (
+        {"type": "session.input_audio.append", "audio": audio},
+        {"type": "session.input_audio.append", "audio": audio, "event_id": "evt_1"},
+    ):
+        assert live_client_tap(dumps(event)) is None
+
+
+@pytest.mark.parametrize("kind", sorted(LIVE_CHECKED_CLIENT_EVENTS))
+def test_live_client_events_the_gate_needs_are_picked(kind: str) -> None:
+    assert live_client_tap(frame({"type": kind})) == (kind, {"type": kind})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type":"session.input_audio.append","type":"response.create"}',
+        b'{"type":"session.input_audio.append","TYPE":"response.create"}',
+        b'{"type":"session.input_audio.append","t\\u0079pe":"response.create"}',
+    ],
+)
+def test_live_a_repeated_type_key_is_refused(raw: bytes) -> None:
+    assert isinstance(live_client_tap(raw), InvalidEvent)
+
+
+def test_live_response_create_is_decided_on_its_value() -> None:
+    tap = live_client_tap(b'{"type":"response\\u002ecreate"}')
+    assert tap == ("response.create", {"type": "response.create"})
+
+
+def test_live_server_tap_picks_usage_start_and_finished_delegated_responses() -> None:
+    usage = {"type": "session.usage.updated", "event_id": "e", "usage": {"seconds": 3.5}}
+    assert live_server_tap(frame(usage)) == ("session.usage.updated", usage)
+    started = {"type": "session.started", "event_id": "e", "session": {"model": "gpt-live-1"}}
+    assert live_server_tap(frame(started)) == ("session.started", started)
+    done = {
+        "type": "response.event",
+        "event_id": "e",
+        "event": {"type": "response.completed", "response": {"id": "r", "usage": {}}},
+    }
+    assert live_server_tap(frame(done)) == ("response.event", done)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "session.output_audio.delta", "delta": "AAAA"},
+        {"type": "session.output_transcript.delta", "delta": '"session.usage.updated"'},
+        {"type": "response.event", "event": {"type": "response.output_text.delta"}},
+        {"type": "response.event", "event": {"type": "response.completed", "response": {}}},
+        {"type": "session.updated", "note": "session.usage.updated"},
+        {"type": "error", "error": {"message": "response.event"}},
+    ],
+)
+def test_live_server_tap_skips_what_carries_no_usage(event: dict[str, Any]) -> None:
+    assert live_server_tap(frame(event)) is None
+
+
+def test_live_server_tap_decides_on_the_type_whichever_name_is_found_first() -> None:
+    # A usage event whose fields happen to hold another wanted name is still a usage event.
+    event = {"type": "session.usage.updated", "usage": {"seconds": 1}, "x": "response.event"}
+    assert live_server_tap(frame(event)) == ("session.usage.updated", event)
+
+
+@given(
+    audio=st.binary(max_size=4000),
+    event_id=st.one_of(st.none(), st.text(alphabet="abc_123", max_size=12)),
+    spaced=st.booleans(),
+)
+def test_translation_appends_are_measured_exactly_without_parsing(
+    audio: bytes, event_id: str | None, spaced: bool
+) -> None:
+    event: dict[str, Any] = {
+        "type": "session.input_audio_buffer.append",
+        "audio": base64.b64encode(audio).decode(),
+    }
+    if event_id is not None:
+        event["event_id"] = event_id
+    raw = json.dumps(event).encode() if spaced else orjson.dumps(event)
+    assert translation_client_tap(raw) == (TRANSLATION_APPEND, {AUDIO_BYTES: len(audio)})
+    # The same append escaped takes the parsing path and measures the same.
+    escaped = raw.replace(b"session.input", b"session\\u002einput", 1)
+    assert translation_client_tap(escaped) == (TRANSLATION_APPEND, {AUDIO_BYTES: len(audio)})
+
+
+def test_translation_session_update_is_checked_and_the_server_is_not_metered() -> None:
+    update = {"type": "session.update", "session": {"audio": {"output": {"language": "de"}}}}
+    assert translation_client_tap(frame(update)) == ("session.update", update)
+    assert translation_client_tap(frame({"type": "session.close"})) is None
+    assert isinstance(translation_client_tap(b"[1]"), InvalidEvent)
+    assert translation_server_tap(frame({"type": "session.created"})) is None
+
+
+def test_translation_append_with_audio_that_is_not_a_string_measures_nothing() -> None:
+    raw = frame({"type": TRANSLATION_APPEND, "audio": 5})
+    assert translation_client_tap(raw) == (TRANSLATION_APPEND, {AUDIO_BYTES: 0})

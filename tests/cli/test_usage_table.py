@@ -23,7 +23,7 @@ def _row(group: str, name: str, **usage: Any) -> UsageRow:
         "cached_image": 0,
         "output_text": 0,
         "output_audio": 0,
-        "transcription_seconds": Decimal(0),
+        "seconds": Decimal(0),
         "cost_usd": Decimal(0),
         "responses": 0,
         "transcriptions": 0,
@@ -76,7 +76,7 @@ def test_a_wide_terminal_leaves_out_the_columns_that_are_zero_everywhere() -> No
     header = text.splitlines()[0].split("  ")
     assert "TEXT IN" in header and "CACHED AUDIO" in header and "IMAGE IN" not in header
     assert text.splitlines()[-1] == (
-        "(0 in every row, not shown: IMAGE IN, CACHED IMAGE, ASR SECONDS, UNPRICED; every "
+        "(0 in every row, not shown: IMAGE IN, CACHED IMAGE, SECONDS, UNPRICED; every "
         "column: --format json or csv)"
     )
 

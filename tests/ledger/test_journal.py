@@ -79,7 +79,7 @@ def test_every_record_kind_reads_back_from_its_journal_line() -> None:
             session_id="s1",
             item_id="item_1",
             model="whisper-1",
-            usage=Usage(transcription_seconds=Decimal("12.25")),
+            usage=Usage(seconds=Decimal("12.25")),
             cost_usd=Decimal("0.001225"),
             at=T0,
         ),

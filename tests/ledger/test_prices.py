@@ -166,7 +166,7 @@ def test_transcription_tokens_without_split_count_as_audio() -> None:
 
 def test_transcription_duration_is_priced_per_minute() -> None:
     usage = Usage.from_transcription({"type": "duration", "seconds": 7.5})
-    assert usage == Usage(transcription_seconds=Decimal("7.5"))
+    assert usage == Usage(seconds=Decimal("7.5"))
     assert PriceTable().cost("whisper-1", usage) == Decimal("0.00075")  # 7.5/60 * 0.006
     # A duration on a token-priced model cannot be priced: flagged, not $0.
     assert PriceTable().cost("gpt-4o-transcribe", usage) is None
@@ -210,3 +210,55 @@ def test_every_shipped_price_is_a_non_negative_decimal() -> None:
         values = [getattr(price, f) for f in PRICE_FIELDS]
         assert all(v is None or (isinstance(v, Decimal) and v >= 0) for v in values), model
         assert any(v is not None for v in values), model
+
+
+@pytest.mark.parametrize(
+    ("model", "minutes", "usd"),
+    [
+        ("gpt-live-1", 1, "0.05"),  # billed per second at $0.05 a minute
+        ("gpt-live-1.1", 2, "0.1"),
+        ("gpt-realtime-translate", 1, "0.034"),
+        ("gpt-realtime-whisper", 10, "0.17"),
+        ("gpt-live-transcribe", 1, "0.017"),
+    ],
+)
+def test_duration_priced_models_cost_their_published_rate(
+    model: str, minutes: int, usd: str
+) -> None:
+    assert PriceTable().cost(model, Usage.of_seconds(Decimal(60 * minutes))) == Decimal(usd)
+    assert PriceTable()[model].by_duration
+    assert Usage.of_seconds(Decimal(1)).unit == "seconds"
+
+
+def test_a_per_second_override_takes_precedence_and_config_names_it() -> None:
+    table = PriceTable().with_overrides({"gpt-live-1": {"per_second": Decimal("0.001")}})
+    assert table.cost("gpt-live-1", Usage.of_seconds(Decimal(90))) == Decimal("0.09")
+    assert PriceTable().cost("gpt-realtime", Usage.of_seconds(Decimal(1))) is None  # unpriced
+
+
+def test_the_2_1_realtime_models_are_priced_like_their_predecessors() -> None:
+    assert PriceTable()["gpt-realtime-2.1"] == PriceTable()["gpt-realtime-2"]
+    assert PriceTable()["gpt-realtime-2.1-mini"] == PriceTable()["gpt-realtime-mini"]
+
+
+def test_output_outside_the_text_audio_split_is_billed_as_text_output() -> None:
+    """A reasoning model's reasoning tokens are output tokens OpenAI bills at the text rate."""
+    done = {
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 150,
+            "input_token_details": {"text_tokens": 10},
+            "output_token_details": {"text_tokens": 20, "audio_tokens": 100},
+        }
+    }
+    assert Usage.from_response_done(done) == Usage(input_text=10, output_text=50, output_audio=100)
+
+
+def test_responses_usage_counts_cached_and_reasoning_tokens() -> None:
+    usage = {
+        "input_tokens": 100,
+        "input_tokens_details": {"cached_tokens": 500},  # never more than the input
+        "output_tokens": 40,
+        "output_tokens_details": {"reasoning_tokens": 30},
+    }
+    assert Usage.from_responses(usage) == Usage(input_text=100, cached_text=100, output_text=40)

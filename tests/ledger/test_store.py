@@ -305,7 +305,7 @@ async def test_transcription_is_its_own_row_kind_keyed_by_item(store: Store) -> 
     assert await write_usage(store, response("s1", "item_1"))
     [row] = await store.usage(by="key")
     assert (row.transcriptions, row.responses) == (1, 1)
-    assert row.transcription_seconds == Decimal("12.25")
+    assert row.seconds == Decimal("12.25")
     assert row.cost_usd == EXAMPLE_COST + Decimal("0.001225")
     by_model = {r.group: r.cost_usd for r in await store.usage(by="model")}
     assert by_model == {"gpt-realtime": EXAMPLE_COST, "whisper-1": Decimal("0.001225")}

@@ -54,7 +54,7 @@ async def test_one_session_reads_back_with_its_usage_in_order(store: Store) -> N
         session_id="sess_a",
         item_id="item_1",
         model="whisper-1",
-        usage=Usage(transcription_seconds=Decimal("1.5")),
+        usage=Usage(seconds=Decimal("1.5")),
         at=T0 + timedelta(seconds=1),
     )
     other = ResponseRecord.priced_by(

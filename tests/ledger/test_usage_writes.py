@@ -48,7 +48,7 @@ def transcription(session_id: str, item_id: str) -> TranscriptionRecord:
         session_id=session_id,
         item_id=item_id,
         model="whisper-1",
-        usage=Usage(transcription_seconds=Decimal("12.25")),
+        usage=Usage(seconds=Decimal("12.25")),
         at=T0,
     )
 

@@ -108,9 +108,25 @@ def openapi_document() -> dict[str, Any]:
         "name": _NULLABLE_STR,
         **{
             f: {"type": "integer"}
-            for f in (*TOKEN_COLUMNS, "responses", "transcriptions", "unpriced", "sessions")
+            for f in (
+                *TOKEN_COLUMNS,
+                "responses",
+                "transcriptions",
+                "durations",
+                "unpriced",
+                "sessions",
+            )
         },
-        "transcription_seconds": {"type": "string"},
+        "seconds": {
+            "type": "string",
+            "description": "Seconds of audio billed by duration (GPT-Live, translation, "
+            "ASR priced per minute); a decimal string.",
+        },
+        "transcription_seconds": {
+            "type": "string",
+            "deprecated": True,
+            "description": "The same as seconds (its name before GPT-Live).",
+        },
         "cost_usd": _MONEY,
     }
     session_properties: dict[str, Any] = {

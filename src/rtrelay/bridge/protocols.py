@@ -11,12 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
-from rtrelay.bridge.metering import RealtimeMeter, SessionUsage
-from rtrelay.bridge.taps import ClientTap, ServerTap, client_tap, server_tap
+from rtrelay.bridge.duration_metering import LiveMeter, TranslationMeter
+from rtrelay.bridge.metering import Billing, BillingArgs, Observe, RealtimeMeter, SessionUsage
+from rtrelay.bridge.taps import (
+    ClientTap,
+    ServerTap,
+    client_tap,
+    live_client_tap,
+    live_server_tap,
+    server_tap,
+    translation_client_tap,
+    translation_server_tap,
+)
 from rtrelay.errors import InvalidEvent
-from rtrelay.ledger.prices import PriceTable, Usage
+from rtrelay.ledger.prices import PriceTable
 from rtrelay.ledger.writer import LedgerSink, SpendBook
 
 __all__ = ["LIVE", "REALTIME", "TRANSLATION", "Meter", "WireProtocol", "make_meter"]
@@ -49,6 +59,8 @@ class Meter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WireProtocol:
+    """One protocol's taps, clean ending and main unit (the edge picks it by route)."""
+
     name: Literal["realtime", "live", "translation"]
     client_tap: Callable[[bytes], ClientTap | InvalidEvent | None]
     server_tap: Callable[[bytes], ServerTap | None]
@@ -59,12 +71,23 @@ class WireProtocol:
     """How the protocol's main usage is priced."""
 
 
-REALTIME = WireProtocol("realtime", client_tap, server_tap, None, "tokens")
-# Skeleton: the Live and translation taps and meters replace these (issue 14).
-LIVE = WireProtocol("live", client_tap, server_tap, b'{"type":"session.close"}', "seconds")
-TRANSLATION = WireProtocol(
-    "translation", client_tap, server_tap, b'{"type":"session.close"}', "seconds"
+_SESSION_CLOSE: Final = b'{"type":"session.close"}'
+
+REALTIME: Final = WireProtocol("realtime", client_tap, server_tap, None, "tokens")
+"""``/v1/realtime``: tokens from ``response.done``; transcriptions in tokens or seconds."""
+LIVE: Final = WireProtocol("live", live_client_tap, live_server_tap, _SESSION_CLOSE, "seconds")
+"""``/v1/live/sessions``: cumulative seconds from ``session.usage.updated``, and the tokens
+of delegated responses."""
+TRANSLATION: Final = WireProtocol(
+    "translation", translation_client_tap, translation_server_tap, _SESSION_CLOSE, "seconds"
 )
+"""``/v1/realtime/translations``: seconds of input audio, measured by the relay."""
+
+_METERS: Final[dict[str, type[Billing]]] = {
+    "realtime": RealtimeMeter,
+    "live": LiveMeter,
+    "translation": TranslationMeter,
+}
 
 
 def make_meter(
@@ -76,10 +99,18 @@ def make_meter(
     prices: PriceTable,
     writer: LedgerSink | None,
     spend: SpendBook | None,
-    observe: Callable[[str, Usage, Decimal | None], None] | None,
+    observe: Observe | None,
+    webrtc: bool = False,
 ) -> Meter:
-    """The meter of one session of ``protocol``."""
-    return RealtimeMeter(
+    """The meter of one session of ``protocol``.
+
+    ``model`` prices the protocol's main usage: the session's model (``gpt-live-1``,
+    ``gpt-realtime-translate``, a Realtime model). With ``writer``, ``spend`` and
+    ``observe`` ``None`` the meter counts but writes no row and adds no spend. ``webrtc``:
+    a GPT-Live session created by ``POST`` (metered on the relay's sideband), which OpenAI
+    bills 15 s at least (``LiveMeter``).
+    """
+    args = BillingArgs(
         session_id=session_id,
         model=model,
         key_id=key_id,
@@ -88,3 +119,7 @@ def make_meter(
         spend=spend,
         observe=observe,
     )
+    if protocol.name == "live":
+        return LiveMeter(webrtc=webrtc, **args)
+    meter: Meter = _METERS[protocol.name](**args)
+    return meter

@@ -17,7 +17,7 @@ from rtrelay.console.signin import see_other
 from rtrelay.console.state import CONSOLE, Console, error_page, page
 from rtrelay.errors import EndedByOperator
 from rtrelay.ledger.keys import KeyRecord, text_problem
-from rtrelay.ledger.records import ResponseRecord, SessionRow, UsageRecord
+from rtrelay.ledger.records import DurationRecord, ResponseRecord, SessionRow, UsageRecord
 from rtrelay.ledger.store import resolve_key
 
 if TYPE_CHECKING:
@@ -132,7 +132,10 @@ def _usage_line(record: UsageRecord) -> TimelineEntry:
             f"out ({u.output_audio} audio); {cost}"
         )
         return TimelineEntry(record.at, f"response {record.response_id}", detail)
-    seconds = f"{u.transcription_seconds} s, " if u.transcription_seconds else ""
+    if isinstance(record, DurationRecord):
+        detail = f"{record.model}; {u.seconds} s of audio; {cost}"
+        return TimelineEntry(record.at, f"audio {record.ref}", detail)
+    seconds = f"{u.seconds} s, " if u.seconds else ""
     detail = f"{record.model}; {seconds}{u.input_tokens} tokens in, {u.output_tokens} out; {cost}"
     return TimelineEntry(record.at, f"transcription {record.item_id}", detail)
 

@@ -100,7 +100,8 @@ def _decimal(value: Any) -> Decimal | None:
 
 def _usage(value: Any) -> Usage:
     fields = dict(value)
-    fields["transcription_seconds"] = Decimal(fields.get("transcription_seconds", 0))
+    # Lines journaled before issue 14 call the seconds "transcription_seconds".
+    fields["seconds"] = Decimal(fields.pop("seconds", fields.pop("transcription_seconds", 0)))
     return Usage(**fields)
 
 

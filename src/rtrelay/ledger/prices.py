@@ -1,7 +1,8 @@
 """Token prices, usage parsed from the provider's events, and the cost arithmetic.
 
-Prices are USD per 1M tokens (``per_minute`` is USD per minute of audio, for ASR
-models billed by duration), as published (protocol.md §8). Every figure is a
+Prices are USD per 1M tokens (``per_minute``/``per_second`` are USD per minute/second
+of audio, for models billed by duration), as published (protocol.md §8, and the model
+pages cited at each row). Every figure is a
 ``Decimal``: a ledger an operator bills from must add up to the cent, and binary
 floats do not.
 """
@@ -12,14 +13,16 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 __all__ = [
     "DEFAULT_PRICES",
+    "LIVE_WEBRTC_START_S",
     "MONEY_QUANTUM",
     "PRICE_FIELDS",
     "Price",
     "PriceTable",
+    "Unit",
     "Usage",
     "cost",
     "money",
@@ -27,6 +30,15 @@ __all__ = [
 
 MONEY_QUANTUM: Final = Decimal("1e-10")
 """Costs are rounded (half-even) to 1e-10 USD: exact for every published price."""
+
+Unit = Literal["tokens", "seconds"]
+"""What a usage row counts: tokens, or seconds of audio for duration-priced models."""
+
+LIVE_WEBRTC_START_S: Final = 15
+"""Seconds of GPT-Live a WebRTC ``POST /v1/live/sessions`` bills while the session
+initializes, credited against its duration once it runs: "Don't add another 15 seconds
+to the running session's duration" (https://developers.openai.com/api/docs/guides/voice-latency-cost,
+"WebRTC initialization charges"). So a WebRTC session costs at least this long."""
 
 _MILLION: Final = Decimal(1_000_000)
 _SIXTY: Final = Decimal(60)
@@ -45,6 +57,14 @@ class Price:
     image_in: Decimal | None = None
     image_cached: Decimal | None = None
     per_minute: Decimal | None = None
+    """USD per minute of audio, for models billed by duration (ASR, translation)."""
+    per_second: Decimal | None = None
+    """USD per second of audio (GPT-Live); takes precedence over ``per_minute``."""
+
+    @property
+    def by_duration(self) -> bool:
+        """Whether the model's main usage is priced in seconds rather than tokens."""
+        return self.per_second is not None or self.per_minute is not None
 
 
 PRICE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Price))
@@ -75,22 +95,47 @@ _GPT_4O_REALTIME: Final = _p("5.00", "2.50", "20.00", "40.00", "2.50", "80.00")
 _GPT_4O_REALTIME_LAUNCH: Final = _p("5.00", "2.50", "20.00", "100.00", "20.00", "200.00")
 _GPT_4O_MINI_REALTIME: Final = _p("0.60", "0.30", "2.40", "10.00", "0.30", "20.00")
 
+_GPT_REALTIME_2: Final = dataclasses.replace(_GPT_REALTIME, text_out=Decimal("24.00"))
+_LIVE: Final = Price(per_minute=Decimal("0.05"))
+_STREAMING_ASR: Final = Price(per_minute=Decimal("0.017"))
+
 DEFAULT_PRICES: Final[Mapping[str, Price]] = {
     # protocol.md §8; dated names are the snapshots the aliases pointed at.
     "gpt-realtime": _GPT_REALTIME,
     "gpt-realtime-2025-08-28": _GPT_REALTIME,
     "gpt-realtime-1.5": _GPT_REALTIME,
-    "gpt-realtime-2": dataclasses.replace(_GPT_REALTIME, text_out=Decimal("24.00")),
+    "gpt-realtime-2": _GPT_REALTIME_2,
+    # https://developers.openai.com/api/docs/models/gpt-realtime-2.1: as gpt-realtime-2.
+    # Reasoning tokens are output tokens (the pages: "Higher reasoning effort can increase
+    # ... output token usage"); see Usage.from_response_done.
+    "gpt-realtime-2.1": _GPT_REALTIME_2,
     "gpt-realtime-mini": _GPT_REALTIME_MINI,
     "gpt-realtime-mini-2025-10-06": _GPT_REALTIME_MINI,
+    # https://developers.openai.com/api/docs/models/gpt-realtime-2.1-mini: as gpt-realtime-mini.
+    "gpt-realtime-2.1-mini": _GPT_REALTIME_MINI,
     "gpt-4o-realtime-preview": _GPT_4O_REALTIME,
     "gpt-4o-realtime-preview-2024-12-17": _GPT_4O_REALTIME,
     "gpt-4o-realtime-preview-2025-06-03": _GPT_4O_REALTIME,
     "gpt-4o-realtime-preview-2024-10-01": _GPT_4O_REALTIME_LAUNCH,
     "gpt-4o-mini-realtime-preview": _GPT_4O_MINI_REALTIME,
     "gpt-4o-mini-realtime-preview-2024-12-17": _GPT_4O_MINI_REALTIME,
+    # GPT-Live: "$0.05 per minute, billed per second", not rounded up
+    # (https://developers.openai.com/api/docs/models/gpt-live-1). gpt-live-1.1 has the same
+    # active rate and $0.02/min standby for paused WebRTC sessions
+    # (https://developers.openai.com/api/docs/models/gpt-live-1.1); usage events do not
+    # split the two, so every second is priced active: a bill never above this estimate.
+    "gpt-live-1": _LIVE,
+    "gpt-live-1.1": _LIVE,
+    # Realtime translation, per minute of audio
+    # (https://developers.openai.com/api/docs/models/gpt-realtime-translate).
+    "gpt-realtime-translate": Price(per_minute=Decimal("0.034")),
     # Input transcription is billed at the ASR model's own price (protocol.md §8).
     "whisper-1": Price(per_minute=Decimal("0.006")),
+    # Streaming ASR priced by audio duration
+    # (https://developers.openai.com/api/docs/models/gpt-realtime-whisper and
+    # https://developers.openai.com/api/docs/models/gpt-live-transcribe).
+    "gpt-realtime-whisper": _STREAMING_ASR,
+    "gpt-live-transcribe": _STREAMING_ASR,
     "gpt-4o-transcribe": Price(
         text_in=Decimal("2.50"), audio_in=Decimal("6.00"), text_out=Decimal("10.00")
     ),
@@ -162,7 +207,20 @@ class Usage:
     cached_image: int = 0
     output_text: int = 0
     output_audio: int = 0
-    transcription_seconds: Decimal = Decimal(0)
+    seconds: Decimal = Decimal(0)
+    """Seconds of audio billed by duration (Live, translation, ASR priced per minute)."""
+
+    @property
+    def unit(self) -> Unit:
+        """``seconds`` for usage counted only in seconds, else ``tokens``."""
+        if self.seconds and not (self.input_tokens or self.output_tokens):
+            return "seconds"
+        return "tokens"
+
+    @classmethod
+    def of_seconds(cls, seconds: Decimal) -> Usage:
+        """Duration usage (never negative)."""
+        return cls(seconds=max(seconds, Decimal(0)))
 
     @property
     def input_tokens(self) -> int:
@@ -201,8 +259,9 @@ class Usage:
             c_audio = cached - c_text
             c_image = 0
         out_text, out_audio = _int(out, "text_tokens"), _int(out, "audio_tokens")
-        if not out:
-            out_text = _int(usage, "output_tokens")
+        # Output not in the text/audio split (a reasoning model's reasoning tokens) is
+        # billed as text output, as OpenAI bills reasoning.
+        out_text += max(_int(usage, "output_tokens") - out_text - out_audio, 0)
         return cls(
             input_text=text,
             input_audio=audio,
@@ -212,6 +271,21 @@ class Usage:
             cached_image=min(c_image, image),
             output_text=out_text,
             output_audio=out_audio,
+        )
+
+    @classmethod
+    def from_responses(cls, usage: Mapping[str, Any]) -> Usage:
+        """Parse the Responses API's ``response.usage`` (a Live delegated response).
+
+        ``input_tokens`` with ``input_tokens_details.cached_tokens`` and ``output_tokens``,
+        which already include ``output_tokens_details.reasoning_tokens``: reasoning is
+        billed as output (https://platform.openai.com/docs/guides/reasoning, "reasoning
+        tokens ... are billed as output tokens"). A delegated response is text.
+        """
+        text = _int(usage, "input_tokens")
+        cached = _int(_dict(usage.get("input_tokens_details")), "cached_tokens")
+        return cls(
+            input_text=text, cached_text=min(cached, text), output_text=_int(usage, "output_tokens")
         )
 
     @classmethod
@@ -233,7 +307,7 @@ class Usage:
                 return cls()
             if not value.is_finite() or value <= 0:
                 return cls()
-            return cls(transcription_seconds=value)
+            return cls(seconds=value)
         inp = _dict(usage.get("input_token_details"))
         if inp:
             text, audio = _int(inp, "text_tokens"), _int(inp, "audio_tokens")
@@ -268,10 +342,13 @@ def cost(price: Price, usage: Usage) -> Decimal | None:
                 return None
             per_million += tokens * unit
     total = per_million / _MILLION
-    if usage.transcription_seconds:
-        if price.per_minute is None:
+    if usage.seconds:
+        if price.per_second is not None:
+            total += usage.seconds * price.per_second
+        elif price.per_minute is not None:
+            total += usage.seconds * price.per_minute / _SIXTY
+        else:
             return None
-        total += usage.transcription_seconds * price.per_minute / _SIXTY
     return money(total)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "TEXT_LIMITS",
     "CallRecord",
     "ChannelAttempt",
+    "DurationRecord",
     "Grouping",
     "Record",
     "Refusal",
@@ -236,7 +237,53 @@ class TranscriptionRecord:
         )
 
 
-UsageRecord = ResponseRecord | TranscriptionRecord
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DurationRecord:
+    """Seconds of a duration-priced session (GPT-Live, translation): once per (session, ref).
+
+    ``ref`` is derived from what was measured, never from when it was written, so a
+    replayed event or journal line names the same row: Live uses the cumulative
+    seconds reported (``live:<ms>``), translation the interval number (``tr:<n>``).
+    """
+
+    session_id: str
+    ref: str
+    model: str
+    usage: Usage
+    """``Usage.of_seconds``: the seconds this row adds, not a running total."""
+    cost_usd: Decimal | None
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _clip_fields(self, session_id="id", ref="id", model="model")
+
+    @property
+    def priced(self) -> bool:
+        return self.cost_usd is not None
+
+    @classmethod
+    def priced_by(
+        cls,
+        prices: PriceTable,
+        *,
+        session_id: str,
+        ref: str,
+        model: str,
+        seconds: Decimal,
+        at: datetime,
+    ) -> DurationRecord:
+        usage = Usage.of_seconds(seconds)
+        return cls(
+            session_id=session_id,
+            ref=ref,
+            model=model,
+            usage=usage,
+            cost_usd=prices.cost(model, usage),
+            at=at,
+        )
+
+
+UsageRecord = ResponseRecord | TranscriptionRecord | DurationRecord
 """What ``LedgerStore.record_usage`` writes: one billable row each."""
 
 
@@ -304,14 +351,17 @@ class UsageRow:
     cached_image: int
     output_text: int
     output_audio: int
-    transcription_seconds: Decimal
+    seconds: Decimal
+    """Seconds of audio billed by duration (Live, translation, ASR priced per minute)."""
     cost_usd: Decimal
     """Sum over priced rows only; see ``unpriced``."""
     responses: int
     transcriptions: int
     unpriced: int
-    """Rows metered in tokens but without a price (unknown model)."""
+    """Rows metered (in tokens or seconds) but without a price (unknown model)."""
     sessions: int
+    durations: int = 0
+    """Rows of GPT-Live or translation seconds (``DurationRecord``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -365,7 +415,7 @@ class CallRecord:
     ended_at: datetime | None = None
 
 
-Record = SessionStart | SessionEnd | ResponseRecord | TranscriptionRecord | Refusal
+Record = SessionStart | SessionEnd | ResponseRecord | TranscriptionRecord | DurationRecord | Refusal
 """What the relay hands the ledger (``LedgerSink.submit``), and what its journal holds.
 
 The one list of record kinds: the journal reads its kinds from it and the writer's

@@ -70,7 +70,7 @@ def render_usage(
         return out.getvalue().rstrip("\n")
     headers = [by.upper(), *(["NAME"] if by == "key" else [])]
     headers += ["SESSIONS", "RESPONSES", *(h for _, h in _TOKEN_HEADERS)]
-    headers += ["ASR SECONDS", "COST USD", "UNPRICED"]
+    headers += ["SECONDS", "COST USD", "UNPRICED"]
     table = [_table_row(r, by) for r in rows]
     if rows:
         table.append(_total_row(rows, by))
@@ -78,7 +78,7 @@ def render_usage(
 
 
 _OPTIONAL: Final = frozenset(
-    {*(h for _, h in _TOKEN_HEADERS), "IN", "CACHED", "OUT", "ASR SECONDS", "UNPRICED"}
+    {*(h for _, h in _TOKEN_HEADERS), "IN", "CACHED", "OUT", "SECONDS", "UNPRICED"}
 )
 """Columns a narrow table may leave out when they are zero in every row."""
 _SUMMED: Final = (
@@ -151,7 +151,7 @@ def _table_row(row: UsageRow, by: Grouping) -> list[Any]:
     out: list[Any] = [row.group, *([row.name] if by == "key" else [])]
     out += [row.sessions, row.responses + row.transcriptions]
     out += [getattr(row, field) for field, _ in _TOKEN_HEADERS]
-    out += [row.transcription_seconds, row.cost_usd, row.unpriced]
+    out += [row.seconds, row.cost_usd, row.unpriced]
     return out
 
 
@@ -161,7 +161,7 @@ def _total_row(rows: Sequence[UsageRow], by: Grouping) -> list[Any]:
     out.append(None if by == "day" else sum(r.sessions for r in rows))
     out.append(sum(r.responses + r.transcriptions for r in rows))
     out += [sum(getattr(r, field) for r in rows) for field, _ in _TOKEN_HEADERS]
-    out.append(sum((r.transcription_seconds for r in rows), Decimal(0)))
+    out.append(sum((r.seconds for r in rows), Decimal(0)))
     out.append(sum((r.cost_usd for r in rows), Decimal(0)))
     out.append(sum(r.unpriced for r in rows))
     return out

@@ -217,7 +217,10 @@ usage_records: Final = sa.Table(
     sa.Column("cached_image", sa.BigInteger, nullable=False),
     sa.Column("output_text", sa.BigInteger, nullable=False),
     sa.Column("output_audio", sa.BigInteger, nullable=False),
-    sa.Column("transcription_seconds", ExactDecimal, nullable=False),
+    sa.Column("seconds", ExactDecimal, nullable=False),
+    sa.Column(
+        "unit", sa.String(8), nullable=False, server_default="tokens", comment="tokens | seconds"
+    ),
     sa.Column("cost_usd", ExactDecimal, nullable=True, comment="NULL when unpriced"),
     sa.Column("priced", sa.Boolean, nullable=False),
     sa.UniqueConstraint("session_id", "kind", "ref", name="uq_rtrelay_usage_session_kind_ref"),

@@ -33,6 +33,7 @@ from rtrelay.ledger.records import (
     ResponseRecord,
     SessionEnd,
     SessionStart,
+    TranscriptionRecord,
     UsageRecord,
     minute_of,
 )
@@ -213,8 +214,10 @@ def _end_values(end: SessionEnd) -> dict[str, Any]:
 def _usage_row(record: UsageRecord) -> dict[str, Any]:
     if isinstance(record, ResponseRecord):
         kind, ref, status = "response", record.response_id, record.status
-    else:
+    elif isinstance(record, TranscriptionRecord):
         kind, ref, status = "transcription", record.item_id, None
+    else:
+        kind, ref, status = "duration", record.ref, None
     usage = record.usage
     return {
         "session_id": record.session_id,
@@ -223,7 +226,8 @@ def _usage_row(record: UsageRecord) -> dict[str, Any]:
         "model": record.model,
         "status": status,
         "at": record.at,
-        "transcription_seconds": usage.transcription_seconds,
+        "unit": usage.unit,
+        "seconds": usage.seconds,
         "cost_usd": record.cost_usd,
         "priced": record.cost_usd is not None,
         **{c: getattr(usage, c) for c in TOKEN_COLUMNS},

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rtrelay.ledger.prices import Usage
 from rtrelay.ledger.records import (
+    DurationRecord,
     Grouping,
     Refusal,
     ResponseRecord,
@@ -62,10 +63,11 @@ class SqlReports:
         columns: list[Any] = [group.label("grp"), name.label("name")]
         columns += [sa.func.coalesce(sa.func.sum(u[c]), 0).label(c) for c in TOKEN_COLUMNS]
         columns += [
-            sa.func.coalesce(sa.func.sum(u.transcription_seconds), 0).label("seconds"),
+            sa.func.coalesce(sa.func.sum(u.seconds), 0).label("seconds"),
             sa.func.coalesce(sa.func.sum(u.cost_usd), 0).label("cost"),
             sa.func.count(sa.case((u.kind == "response", 1))).label("responses"),
             sa.func.count(sa.case((u.kind == "transcription", 1))).label("transcriptions"),
+            sa.func.count(sa.case((u.kind == "duration", 1))).label("durations"),
             sa.func.count(sa.case((u.priced.is_(False), 1))).label("unpriced"),
             sa.func.count(sa.distinct(u.session_id)).label("sessions"),
         ]
@@ -82,10 +84,11 @@ class SqlReports:
             UsageRow(
                 group=None if r.grp is None else str(r.grp),
                 name=r.name,
-                transcription_seconds=r.seconds,
+                seconds=r.seconds,
                 cost_usd=r.cost,
                 responses=int(r.responses),
                 transcriptions=int(r.transcriptions),
+                durations=int(r.durations),
                 unpriced=int(r.unpriced),
                 sessions=int(r.sessions),
                 **{c: int(getattr(r, c)) for c in TOKEN_COLUMNS},
@@ -203,13 +206,22 @@ def _window(
 
 def _usage_record(row: Row[Any]) -> UsageRecord:
     usage = Usage(
-        transcription_seconds=row.transcription_seconds,
+        seconds=row.seconds,
         **{c: int(getattr(row, c)) for c in TOKEN_COLUMNS},
     )
     if row.kind == "transcription":
         return TranscriptionRecord(
             session_id=row.session_id,
             item_id=row.ref,
+            model=row.model,
+            usage=usage,
+            cost_usd=row.cost_usd,
+            at=row.at,
+        )
+    if row.kind == "duration":
+        return DurationRecord(
+            session_id=row.session_id,
+            ref=row.ref,
             model=row.model,
             usage=usage,
             cost_usd=row.cost_usd,

@@ -51,7 +51,8 @@ def key_view(
 
 def usage_view(row: UsageRow) -> dict[str, Any]:
     view: dict[str, Any] = dataclasses.asdict(row)
-    view["transcription_seconds"] = _money(row.transcription_seconds)
+    view["seconds"] = _money(row.seconds)
+    view["transcription_seconds"] = view["seconds"]  # the name before issue 14 (deprecated)
     view["cost_usd"] = _money(row.cost_usd)
     return view
 

@@ -52,6 +52,7 @@ from rtrelay.cache import LoadingCache
 from rtrelay.ledger.exceptions import SessionExists, StoreError, StoreUnavailable, UnknownSession
 from rtrelay.ledger.journal import Entry, Journal, encode
 from rtrelay.ledger.records import (
+    DurationRecord,
     Record,
     Refusal,
     RefusalCount,
@@ -129,6 +130,7 @@ KINDS: Final[Mapping[type, RecordKind]] = {
     SessionStart: RecordKind(lambda store, run: store.open_sessions(run)),
     ResponseRecord: _USAGE,  # a response and a transcription are usage rows alike
     TranscriptionRecord: _USAGE,
+    DurationRecord: _USAGE,
     SessionEnd: RecordKind(lambda store, run: store.close_session(run[0]), batches=False),
     Refusal: RecordKind(lambda store, run: store.record_refusals(run)),
 }

@@ -29,6 +29,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_multiprocess
 
 from rtrelay.errors import ERROR_CLASSES
+from rtrelay.ledger.prices import Usage
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -171,6 +172,18 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.usage_seconds = Counter(
+            "rtrelay_usage_seconds",
+            "Metered seconds of audio billed by duration (GPT-Live, translation, ASR), by model.",
+            ["model"],
+            registry=r,
+        )
+        self.unpriced_usage = Counter(
+            "rtrelay_unpriced_usage",
+            "Usage rows metered for a model with no price, by model and unit (tokens|seconds).",
+            ["model", "unit"],
+            registry=r,
+        )
         self.budget_refusals = Counter(
             "rtrelay_budget_refusals",
             "Refusals for a spent budget: at connect, on response.create, responses cancelled.",
@@ -248,14 +261,37 @@ class Metrics:
         self.bytes_in = self.bytes.labels("client_to_upstream")
         self.bytes_out = self.bytes.labels("upstream_to_client")
 
-    def observe_usage(self, model: str, tokens: dict[str, int], cost: Decimal | None) -> None:
+    def observe_usage(
+        self, model: str, tokens: dict[str, int], cost: Decimal | None, unit: str = "tokens"
+    ) -> None:
         for modality, count in tokens.items():
             if count:
                 self.tokens.labels(model, modality).inc(count)
-        if cost is None:
-            self.unpriced.labels(model).inc()
-        else:
+        if cost is not None:
             self.cost.labels(model).inc(float(cost))
+            return
+        self.unpriced_usage.labels(model, unit).inc()
+        if unit == "tokens":
+            self.unpriced.labels(model).inc()
+
+    def observe_metered(self, model: str, usage: Usage, cost: Decimal | None) -> None:
+        """A meter's ``observe`` hook (``bridge.metering.Observe``): one metered record's
+        tokens by modality, seconds, cost, or that it has no price."""
+        self.observe_usage(
+            model,
+            {
+                "text_in": usage.input_text - usage.cached_text,
+                "audio_in": usage.input_audio - usage.cached_audio,
+                "image_in": usage.input_image - usage.cached_image,
+                "cached_in": usage.cached_text + usage.cached_audio + usage.cached_image,
+                "text_out": usage.output_text,
+                "audio_out": usage.output_audio,
+            },
+            cost,
+            usage.unit,
+        )
+        if usage.seconds:
+            self.usage_seconds.labels(model).inc(float(usage.seconds))
 
     def observe_ledger(self, snapshot: Mapping[str, int]) -> None:
         """Fold the ledger writer's running totals (``LedgerWriter.snapshot()``) into the series."""
