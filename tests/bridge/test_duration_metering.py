@@ -315,3 +315,15 @@ def test_metrics_show_seconds_and_unpriced_usage_by_unit() -> None:
     # The older series counts unpriced responses, in tokens, only.
     assert r.get_sample_value("rtrelay_unpriced_responses_total", {"model": "gpt-live-x"}) is None
     assert r.get_sample_value("rtrelay_unpriced_responses_total", {"model": "gpt-x"}) == 1
+
+
+def test_live_session_closed_carries_the_final_cumulative_seconds() -> None:
+    m, sink = meter()
+    m.usage_event("session.usage.updated", usage(4.0))
+    closed = {"type": "session.closed", "reason": "close_requested", "usage": {"seconds": 4.75}}
+    m.usage_event("session.closed", closed)
+    m.finish(10.0)
+    assert [(r.ref, r.usage.seconds) for r in sink.durations()] == [
+        ("live:4000", Decimal(4)),
+        ("live:4750", Decimal("0.75")),
+    ]

@@ -251,6 +251,8 @@ def test_live_server_tap_picks_usage_start_and_finished_delegated_responses() ->
         "event": {"type": "response.completed", "response": {"id": "r", "usage": {}}},
     }
     assert live_server_tap(frame(done)) == ("response.event", done)
+    closed = {"type": "session.closed", "reason": "expired", "usage": {"seconds": 9.5}}
+    assert live_server_tap(frame(closed)) == ("session.closed", closed)
 
 
 @pytest.mark.parametrize(

@@ -8,19 +8,20 @@ budget check (on each usage event and on its timer) sees it.
 
 **GPT-Live** reports its own usage: ``session.usage.updated`` carries the session's
 *cumulative* audio seconds (``openai/types/live/session_usage.py``: "Do not sum this
-value across usage events"). The meter bills the increase over the highest value seen,
-in whole milliseconds, as a row ``live:<cumulative ms>``: a repeated or older
-(out-of-order) report bills nothing. Delegated work is billed from ``response.event``
-frames that wrap a finished Responses response with ``usage``: tokens, at the price of
-the model that response names (``response.model``, what OpenAI bills), else of the
-session's delegation model (``delegation.responses.model`` from ``session.start``,
-``session.started`` or ``session.update``), once per response id. A session that was
-started but ended before its first usage report (they come every few seconds) is billed
-on ``finish`` by the relay's own measure, the seconds it was open upstream
-(``live:unreported``): OpenAI bills a Live session's whole open time, silence included
-(its "voice latency and cost" guide), so a short session is never free. A WebRTC
-session costs at least ``LIVE_WEBRTC_START_S`` (OpenAI's initialization charge, credited
-against reported seconds, so only a session that never reports pays it apart).
+value across usage events"), and ``session.closed`` the final figure. The meter bills
+the increase over the highest value seen, in whole milliseconds, as a row
+``live:<cumulative ms>``: a repeated or older (out-of-order) report bills nothing.
+Delegated work is billed from ``response.event`` frames that wrap a finished Responses
+response with ``usage``: tokens, at the price of the model that response names
+(``response.model``, what OpenAI bills), else of the session's delegation model
+(``delegation.responses.model`` from ``session.start``, ``session.started`` or
+``session.update``), once per response id. A session that was started but ended before
+its first usage report (they come every few seconds) is billed on ``finish`` by the
+relay's own measure, the seconds it was open upstream (``live:unreported``): OpenAI
+bills a Live session's whole open time, silence included (its "voice latency and cost"
+guide), so a short session is never free. A WebRTC session costs at least
+``LIVE_WEBRTC_START_S`` (OpenAI's initialization charge, credited against reported
+seconds, so only a session that never reports pays it apart).
 
 **Translation** reports no usage. OpenAI bills it per minute of audio translated; the
 model consumes the client's input stream as contiguous model time ("If a client stops
@@ -103,7 +104,7 @@ class LiveMeter(Billing):
         self._note_delegation(event.get("session"))
 
     def usage_event(self, kind: str, event: dict[str, Any]) -> None:
-        if kind == "session.usage.updated":
+        if kind in ("session.usage.updated", "session.closed"):
             self._usage_updated(event)
         elif kind == "response.event":
             self._delegated(event)

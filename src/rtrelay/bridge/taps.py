@@ -267,9 +267,15 @@ server_tap: Final = _server_tap(
 )
 """The Realtime server tap: ``response.created``/``.done`` and transcription completions."""
 
-LIVE_SERVER_EVENTS: Final = ("session.usage.updated", "response.event", "session.started")
-"""GPT-Live server events the meter reads: cumulative seconds, delegated responses (only
-those that end with usage, see ``delegated_usage``) and the resolved session config."""
+LIVE_SERVER_EVENTS: Final = (
+    "session.usage.updated",
+    "response.event",
+    "session.started",
+    "session.closed",
+)
+"""GPT-Live server events the meter reads: cumulative seconds (``session.closed`` carries
+the final figure), delegated responses (only those that end with usage, see
+``delegated_usage``) and the resolved session config."""
 DELEGATED_TERMINAL: Final = frozenset(
     {"response.completed", "response.incomplete", "response.failed"}
 )
