@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import pytest
 from hypothesis import given
@@ -19,7 +19,7 @@ from rtrelay.bridge.metering import Billing
 from rtrelay.bridge.protocols import LIVE, REALTIME, TRANSLATION, make_meter
 from rtrelay.bridge.taps import AUDIO_BYTES, TRANSLATION_APPEND
 from rtrelay.ledger.prices import PriceTable, Usage
-from rtrelay.ledger.records import DurationRecord, Record, ResponseRecord
+from rtrelay.ledger.records import DurationRecord, Record, ResponseRecord, TranscriptionRecord
 from rtrelay.ledger.store import Store
 from rtrelay.ledger.writer import SpendBook
 from rtrelay.observe.metrics import Metrics
@@ -327,3 +327,31 @@ def test_live_session_closed_carries_the_final_cumulative_seconds() -> None:
         ("live:4000", Decimal(4)),
         ("live:4750", Decimal("0.75")),
     ]
+
+
+WHISPER: Final = {"model": "gpt-realtime-whisper"}
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"session": {"type": "transcription", "audio": {"input": {"transcription": WHISPER}}}},
+        {"session": {"input_audio_transcription": WHISPER}},  # beta transcription_session
+    ],
+)
+def test_a_transcription_session_bills_duration_usage_at_its_models_minute_price(
+    update: dict[str, Any],
+) -> None:
+    m, sink = meter("realtime", "")  # intent=transcription: no model in the URL
+    m.client_event("session.update", update)
+    done: dict[str, Any] = {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "item_id": "item_1",
+        "transcript": "hello",
+        "usage": {"type": "duration", "seconds": 30},
+    }
+    m.usage_event("conversation.item.input_audio_transcription.completed", done)
+    [record] = sink.records
+    assert isinstance(record, TranscriptionRecord)
+    assert (record.model, record.usage.unit) == ("gpt-realtime-whisper", "seconds")
+    assert record.cost_usd == Decimal("0.0085")  # 30 s at $0.017 a minute
