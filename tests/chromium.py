@@ -6,17 +6,31 @@ Never a browser Playwright downloads: the machine's own, installed by
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Final
 
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-__all__ = ["CHROMIUM", "browser", "chromium_path"]
+__all__ = ["CHROMIUM", "MEDIA_FLAGS", "browser", "chromium_path", "media_browser"]
 
 CHROMIUM: Final = "/usr/bin/chromium"
+FLAGS: Final = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+MEDIA_FLAGS: Final = (
+    "--use-fake-ui-for-media-stream",  # getUserMedia allowed without asking
+    "--use-fake-device-for-media-stream",  # a fake microphone
+    "--allow-loopback-in-peer-connection",  # ICE may pair on 127.0.0.1 (no STUN anywhere)
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +44,21 @@ def chromium_path() -> str:
 
 @pytest.fixture
 async def browser(chromium_path: str) -> AsyncIterator[Browser]:
+    async with _launched(chromium_path, FLAGS) as launched:
+        yield launched
+
+
+@pytest.fixture
+async def media_browser(chromium_path: str) -> AsyncIterator[Browser]:
+    """Chromium for WebRTC pages: a fake microphone, and ICE allowed on loopback."""
+    async with _launched(chromium_path, (*FLAGS, *MEDIA_FLAGS)) as launched:
+        yield launched
+
+
+@contextlib.asynccontextmanager
+async def _launched(path: str, flags: Sequence[str]) -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=chromium_path,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = await pw.chromium.launch(executable_path=path, args=list(flags))
         try:
             yield browser
         finally:

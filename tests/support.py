@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
+import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+import textwrap
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import orjson
@@ -304,3 +309,95 @@ models = ["gpt-realtime"]
 """
     )
     return path
+
+
+@dataclass(slots=True)
+class Demo:
+    """A running ``rtrelay serve --demo`` and what its banner said.
+
+    Attributes:
+        banner: everything it printed on stdout up to and with the ``Ctrl-C`` line.
+        key: the demo key; admin_token: the console's token when the demo made one up.
+        log: its stderr (``demo.log`` in ``cwd``).
+    """
+
+    process: asyncio.subprocess.Process
+    banner: str
+    key: str
+    admin_token: str | None
+    port: int
+    cwd: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def line(self, label: str) -> str:
+        """The rest of the banner line labelled ``label`` (``try it``, ``endpoint``…)."""
+        match = re.search(rf"^  {label}\s+(.+)$", self.banner, re.MULTILINE)
+        assert match is not None, label
+        return match.group(1)
+
+    def block(self, start: str, end: str) -> str:
+        """The indented code between the lines starting ``start`` and ``end``, dedented."""
+        lines = self.banner.splitlines()
+        first = next(i for i, line in enumerate(lines) if line.startswith(start))
+        last = next(i for i, line in enumerate(lines) if i > first and line.startswith(end))
+        body = [line for line in lines[first + 1 : last] if line.startswith("    ") or not line]
+        return textwrap.dedent("\n".join(body)).strip() + "\n"
+
+
+DEMO_COMMAND: Final = (sys.executable, "-m", "rtrelay.cli.main")
+
+
+@contextlib.asynccontextmanager
+async def demo_process(
+    command: Sequence[str] = DEMO_COMMAND,
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> AsyncIterator[Demo]:
+    """Run ``COMMAND serve --demo --port P`` in ``cwd``; yield it once its banner is out.
+
+    ``command`` is how rtrelay is run (this interpreter by default, or a venv's
+    ``rtrelay`` script); ``env`` its whole environment (default: ours). Leaving the block
+    stops it with SIGTERM (SIGKILL after 30 s); ``demo.process.returncode`` is then its
+    exit status.
+    """
+    port = free_port()
+    log = cwd / "demo.log"
+    with log.open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            "serve",
+            "--demo",
+            "--port",
+            str(port),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
+    try:
+        assert proc.stdout is not None
+        banner = ""
+        async with asyncio.timeout(timeout):
+            while "Ctrl-C" not in banner:
+                line = await proc.stdout.readline()
+                assert line, f"rtrelay serve --demo exited: {log.read_text()[-2000:]}"
+                banner += line.decode()
+        key = re.search(r"demo key\s+(rk_\S+)", banner)
+        assert key is not None, banner
+        token = re.search(r"admin token (\S+)", banner)
+        yield Demo(proc, banner, key.group(1), token and token.group(1), port, cwd, log)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        try:
+            async with asyncio.timeout(30):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from rtrelay.cli.main import COMMANDS
-from support import free_port
+from support import Demo, demo_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,45 +93,18 @@ def test_bench_says_which_extra_to_install_and_exits_2(base_venv: Path, tmp_path
 
 
 @pytest.fixture
-async def base_demo(base_venv: Path, tmp_path: Path) -> AsyncIterator[tuple[int, str, str]]:
-    """``rtrelay serve --demo`` from the base install; yields its port, demo key and the admin
-    token it made up (the console's)."""
-    port = free_port()
-    with (tmp_path / "demo.log").open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            str(base_venv / "bin" / "rtrelay"),
-            "serve",
-            "--demo",
-            "--port",
-            str(port),
-            cwd=tmp_path,
-            env=isolated_env(),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log,
-        )
-    try:
-        assert proc.stdout is not None
-        banner = b""
-        async with asyncio.timeout(60):
-            while b"Ctrl-C" not in banner:
-                line = await proc.stdout.readline()
-                assert line, "rtrelay serve --demo exited: see demo.log"
-                banner += line
-        key = re.search(r"demo key\s+(rk_\S+)", banner.decode())
-        token = re.search(r"admin token (\S+)", banner.decode())
-        assert key is not None and token is not None
-        yield port, key.group(1), token.group(1)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        async with asyncio.timeout(30):
-            await proc.wait()
+async def base_demo(base_venv: Path, tmp_path: Path) -> AsyncIterator[Demo]:
+    """``rtrelay serve --demo`` from the base install (its log: ``demo.log``)."""
+    command = (str(base_venv / "bin" / "rtrelay"),)
+    async with demo_process(command, cwd=tmp_path, env=isolated_env()) as running:
+        assert running.admin_token is not None  # made up: no admin token was set
+        yield running
 
 
 async def test_serve_demo_on_the_base_install_answers_health_and_a_session(
-    base_demo: tuple[int, str, str],
+    base_demo: Demo,
 ) -> None:
-    port, key, _ = base_demo
+    port, key = base_demo.port, base_demo.key
     url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
@@ -145,10 +118,10 @@ async def test_serve_demo_on_the_base_install_answers_health_and_a_session(
 
 
 async def test_serve_demo_on_the_base_install_serves_the_console_and_its_assets(
-    base_demo: tuple[int, str, str],
+    base_demo: Demo,
 ) -> None:
     """Jinja2 is a base dependency and the templates and vendored assets are in the wheel."""
-    port, _, token = base_demo
+    port, token = base_demo.port, base_demo.admin_token
     base = f"http://127.0.0.1:{port}"
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:

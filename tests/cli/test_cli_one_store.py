@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from support import free_port
+from support import Demo, demo_process
 
 STORE_LINE = re.compile(r"store: (sqlite\+aiosqlite:///\S+?\.db)")
 
@@ -54,41 +54,16 @@ async def rtrelay(*argv: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, s
 
 
 @pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
-    """``rtrelay serve --demo`` run in ``tmp_path`` on defaults; yields its port and its log."""
-    port = free_port()
-    log = tmp_path / "demo.log"
-    with log.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "rtrelay.cli.main",
-            "serve",
-            "--demo",
-            "--port",
-            str(port),
-            cwd=tmp_path,
-            env=defaults_only(),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-        )
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(30):
-            while b"Ctrl-C" not in await proc.stdout.readline():
-                assert proc.returncode is None, "rtrelay serve --demo exited"
-        yield port, log
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        async with asyncio.timeout(30):
-            await proc.wait()
+async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
+    """``rtrelay serve --demo`` run in ``tmp_path`` on defaults."""
+    async with demo_process(cwd=tmp_path, env=defaults_only()) as running:
+        yield running
 
 
 async def test_a_key_made_beside_the_demo_opens_a_session_through_it(
-    demo: tuple[int, Path], tmp_path: Path
+    demo: Demo, tmp_path: Path
 ) -> None:
-    port, log = demo
+    port, log = demo.port, demo.log
     env = defaults_only()
     code, out, err = await rtrelay("keys", "create", "--name", "beside", cwd=tmp_path, env=env)
     assert code == 0, err

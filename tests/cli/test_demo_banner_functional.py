@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
-import textwrap
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser
 
 from rtrelay.cli._demo import demo_banner, rtrelay_command
-from support import free_port
+from support import Demo, demo_process, free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 RTRELAY = Path(sys.executable).with_name("rtrelay")
@@ -75,27 +74,6 @@ def test_with_tls_the_banner_prints_wss_and_https() -> None:
 # --- the real banner, run as printed -------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Demo:
-    banner: str
-    key: str
-    port: int
-    cwd: Path
-
-    def block(self, start: str, end: str) -> str:
-        """The indented code between the lines starting ``start`` and ``end``."""
-        lines = self.banner.splitlines()
-        first = next(i for i, line in enumerate(lines) if line.startswith(start))
-        last = next(i for i, line in enumerate(lines) if i > first and line.startswith(end))
-        body = [line for line in lines[first + 1 : last] if line.startswith("    ") or not line]
-        return textwrap.dedent("\n".join(body)).strip() + "\n"
-
-    def line(self, label: str) -> str:
-        match = re.search(rf"^  {label}\s+(.+)$", self.banner, re.MULTILINE)
-        assert match is not None, label
-        return match.group(1)
-
-
 def _env(**extra: str) -> dict[str, str]:
     # A reader's shell: no venv, and no asyncio debug mode (its slow-callback warnings on
     # a loaded machine would be mixed into the output the tests read).
@@ -106,33 +84,8 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        str(RTRELAY),
-        "serve",
-        "--demo",
-        "--port",
-        str(port),
-        cwd=tmp_path,
-        env=_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        banner = ""
-        async with asyncio.timeout(30):
-            while "Ctrl-C" not in banner:
-                line = await proc.stdout.readline()
-                assert line, "rtrelay serve --demo exited"
-                banner += line.decode()
-        key = re.search(r"demo key\s+(rk_\S+)", banner)
-        assert key is not None
-        yield Demo(banner, key.group(1), port, tmp_path)
-    finally:
-        proc.terminate()
-        async with asyncio.timeout(30):
-            await proc.wait()
+    async with demo_process((str(RTRELAY),), cwd=tmp_path, env=_env()) as running:
+        yield running
 
 
 async def _run(*argv: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
@@ -226,3 +179,41 @@ async def test_the_browser_example_mints_a_token_and_the_page_talks(
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def _blank_page(request: web.Request) -> web.Response:
+    return web.Response(text="<!doctype html><title>a page</title>", content_type="text/html")
+
+
+async def test_the_webrtc_snippet_runs_as_printed_in_chromium(
+    demo: Demo, media_browser: Browser
+) -> None:
+    """The banner's WebRTC code, as printed, in a page of another origin (a cross-origin
+    POST, as from a real site) with an ek_ token minted by the demo key: the call comes
+    up and ``session.created`` arrives on the ``oai-events`` channel."""
+    snippet = demo.block("Browser over WebRTC", "Ctrl-C")
+    assert f'fetch("{demo.url}/v1/realtime/calls?model=gpt-realtime"' in snippet
+    body = {"session": {"type": "realtime", "model": "gpt-realtime"}}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{demo.url}/v1/realtime/client_secrets",
+            json=body,
+            headers={"Authorization": f"Bearer {demo.key}"},
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            token = (await resp.json())["value"]
+    assert token.startswith("ek_")
+    page_app = web.Application()
+    page_app.router.add_get("/", _blank_page)
+    async with serving(page_app) as page_url:
+        page = await media_browser.new_page()
+        logged: list[str] = []
+        # console.log only: the page's own errors (its missing favicon) are not the call's
+        page.on("console", lambda m: logged.append(m.text) if m.type == "log" else None)
+        await page.goto(page_url)
+        await page.evaluate(f"async (token) => {{\n{snippet}\n}}", token)
+        async with asyncio.timeout(20):
+            while "session.created" not in logged:
+                await asyncio.sleep(0.05)
+        await page.close()
+    assert logged[0] == "session.created", logged

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import sys
 from pathlib import Path
 
 import aiohttp
 
-from support import free_port, running_relay, scripted_upstream, settings_for
+from support import demo_process, running_relay, scripted_upstream, settings_for
 
 
 async def test_a_client_that_stops_answering_pings_is_dropped_and_the_provider_leg_closed() -> None:
@@ -33,42 +31,17 @@ async def test_a_client_that_stops_answering_pings_is_dropped_and_the_provider_l
 
 
 async def test_demo_starts_with_nothing_configured_and_its_key_works(tmp_path: Path) -> None:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rtrelay.cli.main",
-        "serve",
-        "--demo",
-        "--port",
-        str(port),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        banner = b""
-        async with asyncio.timeout(30):
-            while b"Ctrl-C" not in banner:
-                line = await proc.stdout.readline()
-                assert line, "rtrelay serve --demo exited"
-                banner += line
-        text = banner.decode()
-        key = re.search(r"demo key\s+(rk_\S+)", text)
-        assert key is not None
-        assert f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime" in text
+    async with demo_process(cwd=tmp_path) as demo:
+        text = demo.banner
+        assert f"ws://127.0.0.1:{demo.port}/v1/realtime?model=gpt-realtime" in text
         assert "AsyncOpenAI" in text
         assert "new WebSocket" in text
-        url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
+        assert "RTCPeerConnection" in text
+        url = f"ws://127.0.0.1:{demo.port}/v1/realtime?model=gpt-realtime"
         async with (
             aiohttp.ClientSession() as http,
-            http.ws_connect(url, headers={"Authorization": f"Bearer {key.group(1)}"}) as ws,
+            http.ws_connect(url, headers={"Authorization": f"Bearer {demo.key}"}) as ws,
         ):
             assert (await ws.receive_json())["type"] == "session.created"
         assert (tmp_path / "rtrelay.db").exists()  # the default store every command uses
-    finally:
-        proc.terminate()
-        async with asyncio.timeout(30):
-            await proc.wait()
-    assert proc.returncode == 0
+    assert demo.process.returncode == 0

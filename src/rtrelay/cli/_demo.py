@@ -202,5 +202,23 @@ and the page connects with it:
 A page and a 60-line server that do this:
     RTRELAY_KEY={key} RTRELAY_URL={http}://{address} {example}
 
+Browser over WebRTC (OpenAI's guide; the same ek_ token as `token`): voice on the
+media tracks, events on the "oai-events" data channel; rtrelay meters every call:
+    const pc = new RTCPeerConnection();
+    const audio = new Audio();
+    audio.autoplay = true;
+    pc.ontrack = (e) => {{ audio.srcObject = e.streams[0]; }};
+    const mic = await navigator.mediaDevices.getUserMedia({{audio: true}});
+    pc.addTrack(mic.getTracks()[0]);
+    const dc = pc.createDataChannel("oai-events");
+    dc.onmessage = (e) => {{ const event = JSON.parse(e.data);
+        console.log(event.type === "error" ? event.error.message : event.type); }};
+    await pc.setLocalDescription(await pc.createOffer());
+    const answer = await fetch("{http}://{address}/v1/realtime/calls?model=gpt-realtime", {{
+        method: "POST", body: pc.localDescription.sdp,
+        headers: {{Authorization: `Bearer ${{token}}`, "Content-Type": "application/sdp"}}}});
+    if (!answer.ok) throw new Error(await answer.text());  // rtrelay's JSON says why
+    await pc.setRemoteDescription({{type: "answer", sdp: await answer.text()}});
+
 Ctrl-C stops the relay (live sessions get a drain window first).
 """
