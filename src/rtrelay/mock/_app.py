@@ -32,6 +32,7 @@ from rtrelay.mock._records import HandshakeRecord, SessionRecord
 from rtrelay.mock._response import Event
 from rtrelay.mock._session import SessionProtocol, Ticker
 from rtrelay.mock._state import STATE, MockState
+from rtrelay.mock._transcription import TranscriptionProtocol
 from rtrelay.mock._translation import TranslationProtocol
 from rtrelay.wire import CALL_ID_PARAM, LIVE_SESSIONS_PATH, TRANSLATIONS_PATH
 
@@ -51,7 +52,8 @@ def create_app(options: MockOptions | None = None, *, record: bool = True) -> we
     deployment=D`` (Azure preview, beta shape), ``GET /openai/v1/realtime?model=D`` (Azure
     GA) and ``GET /healthz``; WebRTC calls: ``POST /v1/realtime/calls`` (the offer),
     ``POST /v1/realtime/calls/{id}/accept|reject|refer|hangup`` and the sideband
-    ``GET /v1/realtime?call_id={id}``; GPT-Live ``GET /v1/live/sessions`` and realtime
+    ``GET /v1/realtime?call_id={id}``; transcription sessions
+    ``GET /v1/realtime?intent=transcription``; GPT-Live ``GET /v1/live/sessions`` and realtime
     translation ``GET /v1/realtime/translations?model=M`` (protocol.md §10).
 
     Args:
@@ -80,6 +82,8 @@ def _realtime_handler(endpoint: Endpoint) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         if endpoint is Endpoint.OPENAI and CALL_ID_PARAM in request.query:
             return await attach_sideband(request)
+        if endpoint is Endpoint.OPENAI and request.query.get("intent") == "transcription":
+            return await _upgrade(request, endpoint, _TRANSCRIPTION)
         return await _upgrade(request, endpoint, _REALTIME)
 
     return handler
@@ -123,6 +127,11 @@ def _live_session(decision: Accept, options: MockOptions) -> Started:
         usage = UsageTicker(protocol, reorder=options.reorder_usage)
         ticker = Ticker(options.live_usage_interval, usage.tick)
     return protocol, ticker
+
+
+def _transcription_session(decision: Accept, options: MockOptions) -> Started:
+    """A transcription session: no model in the URL, the config names a transcriber."""
+    return TranscriptionProtocol(now=time.time()), None
 
 
 def _translation_session(decision: Accept, options: MockOptions) -> Started:
@@ -200,7 +209,8 @@ async def _run_session(
     record = SessionRecord(
         session_id=None,
         path=request.path,
-        model="" if kind is _LIVE else decision.model,  # a Live model comes in session.start
+        # A Live model comes in session.start; a transcription session names none.
+        model="" if kind in (_LIVE, _TRANSCRIPTION) else decision.model,
         dialect=decision.dialect,
     )
     if state.record:
@@ -239,6 +249,8 @@ async def _run_session(
             state.update_idle()
             if isinstance(protocol, LiveProtocol):
                 record.model = protocol.model or ""
+            elif isinstance(protocol, TranscriptionProtocol):
+                record.model = protocol.transcription_model or ""
             logger.info(
                 "simulated session %s closed: client %s, server %s",
                 protocol.session_id,
@@ -265,6 +277,7 @@ class _Kind:
 _REALTIME: Final = _Kind(_realtime_session, error_event)
 _LIVE: Final = _Kind(_live_session, live_error_event)
 _TRANSLATION: Final = _Kind(_translation_session, error_event)
+_TRANSCRIPTION: Final = _Kind(_transcription_session, error_event)
 
 
 async def _close_sessions(app: web.Application) -> None:

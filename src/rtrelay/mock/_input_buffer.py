@@ -8,12 +8,16 @@ are milliseconds of audio appended since the session began, the clock OpenAI use
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
+from rtrelay.mock import _errors as errors
 from rtrelay.mock._audio import AudioFormat, bytes_per_ms, decode, sample_rate
 from rtrelay.mock._session_config import TurnDetection
 from rtrelay.mock._vad import EnergyVad, SpeechStarted
 
-__all__ = ["InputBuffer", "TurnEnded", "TurnStarted"]
+__all__ = ["MIN_COMMIT_MS", "InputBuffer", "TurnEnded", "TurnStarted"]
+
+MIN_COMMIT_MS: Final = 100  # less is input_audio_buffer_commit_empty (protocol.md §4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +103,14 @@ class InputBuffer:
         return turns
 
     def take_all(self) -> float:
-        """Commit everything buffered (``input_audio_buffer.commit``); return its length."""
+        """Commit everything buffered (``input_audio_buffer.commit``); return its length.
+
+        Raises:
+            ProviderError: less than ``MIN_COMMIT_MS`` is buffered (nothing is taken).
+        """
         taken = self.buffered_ms
+        if taken < MIN_COMMIT_MS:
+            raise errors.commit_empty(taken)
         self.clear()
         return taken
 

@@ -22,8 +22,8 @@ from rtrelay.mock._response import Event, ResponsePlan, ResponseStream, Step, re
 from rtrelay.mock._response_params import parse_response_params
 from rtrelay.mock._session import Inbound, dispatch
 from rtrelay.mock._session_config import SessionConfig, apply_update
-from rtrelay.mock._speech import heard_words
-from rtrelay.mock._usage import Segment, Tokens, cached_prefix, text_tokens, transcription_usage
+from rtrelay.mock._transcript import transcription_events
+from rtrelay.mock._usage import Segment, Tokens, cached_prefix, text_tokens
 
 __all__ = ["SESSION_LIFETIME_S", "Inbound", "RealtimeProtocol", "Transport", "error_event"]
 
@@ -31,7 +31,6 @@ Transport = Literal["websocket", "webrtc"]
 
 # GA sessions last at most 60 minutes (protocol.md §3); expires_at reflects that.
 SESSION_LIFETIME_S: Final = 3600
-MIN_COMMIT_MS: Final = 100
 _RATE_REQUESTS: Final = 5000
 _RATE_TOKENS: Final = 40_000
 _DEFAULT_RESERVED_TOKENS: Final = 4096
@@ -241,12 +240,10 @@ class RealtimeProtocol:
         return replies
 
     def _commit_manual(self, event: dict[str, Any]) -> list[Event]:
-        buffered = self._input.buffered_ms
-        if buffered < MIN_COMMIT_MS:
-            raise errors.commit_empty(buffered)
+        audio_ms = self._input.take_all()
         item_id = self._turn_item or self._ids.item()
         self._turn_item = None
-        return self._commit(item_id, self._input.take_all())
+        return self._commit(item_id, audio_ms)
 
     def _clear(self, event: dict[str, Any]) -> list[Event]:
         self._input.clear()
@@ -272,27 +269,10 @@ class RealtimeProtocol:
         settings = self.config.transcription
         if settings is None:
             return []
-        words = heard_words(item.audio_ms)
-        replies = [
-            self._event(
-                "conversation.item.input_audio_transcription.delta",
-                item_id=item.id,
-                content_index=0,
-                delta=word if index == 0 else " " + word,
-            )
-            for index, word in enumerate(words)
-        ]
-        transcript = " ".join(words)
-        item.content[0]["transcript"] = transcript
-        replies.append(
-            self._event(
-                "conversation.item.input_audio_transcription.completed",
-                item_id=item.id,
-                content_index=0,
-                transcript=transcript,
-                usage=transcription_usage(settings["model"], item.audio_ms, transcript),
-            )
+        replies, transcript = transcription_events(
+            self._event, item.id, settings["model"], item.audio_ms
         )
+        item.content[0]["transcript"] = transcript
         return replies
 
     # --- conversation items --------------------------------------------------------------

@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from rtrelay.mock._options import Dialect
 
 __all__ = [
+    "DURATION_TRANSCRIBERS",
     "Segment",
     "Tokens",
     "Usage",
@@ -105,9 +106,19 @@ class Usage:
         }
 
 
+# Transcription models OpenAI prices by audio duration (per minute on their model pages);
+# their completed events report ``{"type": "duration", "seconds"}``, the others tokens.
+DURATION_TRANSCRIBERS: Final = frozenset(
+    {"whisper-1", "gpt-realtime-whisper", "gpt-live-transcribe"}
+)
+
+
 def transcription_usage(model: str, audio_ms: float, transcript: str) -> dict[str, Any]:
-    """``usage`` of a transcription: seconds for whisper-1, tokens for the gpt-4o models."""
-    if model == "whisper-1":
+    """``usage`` of a transcription: seconds for duration-priced models, else tokens.
+
+    Shapes: the SDK's ``ConversationItemInputAudioTranscriptionCompletedEvent.usage``.
+    """
+    if model in DURATION_TRANSCRIBERS:
         return {"type": "duration", "seconds": round(audio_ms / 1000, 3)}
     audio = user_audio_tokens(audio_ms)
     output = text_tokens(transcript)
