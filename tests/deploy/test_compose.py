@@ -127,6 +127,14 @@ def relay_settings(relay: str) -> Any:
     return recipe_settings(config_path, service.get("environment", {}))
 
 
+def test_the_relay_image_is_built_here_never_pulled() -> None:
+    builder = services()["migrate"]
+    assert builder["build"]["dockerfile"] == "deploy/Containerfile"
+    for relay in RELAYS:
+        assert services()[relay]["image"] == builder["image"]
+        assert services()[relay]["pull_policy"] == "never"
+
+
 def test_every_long_running_service_has_a_health_check() -> None:
     for name, service in services().items():
         if service.get("restart") == "no":  # one-shots: others wait for them to complete
