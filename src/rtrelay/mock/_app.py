@@ -25,6 +25,7 @@ from rtrelay.mock._handshake import (
 )
 from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._live import LiveProtocol, UsageTicker, live_error_event
+from rtrelay.mock._live_calls import add_live_routes
 from rtrelay.mock._live_config import is_live_model
 from rtrelay.mock._options import MockOptions
 from rtrelay.mock._protocol import RealtimeProtocol, error_event
@@ -54,7 +55,9 @@ def create_app(options: MockOptions | None = None, *, record: bool = True) -> we
     ``POST /v1/realtime/calls/{id}/accept|reject|refer|hangup`` and the sideband
     ``GET /v1/realtime?call_id={id}``; transcription sessions
     ``GET /v1/realtime?intent=transcription``; GPT-Live ``GET /v1/live/sessions`` and realtime
-    translation ``GET /v1/realtime/translations?model=M`` (protocol.md §10).
+    translation ``GET /v1/realtime/translations?model=M`` (protocol.md §10); GPT-Live over
+    WebRTC: ``POST /v1/live/sessions``, the sideband ``GET /v1/live/sessions/{id}/attach``,
+    ``POST …/{id}/accept|reject|refer|hangup|fork`` and ``GET …/{id}/content``.
 
     Args:
         options: behaviour and faults; replace ``app[STATE].options`` to change them for
@@ -71,6 +74,7 @@ def create_app(options: MockOptions | None = None, *, record: bool = True) -> we
     app.router.add_get("/healthz", _healthz)
     app.on_shutdown.append(_close_sessions)
     add_call_routes(app)
+    add_live_routes(app)
     return app
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -40,9 +40,22 @@ from rtrelay.mock._response import Event
 from rtrelay.mock._sideband import Sideband
 from rtrelay.mock._state import STATE, MockState
 from rtrelay.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from rtrelay.mock._rtc import Call
 from rtrelay.wire import CALL_CONTROLS, CALL_ID_PARAM, CALLS_PATH, DEFAULT_MODEL
 
-__all__ = ["Offer", "add_call_routes", "attach_sideband", "parse_offer"]
+__all__ = [
+    "Offer",
+    "add_call_routes",
+    "attach_sideband",
+    "bad_request",
+    "controlled_call",
+    "forget_call",
+    "parse_offer",
+    "refusal_response",
+    "serve_sideband",
+]
 
 logger = logging.getLogger("rtrelay.mock")
 
@@ -111,7 +124,7 @@ def add_call_routes(app: web.Application) -> None:
     app.on_shutdown.append(_end_calls)
 
 
-def _refusal(refuse: Refuse) -> web.Response:
+def refusal_response(refuse: Refuse) -> web.Response:
     return web.Response(
         status=refuse.status,
         text=refuse.body,
@@ -120,8 +133,8 @@ def _refusal(refuse: Refuse) -> web.Response:
     )
 
 
-def _bad_request(error: ProviderError, status: int = 400) -> web.Response:
-    return _refusal(Refuse(status, error.http_body()))
+def bad_request(error: ProviderError, status: int = 400) -> web.Response:
+    return refusal_response(Refuse(status, error.http_body()))
 
 
 async def _read_fields(request: web.Request) -> dict[str, str]:
@@ -148,13 +161,13 @@ async def _create_call(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(options.stall_handshake)
     refuse = decide_http(request.headers, options)
     if refuse is not None:
-        return _refusal(refuse)
+        return refusal_response(refuse)
     try:
         offer = parse_offer(request.content_type, await _read_fields(request), request.query)
     except ProviderError as error:
-        return _bad_request(error)
+        return bad_request(error)
     except ValueError as exc:  # a malformed multipart body
-        return _bad_request(errors.invalid_value("body", f"Malformed request body: {exc}"))
+        return bad_request(errors.invalid_value("body", f"Malformed request body: {exc}"))
 
     protocol = RealtimeProtocol(
         model=offer.model,
@@ -180,12 +193,12 @@ async def _create_call(request: web.Request) -> web.StreamResponse:
         options=options,
         record=record,
         on_event=state.on_event,
-        on_end=lambda ended: _forget(state, ended.id),
+        on_end=lambda ended: forget_call(state, ended.id),
     )
     try:
         answer = await call.answer(offer.sdp)
     except ValueError as exc:
-        return _bad_request(errors.invalid_offer(str(exc)))
+        return bad_request(errors.invalid_offer(str(exc)))
     if state.record:
         state.call_records.append(record)
     state.calls[call_id] = call
@@ -208,40 +221,58 @@ def _rejected(replies: list[Event]) -> web.Response | None:
     for reply in replies:
         if reply["type"] == "error":
             error = reply["error"]
-            return _bad_request(
-                ProviderError(error["code"], error["message"], param=error["param"])
-            )
+            return bad_request(ProviderError(error["code"], error["message"], param=error["param"]))
     return None
 
 
-def _forget(state: MockState, call_id: str) -> None:
+def forget_call(state: MockState, call_id: str) -> None:
     state.calls.pop(call_id, None)
     state.update_idle()
 
 
-async def _control_call(request: web.Request) -> web.StreamResponse:
+async def controlled_call(
+    request: web.Request,
+    controls: tuple[str, ...],
+    call_id: str,
+    kind: type[Any],
+    not_found: Callable[[str], ProviderError],
+) -> tuple[Call, Any] | web.Response:
+    """The live call a control request (``POST …/{id}/<control>``) names, and its JSON
+    body (``None`` if empty); or the response refusing the request."""
     state = request.app[STATE]
-    control = request.match_info["control"]
-    if control not in CALL_CONTROLS:
+    if request.match_info["control"] not in controls:
         raise web.HTTPNotFound()
     refuse = decide_http(request.headers, state.options)
     if refuse is not None:
-        return _refusal(refuse)
-    call_id = request.match_info["call_id"]
+        return refusal_response(refuse)
     call = state.calls.get(call_id)
-    if call is None or call.ended:
-        return _bad_request(errors.call_not_found(call_id), 404)
+    if call is None or call.ended or not isinstance(call.protocol, kind):
+        return bad_request(not_found(call_id), 404)
     body: Any = None
     if request.can_read_body:
+        if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
+            raise web.HTTPRequestEntityTooLarge(MAX_OFFER_BYTES, request.content_length)
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
-            return _bad_request(errors.invalid_value("body", "The body is not valid JSON."))
+            return bad_request(errors.invalid_value("body", "The body is not valid JSON."))
+    return call, body
+
+
+async def _control_call(request: web.Request) -> web.StreamResponse:
+    call_id = request.match_info["call_id"]
+    control = request.match_info["control"]
+    found = await controlled_call(
+        request, CALL_CONTROLS, call_id, RealtimeProtocol, errors.call_not_found
+    )
+    if isinstance(found, web.Response):
+        return found
+    call, body = found
     call.record.controls.append(control)
     if control == "refer":
         target = body.get("target_uri") if isinstance(body, dict) else None
         if not isinstance(target, str) or not target:
-            return _bad_request(errors.missing_parameter("target_uri"))
+            return bad_request(errors.missing_parameter("target_uri"))
     elif control == "accept" and body is not None:
         # Accepting configures the session (SIP); for a WebRTC call it updates it. An
         # invalid config is this request's 400, not an error event on the call.
@@ -261,6 +292,18 @@ async def attach_sideband(request: web.Request) -> web.StreamResponse:
     ``session.created`` is sent: the sideband sees the call's events from now on and
     its client events act on the call's session (protocol.md §10).
     """
+    call_id = request.query.get(CALL_ID_PARAM, "")
+    return await serve_sideband(request, call_id, RealtimeProtocol, errors.call_not_found)
+
+
+async def serve_sideband(
+    request: web.Request,
+    call_id: str,
+    kind: type[Any],
+    not_found: Callable[[str], ProviderError],
+) -> web.StreamResponse:
+    """Attach a sideband WebSocket to the call ``call_id`` whose protocol is a ``kind``;
+    ``not_found`` is the 404 for an unknown id (or a call of another protocol)."""
     state = request.app[STATE]
     options = state.options
     subprotocols = offered_subprotocols(request.headers.getall("Sec-WebSocket-Protocol", []))
@@ -268,14 +311,13 @@ async def attach_sideband(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(options.stall_handshake)
     decision = decide(Endpoint.OPENAI, request.query, request.headers, subprotocols, options)
     if isinstance(decision, Refuse):
-        return _refusal(decision)
+        return refusal_response(decision)
     if options.refuse_sideband_status is not None:
         status = options.refuse_sideband_status
-        return _refusal(Refuse(status, refusal_body(status)))
-    call_id = request.query.get(CALL_ID_PARAM, "")
+        return refusal_response(Refuse(status, refusal_body(status)))
     call = state.calls.get(call_id)
-    if call is None or call.ended:
-        return _bad_request(errors.call_not_found(call_id), 404)
+    if call is None or call.ended or not isinstance(call.protocol, kind):
+        return bad_request(not_found(call_id), 404)
     ws = websocket_response()
     await ws.prepare(request)
     sideband = Sideband(ws, request.transport)

@@ -25,6 +25,7 @@ __all__ = [
     "invalid_offer",
     "invalid_type",
     "invalid_value",
+    "live_session_not_found",
     "missing_parameter",
     "session_already_started",
     "session_expired",
@@ -219,4 +220,12 @@ def delegation_required() -> ProviderError:
         "response.create requires Responses delegation: start the session with "
         "delegation.type 'responses'.",
         param="type",
+    )
+
+
+def live_session_not_found(session_id: str) -> ProviderError:
+    return ProviderError(
+        "session_not_found",
+        f"No active Live session found with id '{session_id}'.",
+        param="session_id",
     )

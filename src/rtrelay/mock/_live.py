@@ -25,6 +25,7 @@ Errors use the Live ``error`` shape: ``error.client_event_id`` (not the Realtime
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, Final
@@ -127,12 +128,30 @@ class LiveProtocol(SpeakingSession):
         return None if self.config is None else self.config.model
 
     @property
+    def spoken_ms(self) -> float:
+        """Output audio streamed so far (what a recording holds)."""
+        return self._output.produced_ms
+
+    @property
     def usage_seconds(self) -> float:
         """Cumulative audio duration: input received plus output sent, in seconds."""
         return round((self._input_ms + self._output.produced_ms) / 1000, 3)
 
+    @property
+    def active_audio_format(self) -> AudioFormat | None:
+        if self.config is None or not self.response_active:
+            return None
+        return self.config.audio_format
+
     def connect(self) -> list[Event]:
-        """Nothing: a Live server waits for ``session.start``."""
+        """Nothing on a WebSocket, whose client sends ``session.start``; a WebRTC session,
+        started by its creation request, announces ``session.started`` on its data channel."""
+        if self.config is None:
+            return []
+        return [self._event("session.started", None, session=self.config.render())]
+
+    def playout_events(self, kind: str, response_id: str) -> list[Event]:
+        """None: Live has no ``output_audio_buffer.*`` events."""
         return []
 
     def receive_text(self, data: str | bytes) -> Inbound:
@@ -173,10 +192,36 @@ class LiveProtocol(SpeakingSession):
             expires_at=self._now + SESSION_LIFETIME_S,
             transport_format=self._transport == "websocket",
         )
+        self._begin(config)
+        return [self._event("session.started", client_id, session=config.render())]
+
+    def fork(self, parent: LiveConfig, overrides: Any) -> None:
+        """Start as a fork of a stored session: its configuration under this session's id,
+        with ``overrides`` (``session_fork_params.py``: delegation settings, ``client``).
+
+        Raises:
+            ProviderError: the overrides are not acceptable.
+        """
+        if overrides is None:
+            overrides = {}
+        if not isinstance(overrides, dict):
+            raise errors.invalid_type("session", "an object", overrides)
+        if "audio" in overrides and self._transport == "webrtc":
+            raise errors.unknown_parameter("session.audio")  # WebRTC forks must omit it
+        client = overrides.get("client")
+        update = {key: value for key, value in overrides.items() if key != "client"}
+        config = apply_live_update(parent, update)
+        if client is not None:
+            if not isinstance(client, dict):
+                raise errors.invalid_type("session.client", "an object", client)
+            config = dataclasses.replace(config, client=client)
+        expires_at = self._now + SESSION_LIFETIME_S
+        self._begin(dataclasses.replace(config, id=self._id, expires_at=expires_at))
+
+    def _begin(self, config: LiveConfig) -> None:
         self.config = config
         self._input = InputBuffer(config.audio_format, TurnDetection())
         self._output = self._speech_output(config.audio_format)
-        return [self._event("session.started", client_id, session=config.render())]
 
     # --- handlers ------------------------------------------------------------------------
 

@@ -166,9 +166,9 @@ class RealtimeProtocol:
             self._finish_response()
         return step
 
-    def server_event(self, kind: str, **fields: Any) -> Event:
-        """A server event the transport originates (e.g. WebRTC's ``output_audio_buffer.*``)."""
-        return self._event(kind, **fields)
+    def playout_events(self, kind: str, response_id: str) -> list[Event]:
+        """WebRTC's ``output_audio_buffer.started|stopped|cleared`` (protocol.md §4)."""
+        return [self._event(kind, response_id=response_id)]
 
     def error(self, error: ProviderError) -> Event:
         """An ``error`` event for a condition the connection layer detected."""

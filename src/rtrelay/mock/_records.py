@@ -56,7 +56,9 @@ class CallRecord:
     channel and every sideband. ``controls`` lists the call-control requests in order
     (``"accept"``, ``"refer"``, …); ``end_reason`` says how the call ended: ``"hangup"``,
     ``"reject"``, ``"client"`` (the peer connection closed or failed), ``"timeout"``
-    (ICE never completed), ``"expired"``, ``"dropped"`` (fault) or ``"shutdown"``.
+    (ICE never completed), ``"expired"``, ``"dropped"`` (fault), ``"shutdown"`` or
+    ``"closed"`` (a Live session's ``session.close``). A GPT-Live WebRTC session is a call
+    too: its ``call_id`` is the session id.
     """
 
     call_id: str

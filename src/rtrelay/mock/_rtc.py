@@ -1,4 +1,4 @@
-"""One simulated WebRTC call: an aiortc peer running the same Realtime protocol as a socket.
+"""One simulated WebRTC call: an aiortc peer running the same protocol logic as a socket.
 
 OpenAI's WebRTC shape (protocol.md §10, "Realtime API with WebRTC"): events ride the
 ``oai-events`` data channel (``session.created`` first), the reply audio rides the media
@@ -6,7 +6,9 @@ track (so no ``response.output_audio.delta`` events; ``output_audio_buffer.start
 stopped|cleared`` mark its playout), the caller's microphone track is the input audio
 (server VAD hears it as if appended), and servers may attach sidebands that see every
 event and act on the same session. This module is the I/O half: ``RealtimeProtocol``
-still decides what is said.
+still decides what is said. A GPT-Live WebRTC session is the same peer running
+``LiveProtocol``: ``session.started`` first on the data channel, no playout events, usage
+updates on a timer, and ``session.close`` ends the call after ``session.closed``.
 
 Imported only when a call is made: aiortc and PyAV cost a quarter of a second to import,
 which every ``rtrelay`` command would otherwise pay (``rtrelay.cli.mock`` imports the mock).
@@ -38,9 +40,9 @@ from rtrelay.mock._audio import PCM16_RATE, to_pcm16
 from rtrelay.mock._ice import keep_loopback_candidates, loopback_candidates
 from rtrelay.mock._options import MockOptions
 from rtrelay.mock._pacing import stream_responses
-from rtrelay.mock._protocol import RealtimeProtocol
 from rtrelay.mock._records import CallRecord
 from rtrelay.mock._response import Event, Step
+from rtrelay.mock._session import MediaProtocol, Ticker
 from rtrelay.mock._sideband import Sideband
 from rtrelay.tasks import cancel_and_wait
 from rtrelay.wire import EVENTS_CHANNEL
@@ -59,6 +61,9 @@ MAX_QUEUED_AUDIO_BYTES: Final = 2 * PCM16_RATE * 120
 # Events produced before the data channel opened (a sideband's session.update, say).
 MAX_PENDING_EVENTS: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
+# After the session ended itself (Live ``session.closed``), how long the data channel may
+# take to hand its last events to SCTP before the peer connection closes.
+FLUSH_TIMEOUT: Final = 2.0
 
 # Who sent a client event: its errors go back to that sender only.
 _DATA_CHANNEL: Final = object()
@@ -170,22 +175,24 @@ class Call:
     Args:
         call_id: the ``rtc_…`` id in ``Location``.
         protocol: the session (``transport="webrtc"``), with any multipart session config
-            already applied.
+            already applied (a Live session: already started).
         options: the options in force when the offer arrived.
         record: what tests can observe about this call.
         on_event: called with every client event parsed (from any source).
         on_end: called once when the call has ended.
+        ticker: events to send on a timer (Live usage updates), if any.
     """
 
     def __init__(
         self,
         *,
         call_id: str,
-        protocol: RealtimeProtocol,
+        protocol: MediaProtocol,
         options: MockOptions,
         record: CallRecord,
         on_event: Callable[[dict[str, Any]], None],
         on_end: Callable[[Call], None],
+        ticker: Ticker | None = None,
     ) -> None:
         self.id = call_id
         self._protocol = protocol
@@ -193,6 +200,7 @@ class Call:
         self._record = record
         self._on_event = on_event
         self._on_end = on_end
+        self._ticker = ticker
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._track = ReplyTrack(self._playout)
         self._channel: RTCDataChannel | None = None
@@ -203,7 +211,7 @@ class Call:
         self._ending: asyncio.Task[None] | None = None
 
     @property
-    def protocol(self) -> RealtimeProtocol:
+    def protocol(self) -> MediaProtocol:
         return self._protocol
 
     @property
@@ -244,6 +252,8 @@ class Call:
         self._start(self._ice_deadline(), "ice")
         if self._options.max_session_seconds is not None:
             self._start(self._expire(self._options.max_session_seconds), "expire")
+        if self._ticker is not None:
+            self._start(self._tick(self._ticker), "tick")
         return pc.localDescription.sdp
 
     # --- events in and out -----------------------------------------------------------------
@@ -267,7 +277,9 @@ class Call:
             and not inbound.replies
         ):
             self._cut_audio()
-        if self._protocol.response_active:
+        if self._protocol.finished:
+            self.end_soon("closed")
+        elif self._protocol.response_active:
             self._wake.set()
         return inbound.replies
 
@@ -329,10 +341,10 @@ class Call:
     def _cut_audio(self) -> None:
         cut = self._track.clear()
         if cut is not None:
-            self.emit([self._protocol.server_event("output_audio_buffer.cleared", response_id=cut)])
+            self.emit(self._protocol.playout_events("output_audio_buffer.cleared", cut))
 
     def _playout(self, kind: str, response_id: str) -> None:
-        self.emit([self._protocol.server_event(kind, response_id=response_id)])
+        self.emit(self._protocol.playout_events(kind, response_id))
 
     # --- peer connection events ------------------------------------------------------------
 
@@ -345,7 +357,8 @@ class Call:
             self.end_soon("dropped")
             return
         pending, self._pending = self._pending, []
-        self.emit(self._protocol.connect())  # session.created first (protocol.md §3)
+        # session.created (Live: session.started) first (protocol.md §3, §10)
+        self.emit(self._protocol.connect())
         for data in pending:
             if self._ending is None:
                 self._to_channel(data)
@@ -385,6 +398,10 @@ class Call:
             fmt = protocol.active_audio_format
             if step.audio and fmt is not None:
                 track.play(response_id, to_pcm16(step.audio, fmt))
+            if step.finished:
+                track.end(response_id)  # a Realtime reply's response.done did this already
+            if protocol.finished:
+                self.end_soon("closed")
 
         await stream_responses(
             protocol, self._wake, self._options.realtime_pacing, send, lambda: self.ended
@@ -406,6 +423,11 @@ class Call:
                 self.emit(protocol.receive_audio(bytes(out.planes[0])[: 2 * out.samples]))
             if protocol.response_active:
                 self._wake.set()
+
+    async def _tick(self, ticker: Ticker) -> None:
+        while not self.ended:
+            await asyncio.sleep(ticker.interval)
+            self.emit(ticker.tick())
 
     async def _ice_deadline(self) -> None:
         await asyncio.sleep(ICE_TIMEOUT)
@@ -446,6 +468,8 @@ class Call:
                     sideband.close(CLOSE_GOING_AWAY if reason == "shutdown" else 1000, reason)
             if abrupt:
                 await self._silence()
+            elif reason == "closed":
+                await self._flush()
             for task in self._tasks:
                 await cancel_and_wait(task)
             await self._pc.close()
@@ -456,6 +480,20 @@ class Call:
         finally:
             self._on_end(self)
             self._record.ended.set()
+
+    async def _flush(self) -> None:
+        """Let the data channel hand its last events (``session.closed``) to SCTP."""
+        channel = self._channel
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_TIMEOUT
+        # aiortc signals no "drained" event a closing call could wait on: poll.
+        while (  # noqa: ASYNC110
+            channel is not None
+            and channel.readyState == "open"
+            and channel.bufferedAmount > 0
+            and loop.time() < deadline
+        ):
+            await asyncio.sleep(0.01)
 
     async def _silence(self) -> None:
         """Stop ICE before closing: no DTLS close_notify or SCTP abort reaches the peer,

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 import orjson
 
 from rtrelay.mock import _errors as errors
+from rtrelay.mock._audio import AudioFormat
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._response import Event, Step
 
-__all__ = ["Inbound", "SessionProtocol", "Ticker", "client_event_id", "dispatch"]
+__all__ = ["Inbound", "MediaProtocol", "SessionProtocol", "Ticker", "client_event_id", "dispatch"]
 
 Handler = Callable[[dict[str, Any]], list[Event]]
 
@@ -109,6 +110,25 @@ class SessionProtocol(Protocol):
     def stream_step(self) -> Step: ...
 
     def error(self, error: ProviderError) -> Event: ...
+
+
+class MediaProtocol(SessionProtocol, Protocol):
+    """A session a WebRTC peer can run: audio in from a media track, audio out on one."""
+
+    @property
+    def active_audio_format(self) -> AudioFormat | None:
+        """The format of what ``stream_step()`` yields as ``Step.audio`` right now."""
+        ...
+
+    def receive_audio(self, pcm16: bytes) -> list[Event]:
+        """Input audio heard on the media track (pcm16, 24 kHz)."""
+        ...
+
+    def playout_events(self, kind: str, response_id: str) -> list[Event]:
+        """What to announce when the track starts, stops or clears a reply's audio
+        (``output_audio_buffer.started|stopped|cleared``); nothing if the protocol has no
+        such events."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
