@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Literal
 
 from aiohttp import web
 
@@ -22,20 +23,37 @@ from rtrelay.edge.relay import Relay
 from rtrelay.errors import InvalidApiKey, InvalidRequest, RelayError
 from rtrelay.gate.admission import Ask, Refused
 from rtrelay.gate.tokens import (
+    ClientSecretRequest,
     beta_session_response,
     client_secret_response,
     parse_beta_session_request,
     parse_client_secret_request,
+    parse_translation_secret_request,
+    translation_secret_response,
 )
+from rtrelay.route.families import Family
 
-__all__ = ["mint_handler"]
+Respond = Callable[[str, int, Mapping[str, Any]], dict[str, Any]]
+
+__all__ = ["Shape", "mint_handler"]
+
+
+Shape = Literal["ga", "beta", "translation"]
+
+_SHAPES: Final[dict[Shape, tuple[Callable[[object], ClientSecretRequest], Respond, Family]]] = {
+    "ga": (parse_client_secret_request, client_secret_response, "realtime"),
+    "beta": (parse_beta_session_request, beta_session_response, "realtime"),
+    "translation": (parse_translation_secret_request, translation_secret_response, "translation"),
+}
+"""Per endpoint: its body, its answer and the route its tokens open
+(``/v1/realtime/client_secrets``, ``/v1/realtime/sessions``,
+``/v1/realtime/translations/client_secrets``)."""
 
 
 def mint_handler(
-    relay: Callable[[web.Request], Relay], *, beta: bool
+    relay: Callable[[web.Request], Relay], *, shape: Shape
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    parse = parse_beta_session_request if beta else parse_client_secret_request
-    respond = beta_session_response if beta else client_secret_response
+    parse, respond, family = _SHAPES[shape]
 
     async def handle(request: web.Request) -> web.Response:
         request_id = new_request_id()
@@ -47,7 +65,7 @@ def mint_handler(
                 raise InvalidApiKey("A client token cannot mint tokens; use an rtrelay key.")
             # The session admission checks that apply before any session exists.
             ask = Ask(hello.credential, mint.model, hello.origin, session=False)
-            admission = await r.gate.admit(ask, r.route_plan)
+            admission = await r.gate.admit(ask, r.route_for(family))
             now = time.time()
             expires_at = mint.expires_at(now)
             key_id = admission.key_id or ""  # auth off: any token admits

@@ -33,6 +33,7 @@ from rtrelay.wire import DEFAULT_MODEL
 __all__ = [
     "BETA_TOKEN_SECONDS",
     "DEFAULT_TOKEN_SECONDS",
+    "DEFAULT_TRANSLATION_MODEL",
     "MAX_TOKEN_LENGTH",
     "MAX_TOKEN_SECONDS",
     "MIN_SECRET_BYTES",
@@ -46,6 +47,8 @@ __all__ = [
     "client_secret_response",
     "parse_beta_session_request",
     "parse_client_secret_request",
+    "parse_translation_secret_request",
+    "translation_secret_response",
 ]
 
 TOKEN_PREFIX: Final = "ek_"
@@ -62,6 +65,7 @@ MAX_TOKEN_LENGTH: Final = 4096
 _SIGNING_CONTEXT: Final = b"rtrelay.ek.v1."
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
 _SESSION_TYPES: Final = ("realtime", "transcription")
+DEFAULT_TRANSLATION_MODEL: Final = "gpt-realtime-translate"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,6 +220,46 @@ def parse_client_secret_request(body: object) -> ClientSecretRequest:
     if model is None and kind == "realtime":
         model = session["model"] = DEFAULT_MODEL
     return ClientSecretRequest(seconds=seconds, model=model, session=session)
+
+
+def parse_translation_secret_request(body: object) -> ClientSecretRequest:
+    """Validate ``POST /v1/realtime/translations/client_secrets`` (``openai`` SDK:
+    ``realtime.translations.client_secrets.create``): ``{session: {model?, audio?},
+    expires_after?}``. The model defaults to ``gpt-realtime-translate`` and the token is
+    bound to it, so it opens translation sessions only (a translation model is refused on
+    every other route).
+
+    Raises:
+        InvalidRequest: a field is unknown, of the wrong type or out of range.
+    """
+    fields = _object(body, None)
+    _no_unknown(fields, ("expires_after", "session"), "")
+    seconds = DEFAULT_TOKEN_SECONDS
+    if (expires_after := fields.get("expires_after")) is not None:
+        expires_after = _object(expires_after, "expires_after")
+        _no_unknown(expires_after, ("anchor", "seconds"), "expires_after.")
+        seconds = _seconds(expires_after.get("seconds", DEFAULT_TOKEN_SECONDS))
+    raw_session = fields.get("session")
+    session = {} if raw_session is None else dict(_object(raw_session, "session"))
+    _no_unknown(session, ("model", "audio", "type"), "session.")
+    model = _model(session, "session.model") or DEFAULT_TRANSLATION_MODEL
+    session["model"] = model
+    return ClientSecretRequest(seconds=seconds, model=model, session=session)
+
+
+def translation_secret_response(
+    token: str, expires_at: int, session: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``{value, expires_at, session}`` with the effective translation session
+    (``RealtimeTranslationClientSecretCreateResponse``)."""
+    effective = {
+        "id": _session_id(),
+        "type": "translation",
+        "model": session["model"],
+        "audio": session.get("audio") or {"input": {}, "output": {}},
+        "expires_at": expires_at,
+    }
+    return {"value": token, "expires_at": expires_at, "session": effective}
 
 
 def parse_beta_session_request(body: object) -> ClientSecretRequest:
