@@ -217,3 +217,18 @@ async def test_a_provider_refusal_keeps_its_status_and_body(provider: MockProvid
     assert error is not None and error["error"]["code"] == "upstream_rejected"
     assert "429" in error["error"]["message"] and "slow" in error["error"]["message"]
     assert code == 4502
+
+
+async def test_a_browser_refused_before_the_101_reads_the_live_error_event(
+    provider: MockProvider,
+) -> None:
+    async with running_relay(live_settings(provider)) as relay, aiohttp.ClientSession() as http:
+        async with http.ws_connect(
+            f"{relay.ws_url}/v1/live/sessions",
+            protocols=("realtime", "openai-insecure-api-key.sk-wrong"),
+            headers={"Origin": "http://127.0.0.1"},
+        ) as ws:
+            error, code, reason = await read_error_and_close(ws)
+    assert error is not None and error["error"]["code"] == "invalid_api_key"
+    assert "client_event_id" in error and "client_event_id" in error["error"]
+    assert (code, reason) == (4401, "invalid_request_error.invalid_api_key")

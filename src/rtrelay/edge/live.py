@@ -125,7 +125,7 @@ async def handle_live(relay: Relay, request: web.Request) -> web.StreamResponse:
             await relay.gate.screen(ask, route)
     except Exception as exc:
         error, key = relay.explain(exc, hello)
-        return await relay.refuse(request, hello, error, key, exc)
+        return await relay.refuse(request, hello, error, key, exc, live=True)
 
     client = client_leg(settings, hello)
     await client.prepare(request)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import orjson
 from aiohttp import WSMsgType, web
 
-from rtrelay.bridge.pump import ClientLeg, new_event_id
+from rtrelay.bridge.pump import ClientLeg, error_frame
 from rtrelay.edge.handshake import ClientHello
 from rtrelay.edge.session_run import attempts_of
 from rtrelay.errors import RelayError
@@ -79,7 +79,11 @@ def http_refusal(error: RelayError, request_id: str) -> web.Response:
     )
 
 
-async def refuse(request: web.Request, hello: ClientHello, error: RelayError) -> web.StreamResponse:
+async def refuse(
+    request: web.Request, hello: ClientHello, error: RelayError, *, live: bool = False
+) -> web.StreamResponse:
+    """Answer a refused handshake: HTTP, or (event style) the ``error`` event in the route's
+    protocol shape (``live``: GPT-Live's) and the table's close code."""
     transport = request.transport
     if hello.error_style == "http" or transport is None or transport.is_closing():
         # (a client that already left can't be upgraded: the response just goes nowhere)
@@ -88,6 +92,6 @@ async def refuse(request: web.Request, hello: ClientHello, error: RelayError) ->
     ws = ClientLeg(protocols=protocols, compress=False, autoclose=False, timeout=2.0)
     ws.headers["X-Request-Id"] = hello.request_id
     await ws.prepare(request)
-    await ws.send_frame(orjson.dumps(error.to_event(new_event_id())), WSMsgType.TEXT)
+    await ws.send_frame(error_frame(error, live=live), WSMsgType.TEXT)
     await ws.close(code=error.close_code, message=error.close_reason().encode())
     return ws

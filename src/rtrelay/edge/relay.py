@@ -245,12 +245,15 @@ class Relay:
         error: RelayError,
         key: KeyInfo | None = None,
         cause: Exception | None = None,
+        *,
+        live: bool = False,
     ) -> web.StreamResponse:
-        """Refuse a handshake (HTTP, or event style) and record it."""
+        """Refuse a handshake (HTTP, or event style: in GPT-Live's shape on its route) and
+        record it."""
         if isinstance(error, ClientGone):
             hello = replace(hello, error_style="http")  # nobody is left to read an event
         self.record(hello, error, key, cause)
-        return await refuse(request, hello, error)
+        return await refuse(request, hello, error, live=live)
 
     def record(
         self,
