@@ -29,6 +29,7 @@ with ``keep_open`` it stays open and every new response is refused or cancelled.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -57,6 +58,7 @@ __all__ = [
     "End",
     "Meter",
     "Refuse",
+    "Screen",
     "Session",
     "State",
 ]
@@ -65,6 +67,9 @@ CANCEL_GRACE: Final = 5.0
 """Seconds a ``close`` session waits for the provider to confirm cancelled responses."""
 
 Closer = Literal["client", "upstream", "relay"]
+Screen = Callable[[str, dict[str, Any]], RelayError | None]
+"""A policy on checked client events other than ``response.create`` (a transcription
+session's model): the error to refuse the event with, or ``None`` to let it through."""
 
 
 class State(enum.Enum):
@@ -116,7 +121,8 @@ class ClosePlan:
 
 
 class Session:
-    """One session's rules. Args: ``budget``: the key's budget in USD, ``None`` for none."""
+    """One session's rules. Args: ``budget``: the key's budget in USD, ``None`` for none;
+    ``screen``: a policy the other checked client events must pass (``None``: none)."""
 
     def __init__(
         self,
@@ -127,8 +133,10 @@ class Session:
         on_spent: Literal["close", "keep_open"] = "close",
         started: float = 0.0,
         protocol: WireProtocol = REALTIME,
+        screen: Screen | None = None,
     ) -> None:
         self.meter = meter
+        self.screen = screen
         self.protocol = protocol
         self.timeouts = timeouts
         self.budget = budget
@@ -165,6 +173,8 @@ class Session:
             return Refuse(tap)
         kind, event = tap
         if kind != "response.create":
+            if self.screen is not None and (error := self.screen(kind, event)) is not None:
+                return Refuse(error, _event_id(event))
             self.meter.client_event(kind, event)
             return None
         if not self._budget_spent():
@@ -178,8 +188,7 @@ class Session:
             self.closing = error
         if (end := self._ending()) is not None:
             return end
-        event_id = event.get("event_id")
-        return Refuse(error, event_id if isinstance(event_id, str) else None)
+        return Refuse(error, _event_id(event))
 
     def server_frame(self, data: bytes) -> Actions | End | None:
         """Meter a provider frame; what to do once it is forwarded (``None``: nothing)."""
@@ -326,6 +335,11 @@ class Session:
             param="budget",
         )
         return Actions(cancel=to_cancel, notify=notify)
+
+
+def _event_id(event: dict[str, Any]) -> str | None:
+    event_id = event.get("event_id")
+    return event_id if isinstance(event_id, str) else None
 
 
 def relayable(code: int | None) -> int:

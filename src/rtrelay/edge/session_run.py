@@ -26,6 +26,7 @@ from rtrelay.edge.handshake import ClientHello
 from rtrelay.edge.wiring import Parts
 from rtrelay.errors import EndedByOperator, IdleTimeout, RelayShuttingDown, SessionExpired
 from rtrelay.gate.admission import Admission
+from rtrelay.gate.transcription import transcription_screen
 from rtrelay.ledger.prices import Usage
 from rtrelay.ledger.records import ChannelAttempt, SessionEnd, SessionStart, Transport
 from rtrelay.log import edge_log
@@ -275,6 +276,10 @@ def session_core(
         observe=usage_observer(metrics) if billing else None,
     )
     key = admission.key
+    screen = None
+    if admission.model == "" and key is not None and key.models is not None:
+        # A transcription session: its model arrives in the session config.
+        screen = transcription_screen(lambda model: parts.gate.check_model(key, model))
     session = Session(
         meter=meter,
         timeouts=settings.timeouts,
@@ -282,6 +287,7 @@ def session_core(
         on_spent=settings.limits.on_budget_spent,
         started=time.monotonic(),
         protocol=protocol,
+        screen=screen,
     )
     return meter, session
 
