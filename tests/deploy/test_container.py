@@ -122,9 +122,9 @@ def test_the_state_directory_is_the_working_directory_and_a_volume() -> None:
     workdir = stage.last("WORKDIR")
     volumes = [v for value in stage.values("VOLUME") for v in exec_form(value)]
     assert workdir in volumes
-    assert config.Store().url.startswith("sqlite+aiosqlite:///") and not config.Store().url[
-        len("sqlite+aiosqlite:///") :
-    ].startswith("/"), "the default store is no longer relative: check the image's state dir"
+    default_store = config.Store().url.removeprefix("sqlite+aiosqlite:///")
+    assert not default_store.startswith(("/", "sqlite")), "the default store moved: see WORKDIR"
+    assert config.Store().journal == "auto", "the default journal moved: see WORKDIR"
     run = " ".join(stage.values("RUN"))
     assert re.search(rf"install -d -o \w+ -g \w+ -m 07[57]0 {re.escape(workdir)}\b", run), (
         "the state directory must belong to the relay's user"
