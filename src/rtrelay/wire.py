@@ -21,10 +21,14 @@ __all__ = [
     "CALLS_PATH",
     "CALL_CONTROLS",
     "CALL_ID_PARAM",
+    "DEFAULT_LIVE_MODEL",
     "DEFAULT_MODEL",
+    "DEFAULT_TRANSLATION_MODEL",
     "EVENTS_CHANNEL",
     "KEY_SUBPROTOCOL_PREFIX",
     "LIVE_ATTACH_SUFFIX",
+    "LIVE_CONTENT_SUFFIX",
+    "LIVE_CONTROLS",
     "LIVE_SESSIONS_PATH",
     "NO_KEY",
     "OPENAI_PATH",
@@ -59,6 +63,10 @@ NO_KEY: Final = frozenset({"", "null", "undefined"})
 
 DEFAULT_MODEL: Final = "gpt-realtime"
 """The model a URL that names none gets (the simulated provider, the probe, the CLI)."""
+DEFAULT_LIVE_MODEL: Final = "gpt-live-1"
+"""The GPT-Live model ``session.start`` asks for when told none (the probe, the CLI)."""
+DEFAULT_TRANSLATION_MODEL: Final = "gpt-realtime-translate"
+"""The translation model a translation session or client secret gets when given none."""
 
 OPENAI_PATH: Final = "/v1/realtime"
 """OpenAI: ``GET /v1/realtime?model=M``."""
@@ -84,6 +92,10 @@ LIVE_SESSIONS_PATH: Final = "/v1/live/sessions"
 client frame ``session.start``; WebRTC ``POST`` JSON ``{session, transport: {sdp}}``."""
 LIVE_ATTACH_SUFFIX: Final = "/attach"
 """``LIVE_SESSIONS_PATH/{session_id}/attach``: a server's sideband WebSocket on a Live session."""
+LIVE_CONTROLS: Final = ("accept", "reject", "refer", "hangup", "fork")
+"""``POST LIVE_SESSIONS_PATH/{session_id}/<control>`` (``openai/resources/live/sessions.py``)."""
+LIVE_CONTENT_SUFFIX: Final = "/content"
+"""``GET LIVE_SESSIONS_PATH/{session_id}/content``: the session's recording."""
 TRANSLATIONS_PATH: Final = "/v1/realtime/translations"
 """Realtime translation: WebSocket ``GET ?model=M`` (protocol.md §10)."""
 TRANSLATION_SECRETS_PATH: Final = "/v1/realtime/translations/client_secrets"

@@ -29,7 +29,7 @@ from rtrelay.edge.wiring import Closer, build_parts, close_all
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import CONTENT_TYPE_LATEST
 from rtrelay.route.breaker import BreakerPolicy
-from rtrelay.route.calls import CallDialer
+from rtrelay.route.calls import LIVE_SESSIONS, CallDialer
 from rtrelay.route.dial import Dialer
 from rtrelay.route.router import Router
 from rtrelay.route.status import channel_status
@@ -92,6 +92,13 @@ async def create_app(
     app.router.add_route("OPTIONS", wire.CALLS_PATH, _call_preflight)
     app.router.add_post(wire.CALLS_PATH + "/{call_id}/{control}", _call_control)
     app.router.add_route("OPTIONS", wire.CALLS_PATH + "/{call_id}/{control}", _call_preflight)
+    live_session = wire.LIVE_SESSIONS_PATH + "/{call_id}"
+    app.router.add_post(wire.LIVE_SESSIONS_PATH, _create_live)
+    app.router.add_route("OPTIONS", wire.LIVE_SESSIONS_PATH, _call_preflight)
+    app.router.add_get(live_session + wire.LIVE_ATTACH_SUFFIX, _live_attach)
+    app.router.add_get(live_session + wire.LIVE_CONTENT_SUFFIX, _live_content)
+    app.router.add_post(live_session + "/{control}", _live_control)
+    app.router.add_route("OPTIONS", live_session + "/{control}", _call_preflight)
     app.router.add_post("/v1/realtime/client_secrets", mint_handler(_relay_of, shape="ga"))
     app.router.add_post("/v1/realtime/sessions", mint_handler(_relay_of, shape="beta"))
     app.router.add_post(wire.TRANSLATION_SECRETS_PATH, mint_handler(_relay_of, shape="translation"))
@@ -206,6 +213,22 @@ async def _create_call(request: web.Request) -> web.Response:
 
 async def _call_control(request: web.Request) -> web.Response:
     return await request.app[CALLS].control(request)
+
+
+async def _create_live(request: web.Request) -> web.Response:
+    return await request.app[CALLS].create(request, LIVE_SESSIONS)
+
+
+async def _live_control(request: web.Request) -> web.Response:
+    return await request.app[CALLS].control(request, LIVE_SESSIONS)
+
+
+async def _live_content(request: web.Request) -> web.StreamResponse:
+    return await request.app[CALLS].content(request)
+
+
+async def _live_attach(request: web.Request) -> web.StreamResponse:
+    return await request.app[RELAY].handle_live_attach(request)
 
 
 async def _call_preflight(request: web.Request) -> web.Response:

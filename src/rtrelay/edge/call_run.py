@@ -10,6 +10,13 @@ and ends the call, and the watchdog's rules (max length, idle) apply. Whatever e
 call, one ``finally`` hangs it up at the provider (a call whose sideband is gone would
 run unmetered), releases the lease, marks the registry row ended and writes the
 session-end row with ``transport = webrtc``.
+
+A GPT-Live session over WebRTC is run the same way on its own route (``CallRoute``:
+sideband ``/live/sessions/{id}/attach``) and protocol (``LIVE``: ``session.usage.updated``
+metered by the ``LiveMeter``, 15 s at least). When the relay ends it (a spent budget, the
+max length) it first sends the protocol's ``session.close`` on the sideband and meters
+what the provider reports until it closes (``session.closed`` carries the final usage),
+then hangs up.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import WSMsgType
 
-from rtrelay.bridge.protocols import Meter
+from rtrelay.bridge.protocols import LIVE, REALTIME, Meter, WireProtocol
 from rtrelay.bridge.pump import response_cancel
 from rtrelay.bridge.session import Actions, End, Session
 from rtrelay.config import Settings
@@ -46,7 +53,7 @@ from rtrelay.gate.admission import Admission
 from rtrelay.ledger.records import SessionEnd, SessionStart
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import Metrics
-from rtrelay.route.calls import Answered, CallDialer
+from rtrelay.route.calls import REALTIME_CALLS, Answered, CallDialer, CallRoute
 from rtrelay.route.dial import DialFailure, FailureKind
 
 __all__ = ["CallRun"]
@@ -54,6 +61,8 @@ __all__ = ["CallRun"]
 _NORMAL_ENDINGS: Final = (IdleTimeout, SessionExpired, RelayShuttingDown, EndedByOperator)
 _TEXT: Final = WSMsgType.TEXT
 _DATA: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
+_FAREWELL_WAIT: Final = 3.0
+"""Seconds the provider has to end a session the relay closed (``session.closed``)."""
 
 
 @dataclass(slots=True)
@@ -70,6 +79,8 @@ class CallRun:
     call_id: str
     """The relay's id (``rcall_…``): the only one the client ever sees."""
     arrived: float
+    route: CallRoute = REALTIME_CALLS
+    """The call's protocol route: a Realtime call or a GPT-Live session."""
     started: float = field(default_factory=time.monotonic)
     ws: aiohttp.ClientWebSocketResponse[bool] | None = None
     meter: Meter = field(init=False)
@@ -87,6 +98,10 @@ class CallRun:
     def channel(self) -> str:
         return self.answered.channel.name
 
+    @property
+    def protocol(self) -> WireProtocol:
+        return LIVE if self.route.family == "live" else REALTIME
+
     async def attach(self) -> None:
         """Attach the metering sideband, within ``timeouts.sideband_attach``.
 
@@ -102,6 +117,7 @@ class CallRun:
                 self.answered.provider_call_id,
                 request_id=self.hello.request_id,
                 timeout=timeout,
+                route=self.route,
             )
         except DialFailure as failure:
             self.metrics.sideband_attach_failures.labels(self.channel, str(failure.kind)).inc()
@@ -114,7 +130,12 @@ class CallRun:
     def start(self, done: Callable[[CallRun], None]) -> None:
         """Run the call in its own task; ``done(self)`` once it is settled."""
         self.meter, self.session = session_core(
-            self.settings, self.parts, self.metrics, self.admission
+            self.settings,
+            self.parts,
+            self.metrics,
+            self.admission,
+            protocol=self.protocol,
+            webrtc=True,
         )
         self.parts.writer.submit(self._start_row())
         self.metrics.handshakes.labels("success").inc()
@@ -143,6 +164,7 @@ class CallRun:
             "id": self.session_id,
             "call_id": self.call_id,
             "transport": "webrtc",
+            "protocol": self.protocol.name,
             "request_id": self.hello.request_id,
             "key_prefix": self.admission.key_prefix,
             "model": self.admission.model,
@@ -159,6 +181,7 @@ class CallRun:
         end: End | None = None
         try:
             end = await self._pump()
+            await self._farewell(end)
         except Exception:
             edge_log.error("call failed", extra=self._fields("error"), exc_info=True)
         finally:
@@ -173,6 +196,7 @@ class CallRun:
             except Exception:  # the store is down: the next start-up hangs it up again
                 edge_log.warning("call registry not updated", exc_info=True)
             self.metrics.active_calls.dec()
+            self.session.finish(time.monotonic())
             self._settle(end)
 
     async def _pump(self) -> End:
@@ -210,6 +234,26 @@ class CallRun:
                 if decision is not None and (end := await self._act(decision)) is not None:
                     return end
 
+    async def _farewell(self, end: End) -> None:
+        """The relay ended the call: end the provider session cleanly where the protocol
+        can (GPT-Live's ``session.close``) and meter what it still reports, as the
+        provider bills it, until it closes the sideband or ``_FAREWELL_WAIT`` passes."""
+        farewell = self.session.close_plan(end).farewell if end.closer == "relay" else None
+        ws = self.ws
+        if farewell is None or ws is None or ws.closed:
+            return
+        try:
+            await ws.send_frame(farewell, _TEXT)
+            async with asyncio.timeout(_FAREWELL_WAIT):
+                async for msg in ws:
+                    if msg.type in _DATA:
+                        data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+                        self.frames += 1
+                        self.bytes += len(data)
+                        self.session.server_frame(data)
+        except (TimeoutError, ConnectionError):
+            pass  # the hangup that follows ends it all the same
+
     async def _act(self, decision: Actions | End) -> End | None:
         """Cancel what the core says to on the sideband (the data channel is not ours)."""
         if isinstance(decision, End):
@@ -225,6 +269,7 @@ class CallRun:
             self.answered.channel,
             self.answered.provider_call_id,
             request_id=self.hello.request_id,
+            route=self.route,
         )
         if not hung_up:
             edge_log.warning("call hangup failed", extra=self._fields("hangup_failed"))

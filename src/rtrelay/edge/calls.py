@@ -14,6 +14,13 @@ like any refused handshake (``record_refusal``).
 Browsers call this cross-origin, so the preflight is answered and the answers carry
 CORS headers for allowed origins (``server.allowed_origins``, any origin when it is
 empty); the POST itself is still judged by ``Gate.check_origin`` (a key's own list too).
+
+GPT-Live over WebRTC (``POST /v1/live/sessions``, JSON ``{session, transport: {sdp}}``)
+takes the same path with its own ``CallRoute``: admitted for ``session.model`` as a Live
+model, answered with the provider's JSON with its session id replaced by a relay id
+(``rlive_…``), metered by a ``CallRun`` on the Live protocol, controlled under
+``/v1/live/sessions/{id}/`` (``fork`` is a new session, admitted and metered like one;
+``GET …/content`` streams the recording).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import contextlib
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -30,8 +38,9 @@ from typing import Any, Final
 import orjson
 from aiohttp import BodyPartReader, web
 
+from rtrelay.config import Channel
 from rtrelay.edge.call_run import CallRun
-from rtrelay.edge.handshake import new_request_id, parse_hello
+from rtrelay.edge.handshake import ClientHello, new_request_id, parse_hello
 from rtrelay.edge.refuse import http_refusal, record_refusal
 from rtrelay.edge.relay import Relay
 from rtrelay.errors import (
@@ -46,24 +55,40 @@ from rtrelay.errors import (
 from rtrelay.gate.admission import Admission, Ask
 from rtrelay.ledger.records import CallRecord
 from rtrelay.log import edge_log
-from rtrelay.route.calls import CALL_KINDS, CallDialer, CallOffer
+from rtrelay.route.calls import (
+    CALL_KINDS,
+    LIVE_SESSIONS,
+    REALTIME_CALLS,
+    CallDialer,
+    CallOffer,
+    CallRoute,
+    call_route,
+)
 from rtrelay.route.dial import DialFailure, FailureKind
 from rtrelay.route.router import RoutingFailed
 from rtrelay.tasks import cancel_and_wait
-from rtrelay.wire import CALL_CONTROLS, CALLS_PATH
+from rtrelay.wire import LIVE_CONTENT_SUFFIX
 
-__all__ = ["MAX_OFFER_BYTES", "CallDesk", "new_call_id", "read_offer"]
+__all__ = [
+    "MAX_OFFER_BYTES",
+    "CallDesk",
+    "new_call_id",
+    "read_fork",
+    "read_live_offer",
+    "read_offer",
+]
 
 MAX_OFFER_BYTES: Final = 64 * 1024
 """A browser's offer is 3-10 KB; the whole body (multipart parts included) is bounded."""
 
-_CORS_METHODS: Final = "POST, OPTIONS"
+_CORS_METHODS: Final = "GET, POST, OPTIONS"
 _CORS_HEADERS: Final = "Authorization, Content-Type, OpenAI-Beta"
 _CORS_EXPOSE: Final = "Location, X-Request-Id"
+_ID_PREFIX: Final = {"realtime": "rcall_", "live": "rlive_"}
 
 
-def new_call_id() -> str:
-    return "rcall_" + secrets.token_hex(12)
+def new_call_id(route: CallRoute = REALTIME_CALLS) -> str:
+    return _ID_PREFIX[route.family] + secrets.token_hex(12)
 
 
 async def read_offer(request: web.Request, limit: int = MAX_OFFER_BYTES) -> CallOffer:
@@ -105,6 +130,71 @@ async def read_offer(request: web.Request, limit: int = MAX_OFFER_BYTES) -> Call
         model = session["model"]
     # No model: ``Gate.admit`` says so, after the credential (the WebSocket path's order).
     return CallOffer(sdp=sdp, model=model or "", session=session)
+
+
+async def read_live_offer(request: web.Request, limit: int = MAX_OFFER_BYTES) -> CallOffer:
+    """A Live session request (``openai/types/live/live_create_params.py``): JSON
+    ``{session: {model, …}, transport: {type: "webrtc", sdp}}``, read up to ``limit``.
+
+    Raises:
+        InvalidRequest: not a JSON object, no ``session`` object, no SDP, a bad model.
+    """
+    body = await _json_body(request, limit)
+    session = body.get("session")
+    if not isinstance(session, dict):
+        raise InvalidRequest("The body must have a 'session' object.", param="session")
+    model = session.get("model", "")
+    if not isinstance(model, str):
+        raise InvalidRequest("session.model must be a string.", param="session.model")
+    # No model: ``Gate.admit`` says so, after the credential (the WebSocket path's order).
+    return CallOffer(
+        sdp=_transport_sdp(body), model=model, session=session, route=LIVE_SESSIONS, body=body
+    )
+
+
+async def read_fork(request: web.Request, parent: CallRecord) -> CallOffer:
+    """A fork of Live session ``parent`` (``openai/types/live/session_fork_params.py``):
+    JSON ``{transport: {sdp}, session?}``; the fork runs on the parent's model.
+
+    Raises:
+        InvalidRequest: not a JSON object, or no SDP.
+    """
+    body = await _json_body(request, MAX_OFFER_BYTES)
+    session = body.get("session")
+    return CallOffer(
+        sdp=_transport_sdp(body),
+        model=parent.model,
+        session=session if isinstance(session, dict) else None,
+        route=LIVE_SESSIONS,
+        body=body,
+        fork_of=parent.provider_call_id,
+    )
+
+
+async def _json_body(request: web.Request, limit: int) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise InvalidRequest("Send the request as application/json.", param="Content-Type")
+    if request.content_length is not None and request.content_length > limit:
+        raise InvalidRequest(f"The request body is over {limit // 1024} KB.", param="body")
+    try:
+        body = orjson.loads(await _bounded(request, limit))
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The body is not valid JSON.", param="body") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.", param="body")
+    return body
+
+
+def _transport_sdp(body: dict[str, Any]) -> str:
+    transport = body.get("transport")
+    if not isinstance(transport, dict):
+        raise InvalidRequest("The body must have a 'transport' object.", param="transport")
+    if transport.get("type", "webrtc") != "webrtc":
+        raise InvalidRequest("transport.type must be 'webrtc'.", param="transport.type")
+    sdp = transport.get("sdp")
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise InvalidRequest("The request has no SDP offer.", param="transport.sdp")
+    return sdp
 
 
 async def _bounded(request: web.Request, limit: int) -> bytes:
@@ -165,27 +255,39 @@ class CallDesk:
             "Vary": "Origin",
         }
 
-    async def create(self, request: web.Request) -> web.Response:
-        """``POST /v1/realtime/calls``: admit, offer, attach the sideband, answer 201."""
+    async def create(self, request: web.Request, route: CallRoute = REALTIME_CALLS) -> web.Response:
+        """``POST /v1/realtime/calls`` or ``/v1/live/sessions``: admit, offer, attach the
+        sideband, answer with the provider's answer and the relay's id."""
         arrived = time.monotonic()
-        relay = self.relay
         hello = parse_hello(
             request.headers, request.query, request_id=new_request_id(), handshake_errors="http"
         )
+        read = read_live_offer if route.family == "live" else read_offer
+        return await self._open(hello, arrived, lambda: read(request))
+
+    async def _open(
+        self,
+        hello: ClientHello,
+        arrived: float,
+        read: Callable[[], Awaitable[CallOffer]],
+        only: Channel | None = None,
+    ) -> web.Response:
+        """Admit the offer ``read`` returns, dial it (on ``only``: a fork's channel), run it."""
+        relay = self.relay
         cors = self.cors(hello.origin)
         admission: Admission[Any] | None = None
         run: CallRun | None = None
         try:
             if relay.draining:
                 raise RelayShuttingDown(retry_after=1)
-            offer = await read_offer(request)
+            offer = await read()
             hello = replace(hello, model=offer.model or None)
             ask = Ask(hello.credential, hello.model, hello.origin)
-            admission = await relay.gate.admit(ask, relay.route_plan)
+            admission = await relay.gate.admit(ask, relay.route_for(offer.route.family))
             t = relay.settings.timeouts
             answered = await self.dialer.offer(
                 offer,
-                _call_channels(admission.plan or [], offer.model),
+                [only] if only else _call_channels(admission.plan or [], offer.model),
                 request_id=hello.request_id,
                 dial_timeout=t.dial,
                 deadline=t.handshake_deadline,
@@ -199,8 +301,9 @@ class CallDesk:
                 hello,
                 admission,
                 answered,
-                new_call_id(),
+                new_call_id(offer.route),
                 arrived,
+                route=offer.route,
             )
             await run.attach()
         except BaseException as exc:
@@ -218,23 +321,22 @@ class CallDesk:
         await self._register(run)
         self.calls[run.call_id] = run
         run.start(self._forget)
-        headers = {
-            "Location": f"{CALLS_PATH}/{run.call_id}",
-            "X-Request-Id": hello.request_id,
-            **cors,
-        }
-        return web.Response(
-            status=201, text=run.answered.sdp, content_type="application/sdp", headers=headers
-        )
+        return _answer(run, hello.request_id, cors)
 
-    async def control(self, request: web.Request) -> web.Response:
-        """``POST /v1/realtime/calls/{id}/accept|reject|refer|hangup``, for the call's owner.
+    async def control(
+        self, request: web.Request, route: CallRoute = REALTIME_CALLS
+    ) -> web.Response:
+        """``POST {route}/{id}/accept|reject|refer|hangup`` (and a Live session's ``fork``),
+        for the call's owner.
 
         The caller is authenticated and its Origin checked as for any request, but no
         session is admitted (a spent budget must not keep anyone from hanging up). A call
-        id that is unknown or another key's is ``call_not_found``; the provider's answer
-        is passed back with its status, its own call id replaced by the relay's.
+        id that is unknown, another key's or another protocol's is ``call_not_found``; the
+        provider's answer is passed back with its status, its own call id replaced by the
+        relay's. A fork starts a new session, so it is admitted, dialed on the parent's
+        channel and metered like one (``_open``).
         """
+        arrived = time.monotonic()
         relay = self.relay
         request_id = new_request_id()
         hello = parse_hello(
@@ -243,16 +345,11 @@ class CallDesk:
         cors = self.cors(hello.origin)
         call_id, control = request.match_info["call_id"], request.match_info["control"]
         try:
-            if control not in CALL_CONTROLS:
+            if control not in route.controls:
                 raise CallNotFound(f"Unknown call control '{control}'.", param="control")
-            key, _ = await relay.gate.authenticate(hello.credential)
-            relay.gate.check_origin(key, hello.origin)
-            call = await relay.parts.store.find_call(call_id)
-            channel = None
-            if call is not None and call.key_id == (key.id if key is not None else None):
-                channel = next((c for c in relay.router.channels if c.name == call.channel), None)
-            if call is None or channel is None:
-                raise CallNotFound(param="call_id")
+            call, channel = await self._owned(hello, call_id, route)
+            if control == "fork":
+                return await self._open(hello, arrived, lambda: read_fork(request, call), channel)
             body = await _bounded(request, MAX_OFFER_BYTES)
             status, answer, content_type = await self.dialer.control(
                 channel,
@@ -262,26 +359,69 @@ class CallDesk:
                 content_type=request.headers.get("Content-Type"),
                 request_id=request_id,
                 timeout=relay.settings.timeouts.dial,
+                route=route,
             )
-        except RelayError as error:
-            response = http_refusal(error, request_id)
-            response.headers.update(cors)
-            return response
-        except DialFailure as failure:
-            unreached: RelayError = (
-                UpstreamTimeout()
-                if failure.kind is FailureKind.TIMEOUT
-                else UpstreamUnavailable(f"The provider could not be reached ({failure.detail}).")
-            )
-            response = http_refusal(unreached, request_id)
-            response.headers.update(cors)
-            return response
+        except (RelayError, DialFailure) as exc:
+            return _control_refusal(exc, request_id, cors)
         answer = answer.replace(call.provider_call_id.encode(), call_id.encode())
         return web.Response(
             status=status,
             body=answer,
             headers={"X-Request-Id": request_id, "Content-Type": content_type, **cors},
         )
+
+    async def content(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/live/sessions/{id}/content``: the session's recording, streamed from
+        the provider for the session's owner (``control``'s rules)."""
+        request_id = new_request_id()
+        hello = parse_hello(
+            request.headers, request.query, request_id=request_id, handshake_errors="http"
+        )
+        cors = self.cors(hello.origin)
+        try:
+            call, channel = await self._owned(hello, request.match_info["call_id"], LIVE_SESSIONS)
+            async with self.dialer.fetch(
+                channel,
+                call.provider_call_id,
+                LIVE_CONTENT_SUFFIX.lstrip("/"),
+                request_id=request_id,
+                timeout=self.relay.settings.timeouts.dial,
+                route=LIVE_SESSIONS,
+            ) as upstream:
+                headers = {"X-Request-Id": request_id, **cors}
+                if upstream.content_type:
+                    headers["Content-Type"] = upstream.content_type
+                response = web.StreamResponse(status=upstream.status, headers=headers)
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_chunked(64 * 1024):
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except (RelayError, DialFailure) as exc:
+            return _control_refusal(exc, request_id, cors)
+
+    async def _owned(
+        self, hello: ClientHello, call_id: str, route: CallRoute
+    ) -> tuple[CallRecord, Channel]:
+        """The call ``call_id`` if the caller's key owns it and it is ``route``'s kind.
+
+        Raises:
+            RelayError: a bad credential or origin; ``call_not_found`` for anything else.
+        """
+        relay = self.relay
+        key, _ = await relay.gate.authenticate(hello.credential)
+        relay.gate.check_origin(key, hello.origin)
+        call = await relay.parts.store.find_call(call_id)
+        if (
+            call is None
+            or call.key_id != (key.id if key is not None else None)
+            or call_route(call.model).family != route.family
+        ):
+            raise CallNotFound(param="call_id")
+        channel = next((c for c in relay.router.channels if c.name == call.channel), None)
+        if channel is None:
+            raise CallNotFound(param="call_id")
+        return call, channel
 
     # -- the registry -------------------------------------------------------------------------
     async def _register(self, run: CallRun) -> None:
@@ -331,7 +471,10 @@ class CallDesk:
             channel = next((c for c in router.channels if c.name == call.channel), None)
             if channel is not None:
                 await self.dialer.hangup(
-                    channel, call.provider_call_id, request_id=new_request_id()
+                    channel,
+                    call.provider_call_id,
+                    request_id=new_request_id(),
+                    route=call_route(call.model),
                 )
             await store.end_call(call.call_id)
             hung += 1
@@ -363,6 +506,38 @@ class CallDesk:
 
     def live(self) -> list[dict[str, Any]]:
         return [run.describe() for run in self.calls.values()]
+
+
+def _answer(run: CallRun, request_id: str, cors: dict[str, str]) -> web.Response:
+    """The provider's answer as the client gets it: the relay's id in place of the
+    provider's, ``Location`` (where the provider sent one) rewritten to the relay's."""
+    answered, route = run.answered, run.route
+    headers = {"X-Request-Id": request_id, **cors}
+    if answered.location is not None:
+        headers["Location"] = f"{route.path}/{run.call_id}"
+    if route.family == "realtime":
+        return web.Response(
+            status=201, text=answered.sdp, content_type="application/sdp", headers=headers
+        )
+    body = answered.body.replace(answered.provider_call_id.encode(), run.call_id.encode())
+    return web.Response(
+        status=answered.status, body=body, content_type="application/json", headers=headers
+    )
+
+
+def _control_refusal(
+    exc: RelayError | DialFailure, request_id: str, cors: dict[str, str]
+) -> web.Response:
+    """A control refused by the relay, or a provider that could not be reached."""
+    if isinstance(exc, DialFailure):
+        exc = (
+            UpstreamTimeout()
+            if exc.kind is FailureKind.TIMEOUT
+            else UpstreamUnavailable(f"The provider could not be reached ({exc.detail}).")
+        )
+    response = http_refusal(exc, request_id)
+    response.headers.update(cors)
+    return response
 
 
 def _alive(pid: int) -> bool:

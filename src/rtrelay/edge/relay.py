@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Final
 
 from aiohttp import web
 
-from rtrelay.bridge.protocols import REALTIME, TRANSLATION
+from rtrelay.bridge.protocols import LIVE, REALTIME, TRANSLATION, WireProtocol
 from rtrelay.bridge.pump import ClientLeg
 from rtrelay.config import Channel, Settings
 from rtrelay.edge.handshake import ClientHello, new_request_id, parse_hello
@@ -37,12 +37,15 @@ from rtrelay.errors import (
 from rtrelay.gate.admission import Admission, Ask, Gate, KeyInfo, Refused
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import CIRCUIT_STATES, Metrics
-from rtrelay.route.calls import CallDialer
+from rtrelay.route.calls import CallDialer, call_route
 from rtrelay.route.families import Family, require_family
 from rtrelay.route.router import Attempt, Connected, Router, RoutingFailed
 from rtrelay.wire import CALL_ID_PARAM
 
 __all__ = ["Relay"]
+
+_PROTOCOLS: Final[dict[Family, WireProtocol]] = {"live": LIVE, "translation": TRANSLATION}
+"""The wire protocol of a session of each family that is not Realtime's."""
 
 _BAD_UPGRADE: Final = (
     "The WebSocket upgrade is invalid: check the Connection, Sec-WebSocket-Key and "
@@ -83,13 +86,23 @@ class Relay:
         """``GET /v1/realtime/translations?model=M``: a realtime translation session."""
         return await self._handle(request, "translation")
 
-    async def _handle(self, request: web.Request, family: Family) -> web.StreamResponse:
+    async def handle_live_attach(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/live/sessions/{id}/attach``: an app server's sideband to a GPT-Live
+        WebRTC session, relayed with the Live protocol like ``?call_id=`` for a call.
+
+        Refusals are HTTP whatever ``server.handshake_errors`` says: the caller is a
+        server, and before the 101 there is no Live session to send a Live error on."""
+        return await self._handle(request, "live", call_id=request.match_info["call_id"])
+
+    async def _handle(
+        self, request: web.Request, family: Family, call_id: str | None = None
+    ) -> web.StreamResponse:
         arrived = time.monotonic()
         hello = parse_hello(
             request.headers,
             request.query,
             request_id=new_request_id(),
-            handshake_errors=self.settings.server.handshake_errors,
+            handshake_errors="http" if call_id else self.settings.server.handshake_errors,
         )
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return await self.refuse(request, replace(hello, error_style="http"), UpgradeRequired())
@@ -98,13 +111,14 @@ class Relay:
             bad = MalformedRequest(_BAD_UPGRADE)
             return await self.refuse(request, replace(hello, error_style="http"), bad)
         admission: Admission[Any] | None = None
-        call_id = request.query.get(CALL_ID_PARAM)
+        if family != "live":
+            call_id = request.query.get(CALL_ID_PARAM)
         try:
             async with client_watch(request):  # a client that hangs up: cancel, ClientGone
                 if self.draining:
                     raise RelayShuttingDown(retry_after=1)
                 if call_id is not None:
-                    admission, connected = await self._join_call(hello, call_id)
+                    admission, connected = await self._join_call(hello, call_id, family)
                 else:
                     model = hello.model
                     if family == "transcription" and model is None:
@@ -129,7 +143,7 @@ class Relay:
             connected,
             arrived,
             billing=call_id is None,
-            protocol=TRANSLATION if family == "translation" else REALTIME,
+            protocol=_PROTOCOLS.get(family, REALTIME),
         )
         return await run.run(request, self.register(run))
 
@@ -166,25 +180,28 @@ class Relay:
         return connected
 
     async def _join_call(
-        self, hello: ClientHello, call_id: str
+        self, hello: ClientHello, call_id: str, family: Family = "realtime"
     ) -> tuple[Admission[Any], Connected]:
-        """An app server's sideband to a WebRTC call (``?call_id=<relay call id>``).
+        """An app server's sideband to a WebRTC call (``?call_id=<relay call id>``) or a
+        GPT-Live session (``/v1/live/sessions/<relay id>/attach``).
 
         Admitted as a session of the call's model, for the key that created the call
-        only (anyone else's id, or an unknown one: ``call_not_found``, after the
-        credential is checked); dialed as ``?call_id=<provider id>`` on the call's
-        channel. The caller runs it as a normal session that is not billed: the relay's
-        own sideband meters the call. No ``session.created`` arrives first on a sideband.
+        only (anyone else's id, another protocol's, or an unknown one:
+        ``call_not_found``, after the credential is checked); dialed on the call's
+        channel with the provider's id. The caller runs it as a normal session that is
+        not billed: the relay's own sideband meters the call. No ``session.created`` (or
+        ``session.started``) arrives first on a sideband.
 
         Raises:
             Refused, RelayError, RoutingFailed: as for a session's handshake.
         """
         call = await self.parts.store.find_call(call_id)
-        if call is None:
+        route = call_route(call.model) if call is not None else None
+        if call is None or route is None or (route.family == "live") != (family == "live"):
             await self.gate.authenticate(hello.credential)  # a bad key is told so first
             raise CallNotFound(param=CALL_ID_PARAM)
         ask = Ask(hello.credential, call.model, hello.origin, beta=hello.beta)
-        admission = await self.gate.admit(ask, self.route_plan)
+        admission = await self.gate.admit(ask, self.route_for(route.family))
         try:
             channel = next((c for c in self.router.channels if c.name == call.channel), None)
             if admission.key_id != call.key_id or call.state != "live" or channel is None:
@@ -194,7 +211,11 @@ class Relay:
 
             async def dial(channel: Channel, timeout: float) -> Any:
                 return await dialer.sideband(
-                    channel, provider_id, request_id=hello.request_id, timeout=timeout
+                    channel,
+                    provider_id,
+                    request_id=hello.request_id,
+                    timeout=timeout,
+                    route=route,
                 )
 
             t = self.settings.timeouts

@@ -260,6 +260,7 @@ def session_core(
     *,
     billing: bool = True,
     protocol: WireProtocol = REALTIME,
+    webrtc: bool = False,
 ) -> tuple[Meter, Session]:
     """The protocol's meter and the session core for an admitted session (or call): the
     same metering, budget and timing rules whichever transport carries it. Without
@@ -274,6 +275,7 @@ def session_core(
         writer=parts.writer if billing else None,
         spend=parts.spend if billing else None,
         observe=usage_observer(metrics) if billing else None,
+        webrtc=webrtc,
     )
     key = admission.key
     screen = None

@@ -2,12 +2,17 @@
 
 A call is set up over HTTP (protocol.md §10): the offer is POSTed to the channel's
 ``/realtime/calls`` and the provider answers 201 with its SDP and
-``Location: …/calls/{call_id}``. Channel choice and failover are the router's one rule
-(``Router.failover``: breakers, retryable statuses, the deadline, the last refusal
-kept), so here is only what differs from a WebSocket dial: the URL (the channel's
-``base_url`` with ws→http), the body (raw SDP or multipart, the model mapped to the
-channel's upstream name) and how an HTTP answer becomes a ``DialFailure``. The
-sideband is an ordinary WebSocket dial (``Dialer``) of ``/realtime?call_id=…``.
+``Location: …/calls/{call_id}``. A GPT-Live session is the same thing spelled another
+way (``CallRoute``): a JSON ``{session, transport: {sdp}}`` POSTed to ``/live/sessions``,
+answered with JSON ``{session: {id}, transport: {sdp}}``, joined at
+``/live/sessions/{id}/attach`` and controlled under ``/live/sessions/{id}/``.
+
+Channel choice and failover are the router's one rule (``Router.failover``: breakers,
+retryable statuses, the deadline, the last refusal kept), so here is only what differs
+from a WebSocket dial: the URL (the channel's ``base_url`` with ws→http), the body (raw
+SDP, multipart or JSON, the model mapped to the channel's upstream name) and how an HTTP
+answer becomes a ``DialFailure``. The sideband is an ordinary WebSocket dial
+(``Dialer``) of ``/realtime?call_id=…`` or ``/live/sessions/{id}/attach``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, replace
+from typing import Any, Final, Literal
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -24,16 +29,30 @@ import orjson
 
 from rtrelay.config import Channel
 from rtrelay.route.dial import MAX_REFUSAL_BODY, DialFailure, FailureKind
+from rtrelay.route.families import family_of
 from rtrelay.route.router import Attempt, Router
 from rtrelay.route.upstream import Upstream, UpstreamRequest
-from rtrelay.wire import CALL_ID_PARAM, REALTIME_PATH_SUFFIX
+from rtrelay.wire import (
+    CALL_CONTROLS,
+    CALL_ID_PARAM,
+    CALLS_PATH,
+    LIVE_ATTACH_SUFFIX,
+    LIVE_CONTROLS,
+    LIVE_SESSIONS_PATH,
+    OPENAI_PATH,
+    REALTIME_PATH_SUFFIX,
+)
 
 __all__ = [
     "CALL_KINDS",
+    "LIVE_SESSIONS",
     "MAX_ANSWER_BYTES",
+    "REALTIME_CALLS",
     "Answered",
     "CallDialer",
     "CallOffer",
+    "CallRoute",
+    "call_route",
     "http_base",
 ]
 
@@ -43,7 +62,43 @@ CALL_KINDS: Final = frozenset({"openai", "openai-compatible", "mock"})
 MAX_ANSWER_BYTES: Final = 256 * 1024
 """An SDP answer is a few KB; a provider sending more is not answering an offer."""
 
-CALLS_SUFFIX: Final = "/realtime/calls"
+_V1: Final = OPENAI_PATH.removesuffix(REALTIME_PATH_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRoute:
+    """Where one protocol's WebRTC sessions are set up, joined and controlled.
+
+    ``path`` is the public path (the relay's and OpenAI's, ``/v1/…``); at a provider the
+    same path follows the channel's base URL (``…/v1``) without its ``/v1``.
+    """
+
+    family: Literal["realtime", "live"]
+    path: str
+    controls: tuple[str, ...]
+    """The ``POST {path}/{id}/<control>`` a provider serves."""
+
+    @property
+    def suffix(self) -> str:
+        return self.path.removeprefix(_V1)
+
+    def sideband_url(self, channel: Channel, provider_id: str) -> str:
+        """The provider's sideband WebSocket for session ``provider_id``."""
+        base = channel.base_url.rstrip("/")
+        if self.family == "live":
+            return f"{base}{self.suffix}/{quote(provider_id, safe='')}{LIVE_ATTACH_SUFFIX}"
+        return f"{base}{REALTIME_PATH_SUFFIX}?{urlencode({CALL_ID_PARAM: provider_id})}"
+
+
+REALTIME_CALLS: Final = CallRoute("realtime", CALLS_PATH, CALL_CONTROLS)
+"""Realtime calls: ``POST /v1/realtime/calls``, sideband ``/v1/realtime?call_id=``."""
+LIVE_SESSIONS: Final = CallRoute("live", LIVE_SESSIONS_PATH, LIVE_CONTROLS)
+"""GPT-Live over WebRTC: ``POST /v1/live/sessions``, sideband ``…/{id}/attach``."""
+
+
+def call_route(model: str) -> CallRoute:
+    """The route a call of ``model`` was set up on (a registry row names its model only)."""
+    return LIVE_SESSIONS if family_of(model) == "live" else REALTIME_CALLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +108,13 @@ class CallOffer:
     sdp: str
     model: str
     session: dict[str, Any] | None = None
-    """The multipart ``session`` part (GA session config); ``None`` for a raw offer."""
+    """The multipart ``session`` part (GA session config); ``None`` for a raw offer; a
+    Live session's ``session`` object."""
+    route: CallRoute = REALTIME_CALLS
+    body: dict[str, Any] | None = None
+    """A Live request's whole JSON body, forwarded with its model mapped to the channel's."""
+    fork_of: str | None = None
+    """A Live fork: the provider's id of the session forked (``POST …/{id}/fork``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +125,10 @@ class Answered:
     provider_call_id: str
     channel: Channel
     attempts: list[Attempt]
+    body: bytes = b""
+    """The provider's whole answer (a Live session's JSON; a Realtime call's SDP)."""
+    status: int = 201
+    location: str | None = None
 
 
 def http_base(channel: Channel) -> str:
@@ -109,16 +174,24 @@ class CallDialer:
             RoutingFailed: no channel answered (the last refusal's status and body kept).
         """
 
-        async def dial(channel: Channel, timeout: float) -> tuple[str, str]:
+        async def dial(channel: Channel, timeout: float) -> Answered:
+            if offer.route.family == "live":
+                return await self._post_live(channel, offer, request_id, timeout)
             return await self._post_offer(channel, offer, request_id, timeout)
 
-        (sdp, call_id), channel, attempts = await self._router.failover(
+        answered, channel, attempts = await self._router.failover(
             channels, dial, dial_timeout=dial_timeout, deadline=deadline
         )
-        return Answered(sdp=sdp, provider_call_id=call_id, channel=channel, attempts=attempts)
+        return replace(answered, channel=channel, attempts=attempts)
 
     async def sideband(
-        self, channel: Channel, call_id: str, *, request_id: str, timeout: float
+        self,
+        channel: Channel,
+        call_id: str,
+        *,
+        request_id: str,
+        timeout: float,
+        route: CallRoute = REALTIME_CALLS,
     ) -> aiohttp.ClientWebSocketResponse[bool]:
         """Attach a WebSocket sideband to the provider's call ``call_id``.
 
@@ -126,8 +199,7 @@ class CallDialer:
             DialFailure: refused, unreachable, or no answer within ``timeout`` s.
         """
         upstream = self._router.upstream(channel.name)
-        query = urlencode({CALL_ID_PARAM: call_id})
-        url = f"{channel.base_url.rstrip('/')}{REALTIME_PATH_SUFFIX}?{query}"
+        url = route.sideband_url(channel, call_id)
         request = UpstreamRequest(url=url, headers=_headers(upstream, request_id), tls=upstream.tls)
         return await self._router.dialer.dial(request, timeout)
 
@@ -141,6 +213,7 @@ class CallDialer:
         content_type: str | None = None,
         request_id: str,
         timeout: float,
+        route: CallRoute = REALTIME_CALLS,
     ) -> tuple[int, bytes, str]:
         """POST ``…/calls/{call_id}/{control}`` at the provider: its status, body and type.
 
@@ -148,22 +221,56 @@ class CallDialer:
             DialFailure: unreachable, or no answer within ``timeout`` s.
         """
         upstream = self._router.upstream(channel.name)
-        url = f"{http_base(channel)}{CALLS_SUFFIX}/{quote(call_id, safe='')}/{control}"
         headers = _headers(upstream, request_id)
         if content_type:
             headers["Content-Type"] = content_type
         async with (
             _failures(timeout),
-            self._client().post(url, data=body, headers=headers, ssl=_ssl(upstream)) as response,
+            self._client().post(
+                _session_url(channel, route, call_id, control),
+                data=body,
+                headers=headers,
+                ssl=_ssl(upstream),
+            ) as response,
         ):
             body = await response.content.read(MAX_REFUSAL_BODY)
             return response.status, body, response.content_type
 
-    async def hangup(self, channel: Channel, call_id: str, *, request_id: str) -> bool:
+    @contextlib.asynccontextmanager
+    async def fetch(
+        self,
+        channel: Channel,
+        call_id: str,
+        what: str,
+        *,
+        request_id: str,
+        timeout: float,
+        route: CallRoute,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """``GET …/{call_id}/{what}`` at the provider (a Live session's recording), its
+        answer open for streaming; ``timeout`` bounds the answer's headers only.
+
+        Raises:
+            DialFailure: unreachable, or no answer within ``timeout`` s.
+        """
+        upstream = self._router.upstream(channel.name)
+        url = _session_url(channel, route, call_id, what)
+        async with _failures(timeout):
+            response = await self._client().get(
+                url, headers=_headers(upstream, request_id), ssl=_ssl(upstream)
+            )
+        try:
+            yield response
+        finally:
+            response.release()
+
+    async def hangup(
+        self, channel: Channel, call_id: str, *, request_id: str, route: CallRoute = REALTIME_CALLS
+    ) -> bool:
         """Hang the call up at the provider; ``True`` if it said so (2xx or already gone)."""
         try:
             status, _, _ = await self.control(
-                channel, call_id, "hangup", request_id=request_id, timeout=5.0
+                channel, call_id, "hangup", request_id=request_id, timeout=5.0, route=route
             )
         except DialFailure:
             return False
@@ -171,10 +278,10 @@ class CallDialer:
 
     async def _post_offer(
         self, channel: Channel, offer: CallOffer, request_id: str, timeout: float
-    ) -> tuple[str, str]:
+    ) -> Answered:
         upstream = self._router.upstream(channel.name)
         upstream_model = channel.upstream_model(offer.model)
-        url = f"{http_base(channel)}{CALLS_SUFFIX}"
+        url = f"{http_base(channel)}{REALTIME_CALLS.suffix}"
         headers = _headers(upstream, request_id)
         data: Any
         params: dict[str, str] = {}
@@ -195,24 +302,81 @@ class CallDialer:
                 url, data=data, params=params, headers=headers, ssl=_ssl(upstream)
             ) as response,
         ):
-            body = await response.content.read(MAX_ANSWER_BYTES)
-            if response.status != 201:
-                raise DialFailure(
-                    FailureKind.REFUSED,
-                    f"HTTP {response.status}",
-                    status=response.status,
-                    body=body[:MAX_REFUSAL_BODY],
-                    retry_after=response.headers.get("Retry-After"),
-                )
-            call_id = response.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
+            body = await _answer(response, (201,))
+            location = response.headers.get("Location", "")
+        call_id = location.rstrip("/").rsplit("/", 1)[-1]
         if not call_id:
             # A 201 without a call id cannot be metered: treat it as a broken provider.
             raise DialFailure(FailureKind.REFUSED, "201 without a Location", status=502, body=b"")
-        return body.decode("utf-8", "replace"), call_id
+        sdp = body.decode("utf-8", "replace")
+        return Answered(sdp, call_id, channel, [], body=body, location=location)
+
+    async def _post_live(
+        self, channel: Channel, offer: CallOffer, request_id: str, timeout: float
+    ) -> Answered:
+        """POST a Live session (or a fork of one): JSON in, JSON ``{session: {id},
+        transport: {sdp}}`` out (``openai/types/live/live_create_response.py``)."""
+        upstream = self._router.upstream(channel.name)
+        request = dict(offer.body or {})
+        if offer.fork_of is None:
+            session = {**(offer.session or {}), "model": channel.upstream_model(offer.model)}
+            request["session"] = session
+        url = _session_url(channel, offer.route, offer.fork_of, "fork")
+        headers = _headers(upstream, request_id)
+        async with (
+            _failures(timeout),
+            self._client().post(url, json=request, headers=headers, ssl=_ssl(upstream)) as response,
+        ):
+            body = await _answer(response, (200, 201))
+            status, location = response.status, response.headers.get("Location")
+        session_id, sdp = _live_answer(body)
+        if not session_id or not sdp:
+            # an answer without an id cannot be metered: treat it as a broken provider
+            raise DialFailure(
+                FailureKind.REFUSED, "an answer without session.id", status=502, body=b""
+            )
+        return Answered(sdp, session_id, channel, [], body=body, status=status, location=location)
 
     def _client(self) -> aiohttp.ClientSession:
         assert self._session is not None, "CallDialer.start() was not awaited"
         return self._session
+
+
+async def _answer(response: aiohttp.ClientResponse, ok: tuple[int, ...]) -> bytes:
+    """An offer's answer body, or the provider's refusal as a ``DialFailure``."""
+    body = await response.content.read(MAX_ANSWER_BYTES)
+    if response.status not in ok:
+        raise DialFailure(
+            FailureKind.REFUSED,
+            f"HTTP {response.status}",
+            status=response.status,
+            body=body[:MAX_REFUSAL_BODY],
+            retry_after=response.headers.get("Retry-After"),
+        )
+    return body
+
+
+def _live_answer(body: bytes) -> tuple[str, str]:
+    """``session.id`` and ``transport.sdp`` of a Live answer (empty where missing)."""
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "", ""
+    if not isinstance(answer, dict):
+        return "", ""
+    session, transport = answer.get("session"), answer.get("transport")
+    session_id = session.get("id") if isinstance(session, dict) else None
+    sdp = transport.get("sdp") if isinstance(transport, dict) else None
+    return (
+        session_id if isinstance(session_id, str) else "",
+        sdp if isinstance(sdp, str) else "",
+    )
+
+
+def _session_url(channel: Channel, route: CallRoute, call_id: str | None, action: str) -> str:
+    """``{path}`` at the provider, or ``{path}/{call_id}/{action}`` for a session's own."""
+    url = f"{http_base(channel)}{route.suffix}"
+    return url if call_id is None else f"{url}/{quote(call_id, safe='')}/{action}"
 
 
 def _headers(upstream: Upstream, request_id: str) -> dict[str, str]:
