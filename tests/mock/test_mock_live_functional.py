@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from mock_wire import expect_close, next_event, open_session, speech_turn
+from mock_wire import expect_close, mock_process, next_event, open_session, speech_turn
 from openai import AsyncOpenAI
 
 from rtrelay.mock import MockOptions, MockProvider
@@ -148,3 +148,23 @@ async def test_bad_key_gets_a_live_error_then_3000(http: aiohttp.ClientSession) 
     assert error["error"]["code"] == "invalid_api_key"
     assert "client_event_id" in error["error"]
     assert "event_id" not in error["error"]
+
+
+async def test_rtrelay_mock_prints_and_serves_the_live_and_translation_urls(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with mock_process("--pacing", "0") as (process, _):
+        assert process.stdout is not None
+        async with asyncio.timeout(10):
+            lines = [(await process.stdout.readline()).decode() for _ in range(3)]
+        live = lines[1].split()[1]
+        translation = lines[2].split()[1]
+        async with http.ws_connect(live) as ws:
+            start = {"type": "session.start", "session": START}
+            await ws.send_str(orjson.dumps(start).decode())
+            started = await next_event(ws)
+        async with http.ws_connect(translation) as ws:
+            created = await next_event(ws)
+    assert live.endswith("/v1/live/sessions")
+    assert started["type"] == "session.started"
+    assert created["session"]["model"] == "gpt-realtime-translate"

@@ -8,7 +8,9 @@ import sys
 from typing import Any
 
 from rtrelay.mock import MockOptions, MockProvider, serve
-from rtrelay.wire import DEFAULT_MODEL, REALTIME_PATH_SUFFIX
+from rtrelay.wire import DEFAULT_MODEL, LIVE_SESSIONS_PATH, REALTIME_PATH_SUFFIX, TRANSLATIONS_PATH
+
+API_PREFIX = "/v1"  # provider.url ends with it, as an SDK's base URL does
 
 __all__ = ["options_from_args", "register", "run"]
 
@@ -132,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         endpoint = f"{provider.url}{REALTIME_PATH_SUFFIX}?model={DEFAULT_MODEL}"
         print(f"rtrelay mock listening: {endpoint}", flush=True)
         print(f"  OpenAI SDK: AsyncOpenAI(websocket_base_url={provider.url!r})", flush=True)
+        live = provider.url + LIVE_SESSIONS_PATH.removeprefix(API_PREFIX)
+        translation = provider.url + TRANSLATIONS_PATH.removeprefix(API_PREFIX)
+        print(f"  GPT-Live: {live} (client.live.connect())", flush=True)
+        print(f"  translation: {translation}?model=gpt-realtime-translate", flush=True)
 
     main = serve(options, args.host, args.port, on_ready=ready)
     try:
