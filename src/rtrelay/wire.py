@@ -21,7 +21,9 @@ __all__ = [
     "CALLS_PATH",
     "CALL_CONTROLS",
     "CALL_ID_PARAM",
+    "DEFAULT_LIVE_MODEL",
     "DEFAULT_MODEL",
+    "DEFAULT_TRANSLATION_MODEL",
     "EVENTS_CHANNEL",
     "KEY_SUBPROTOCOL_PREFIX",
     "LIVE_ATTACH_SUFFIX",
@@ -61,6 +63,10 @@ NO_KEY: Final = frozenset({"", "null", "undefined"})
 
 DEFAULT_MODEL: Final = "gpt-realtime"
 """The model a URL that names none gets (the simulated provider, the probe, the CLI)."""
+DEFAULT_LIVE_MODEL: Final = "gpt-live-1"
+"""The GPT-Live model ``session.start`` asks for when told none (the probe, the CLI)."""
+DEFAULT_TRANSLATION_MODEL: Final = "gpt-realtime-translate"
+"""The translation model a translation session or client secret gets when given none."""
 
 OPENAI_PATH: Final = "/v1/realtime"
 """OpenAI: ``GET /v1/realtime?model=M``."""

@@ -13,7 +13,7 @@ __all__ = ["register"]
 
 _EPILOG = """\
 exit status:
-  0  a session was established (session.created received)
+  0  a session was established (session.created received; GPT-Live: session.started)
   1  the WebSocket opened but no session was established (error event, close, silence);
      --webrtc: the offer was answered but ICE, DTLS, the data channel or the session failed
   2  bad command line
@@ -34,9 +34,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Connect the way a browser (--subprotocol-auth) or a server SDK would and explain "
             "each step: DNS, TCP, TLS, the HTTP upgrade, the subprotocol echo, session.created, "
-            "the first events and the close. With --webrtc, set a WebRTC call up as a browser "
+            "the first events and the close. A GPT-Live URL (…/v1/live/sessions) is sent "
+            "session.start for --model, and its session.started (or the Live error event and "
+            "close code) explained, then session.close; a translation URL "
+            "(…/v1/realtime/translations) is explained like a Realtime one. "
+            "With --webrtc, set a WebRTC call up as a browser "
             "page would (aiortc): the SDP offer POST, the answer, ICE, DTLS, the oai-events "
-            "data channel and session.created, then hang up. Sends no client events."
+            "data channel and session.created, then hang up. Sends no other client events."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -54,7 +58,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="set a WebRTC call up (POST /v1/realtime/calls) instead of a WebSocket",
     )
-    parser.add_argument("--model", help="model to ask for (default: the URL's, or gpt-realtime)")
+    parser.add_argument(
+        "--model",
+        help="model to ask for (default: the URL's, or gpt-realtime; gpt-realtime-translate "
+        "for a translation URL; gpt-live-1 for GPT-Live, sent in session.start)",
+    )
     parser.add_argument("--origin", help="Origin header, as a browser page would send")
     parser.add_argument(
         "--subprotocol-auth",

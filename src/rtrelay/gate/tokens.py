@@ -28,7 +28,7 @@ from typing import Any, Final
 import orjson
 
 from rtrelay.errors import InvalidRequest
-from rtrelay.wire import DEFAULT_MODEL
+from rtrelay.wire import DEFAULT_MODEL, DEFAULT_TRANSLATION_MODEL
 
 __all__ = [
     "BETA_TOKEN_SECONDS",
@@ -65,7 +65,6 @@ MAX_TOKEN_LENGTH: Final = 4096
 _SIGNING_CONTEXT: Final = b"rtrelay.ek.v1."
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
 _SESSION_TYPES: Final = ("realtime", "transcription")
-DEFAULT_TRANSLATION_MODEL: Final = "gpt-realtime-translate"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

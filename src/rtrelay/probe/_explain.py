@@ -101,7 +101,8 @@ def explain(target: Target, obs: Observations) -> Explanation:
     if protocol_step is not None:
         steps.append(protocol_step)
     session = obs.session or SessionObservation()
-    steps.extend(session_steps(session))
+    established = target.established
+    steps.extend(session_steps(session, established=established))
     leak = _leaks(obs.upgrade.echoed_protocol)
     if refused_by is not None:
         got = (
@@ -111,9 +112,9 @@ def explain(target: Target, obs: Observations) -> Explanation:
         )
         return done(steps, refused_by + got, ExitCode.CLIENT_REFUSES)
     if session.session_created_ms is None:
-        return done(steps, _no_session_verdict(session), ExitCode.NO_SESSION)
+        return done(steps, _no_session_verdict(session, established), ExitCode.NO_SESSION)
     verdict = (
-        "a session was established: session.created "
+        f"a session was established: {established} "
         f"{ms(session.session_created_ms)} after the upgrade request"
     )
     if leak:
@@ -414,8 +415,14 @@ def _subprotocol(target: Target, echoed: str | None) -> tuple[Step | None, str |
     ), None
 
 
-def session_steps(session: SessionObservation, since: str = "the upgrade request") -> list[Step]:
-    """The session, its events and its close; times are counted from ``since``."""
+def session_steps(
+    session: SessionObservation,
+    since: str = "the upgrade request",
+    *,
+    established: str = "session.created",
+) -> list[Step]:
+    """The session, its events and its close; times are counted from ``since``;
+    ``established`` is the event that means a session runs."""
     steps: list[Step] = []
     created = session.session_created_ms
     early_errors = session.errors if created is None else ()
@@ -428,7 +435,7 @@ def session_steps(session: SessionObservation, since: str = "the upgrade request
             Step(
                 name="Session",
                 mark="ok",
-                text=f"session.created {ms(created)} after {since}{extra}",
+                text=f"{established} {ms(created)} after {since}{extra}",
             )
         )
     elif early_errors:
@@ -437,16 +444,14 @@ def session_steps(session: SessionObservation, since: str = "the upgrade request
             Step(
                 name="Session",
                 mark="fail",
-                text="the server sent an error instead of session.created",
+                text=f"the server sent an error instead of {established}",
                 details=tuple(error_details(first)),
             )
         )
     elif session.timed_out:
-        steps.append(
-            Step(name="Session", mark="fail", text="no session.created within the timeout")
-        )
+        steps.append(Step(name="Session", mark="fail", text=f"no {established} within the timeout"))
     else:
-        steps.append(Step(name="Session", mark="fail", text="closed before session.created"))
+        steps.append(Step(name="Session", mark="fail", text=f"closed before {established}"))
     if session.event_types:
         later = session.errors if created is not None else session.errors[1:]
         details = tuple(line for e in later for line in error_details(e))
@@ -487,6 +492,8 @@ def _close(close: CloseSeen, session: SessionObservation, shown: set[str | None]
             f"{close_meaning(close.code)}",
         )
     reason = f" {close.reason!r}" if close.reason else ""
+    if session.farewell is not None:
+        reason += f" after the probe's {session.farewell}"
     clean = close.code == 1000 and session.session_created_ms is not None
     details: list[str] = []
     if close.code == 3000:
@@ -510,7 +517,7 @@ def _close(close: CloseSeen, session: SessionObservation, shown: set[str | None]
     )
 
 
-def _no_session_verdict(session: SessionObservation) -> str:
+def _no_session_verdict(session: SessionObservation, established: str) -> str:
     head = "the WebSocket opened but no session was established"
     error = session.errors[0] if session.errors else None
     code = error.code if error else None
@@ -522,5 +529,5 @@ def _no_session_verdict(session: SessionObservation) -> str:
     if session.close is not None and session.close.by != "probe":
         return f"{head}: closed with {session.close.code} ({close_meaning(session.close.code)})"
     if session.timed_out:
-        return f"{head}: no session.created within the timeout"
+        return f"{head}: no {established} within the timeout"
     return head

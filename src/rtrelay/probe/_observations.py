@@ -146,6 +146,8 @@ class SessionObservation:
     close: CloseSeen | None = None
     timed_out: bool = False
     """No ``session.created`` (and no close) within the timeout."""
+    farewell: str | None = None
+    """The client event the probe ended the session with (GPT-Live's ``session.close``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -62,13 +62,18 @@ async def probe(
     """Connect to ``url`` as a browser or a server SDK would, and say what happened.
 
     The probe only listens: it sends no client event (nothing is billed) and
-    closes with 1000 after ``events`` events or ``quiet`` seconds of silence.
+    closes with 1000 after ``events`` events or ``quiet`` seconds of silence. A
+    GPT-Live URL (``…/v1/live/sessions``) is the exception: its session starts only
+    with ``session.start``, so the probe sends that, waits for ``session.started``,
+    and ends the session with ``session.close`` (no audio is sent: Live bills audio
+    seconds, so nothing is billed either).
 
     Args:
         url: the relay or provider, e.g. ``ws://127.0.0.1:8080/v1`` or a full
             ``…/v1/realtime?model=…`` URL.
         key: the credential; sent, never shown (the report masks it).
-        model: the model to ask for (default: the URL's, else ``gpt-realtime``).
+        model: the model to ask for (default: the URL's, else ``gpt-realtime``;
+            ``gpt-realtime-translate`` for a translation URL, ``gpt-live-1`` for Live).
         origin: the ``Origin`` header a browser page would send.
         subprotocol_auth: authenticate with subprotocols, as a browser does.
         beta: ask for the beta API shape.
@@ -89,7 +94,12 @@ async def probe(
     observations, context, reached = await _reach(target, timeout, cafile, ssl_context)
     if reached:
         upgrade, session = await observe_websocket(
-            request, ssl_context=context, timeout=timeout, events=events, quiet=quiet
+            request,
+            ssl_context=context,
+            timeout=timeout,
+            events=events,
+            quiet=quiet,
+            established=target.established,
         )
         observations = dataclasses.replace(observations, upgrade=upgrade, session=session)
         if upgrade.status == 404 and upgrade.error is None and upgrade.failure is None:

@@ -31,6 +31,8 @@ def _how(target: Target) -> str:
             how += f"; Origin {target.origin}"
     if target.beta:
         how += "; beta shape asked for"
+    if target.dialogue == "live":
+        how += f"; then session.start for {target.model}, and session.close at the end"
     return how
 
 

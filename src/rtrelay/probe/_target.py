@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+import orjson
 from yarl import URL
 
 from rtrelay.probe._redact import mask_key, redact
@@ -13,13 +14,20 @@ from rtrelay.wire import (
     BETA_HEADER,
     BETA_HEADER_VALUE,
     BETA_SUBPROTOCOL,
+    DEFAULT_LIVE_MODEL,
     DEFAULT_MODEL,
+    DEFAULT_TRANSLATION_MODEL,
     KEY_SUBPROTOCOL_PREFIX,
+    LIVE_SESSIONS_PATH,
     REALTIME_PATH_SUFFIX,
     REALTIME_SUBPROTOCOL,
+    TRANSLATIONS_PATH,
 )
 
 _CALLS_SUFFIX: Final = "/calls"
+_API_PREFIX: Final = "/v1"
+_LIVE_SUFFIX: Final = LIVE_SESSIONS_PATH.removeprefix(_API_PREFIX)
+_TRANSLATIONS_SUFFIX: Final = TRANSLATIONS_PATH.removeprefix(_API_PREFIX)
 
 __all__ = [
     "HandshakeRequest",
@@ -35,6 +43,9 @@ _MODEL_PARAMS: Final = ("model", "deployment", "call_id", "intent")
 """Query parameters that already say which session to open (protocol.md §1)."""
 
 Mode = Literal["browser", "server", "webrtc"]
+Dialogue = Literal["realtime", "live", "translation"]
+"""Which protocol the URL speaks (``…/live/sessions``: GPT-Live; ``…/realtime/translations``:
+translation; anything else: the Realtime API)."""
 
 
 class ProbeUsageError(ValueError):
@@ -55,10 +66,18 @@ class Target:
     beta: bool
     key: str | None
     """The key, masked (``rk_ab…xy``)."""
+    dialogue: Dialogue = "realtime"
+    model: str | None = None
+    """GPT-Live: the model ``session.start`` asks for (the URL names none)."""
 
     @property
     def secure(self) -> bool:
         return self.scheme in ("wss", "https")
+
+    @property
+    def established(self) -> str:
+        """The server event that means a session is running."""
+        return "session.started" if self.dialogue == "live" else "session.created"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +89,10 @@ class HandshakeRequest:
     headers: Mapping[str, str]
     origin: str | None
     secret: str | None = field(repr=False)
+    opening: str | None = None
+    """A client event sent right after the 101 (GPT-Live's ``session.start``)."""
+    closing: str | None = None
+    """A client event that ends the session cleanly (GPT-Live's ``session.close``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,12 +117,23 @@ def plan(
 
     ``url`` may be a base URL as SDKs take it (``ws://host:port/v1``): ``/realtime``
     is appended and ``?model=`` added when the URL names no session, so the probe
-    and an SDK aimed at the same base URL dial the same thing.
+    and an SDK aimed at the same base URL dial the same thing. A translation URL
+    (``…/v1/realtime/translations``) gets ``?model=`` the same way. A GPT-Live URL
+    (``…/v1/live/sessions``) is dialled as it is: its model goes in ``session.start``
+    (``model``, else the URL's ``?model=`` hint, else ``gpt-live-1``), and the probe
+    ends the session with ``session.close``.
 
     Raises:
         ProbeUsageError: the URL is not an http(s)/ws(s) URL with a host.
     """
-    parsed = _normalise(url, model)
+    parsed, dialogue = _normalise(url, model)
+    live_model = None
+    opening = closing = None
+    if dialogue == "live":
+        live_model = model or parsed.query.get("model") or DEFAULT_LIVE_MODEL
+        start = {"type": "session.start", "session": {"model": live_model}}
+        opening = orjson.dumps(start).decode()
+        closing = orjson.dumps({"type": "session.close"}).decode()
     if key is not None and not key:
         key = None
     if subprotocol_auth:
@@ -128,14 +162,22 @@ def plan(
         origin=origin,
         beta=beta,
         key=mask_key(key),
+        dialogue=dialogue,
+        model=live_model,
     )
     request = HandshakeRequest(
-        url=str(parsed), protocols=protocols, headers=headers, origin=origin, secret=key
+        url=str(parsed),
+        protocols=protocols,
+        headers=headers,
+        origin=origin,
+        secret=key,
+        opening=opening,
+        closing=closing,
     )
     return target, request
 
 
-def _normalise(url: str, model: str | None) -> URL:
+def _normalise(url: str, model: str | None) -> tuple[URL, Dialogue]:
     try:
         parsed = URL(url)
     except (TypeError, ValueError) as exc:
@@ -148,15 +190,23 @@ def _normalise(url: str, model: str | None) -> URL:
     if not parsed.host:
         raise ProbeUsageError(f"the URL has no host: {url!r}")
     parsed = parsed.with_scheme(scheme)
-    path = parsed.path.rstrip("/").removesuffix(_CALLS_SUFFIX)
-    if not path.endswith(REALTIME_PATH_SUFFIX):
-        parsed = parsed.with_path(path + REALTIME_PATH_SUFFIX, keep_query=True)
+    path = parsed.path.rstrip("/")
+    if path.endswith(_LIVE_SUFFIX):
+        return parsed.with_path(path, keep_query=True), "live"
+    dialogue: Dialogue = "realtime"
+    if path.endswith(_TRANSLATIONS_SUFFIX):
+        dialogue = "translation"
+        parsed = parsed.with_path(path, keep_query=True)
+    else:
+        path = path.removesuffix(_CALLS_SUFFIX)
+        if not path.endswith(REALTIME_PATH_SUFFIX):
+            parsed = parsed.with_path(path + REALTIME_PATH_SUFFIX, keep_query=True)
     query = dict(parsed.query)
     if model is not None:
         query["deployment" if "deployment" in query else "model"] = model
     elif not any(name in query for name in _MODEL_PARAMS):
-        query["model"] = DEFAULT_MODEL
-    return parsed.with_query(query)
+        query["model"] = DEFAULT_TRANSLATION_MODEL if dialogue == "translation" else DEFAULT_MODEL
+    return parsed.with_query(query), dialogue
 
 
 def plan_webrtc(
@@ -170,7 +220,12 @@ def plan_webrtc(
     Raises:
         ProbeUsageError: the URL is not an http(s)/ws(s) URL with a host.
     """
-    parsed = _normalise(url, model)
+    parsed, dialogue = _normalise(url, model)
+    if dialogue != "realtime":
+        raise ProbeUsageError(
+            "--webrtc probes Realtime calls (/v1/realtime/calls); "
+            f"this URL is a {dialogue} session's"
+        )
     parsed = parsed.with_scheme("https" if parsed.scheme == "wss" else "http")
     path = parsed.path.rstrip("/")
     if not path.endswith(_CALLS_SUFFIX):

@@ -146,8 +146,13 @@ async def observe_websocket(
     timeout: float,
     events: int,
     quiet: float,
+    established: str = "session.created",
 ) -> tuple[UpgradeObservation, SessionObservation | None]:
     """Send the upgrade; if it succeeds, watch the session, then close it with 1000.
+
+    A request with an ``opening`` event sends it first (GPT-Live's ``session.start``);
+    one with a ``closing`` event ends an established session with it and waits for the
+    server to close (GPT-Live's ``session.close``, so the provider ends the session).
 
     Args:
         request: the handshake to send (its secret is only ever put on the wire).
@@ -155,6 +160,7 @@ async def observe_websocket(
         timeout: bound on the upgrade, and on the wait for ``session.created``.
         events: close after this many events.
         quiet: after ``session.created`` (or an error), close after this long without events.
+        established: the server event that means a session runs (``session.started``: Live).
     """
     recorder = HandshakeRecorder(request.secret)
     client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
@@ -187,10 +193,12 @@ async def observe_websocket(
             try:
                 session = await _observe_session(
                     ws,
-                    Watch(request.secret, start),
+                    Watch(request.secret, start, established),
                     events=events,
                     timeout=timeout,
                     quiet=quiet,
+                    opening=request.opening,
+                    closing=request.closing,
                 )
             finally:
                 if not ws.closed:
@@ -235,6 +243,8 @@ class Watch:
     secret: str | None
     start: float
     """When the upgrade request began: times are counted from there."""
+    established: str = "session.created"
+    """The event that means a session runs (``session.started`` for GPT-Live)."""
     types: list[str] = field(default_factory=list)
     errors: list[ErrorInfo] = field(default_factory=list)
     created_ms: float | None = None
@@ -252,7 +262,7 @@ class Watch:
             return
         kind = redact(str(event.get("type", "(no type)")), self.secret)
         self.types.append(kind)
-        if kind == "session.created" and self.created_ms is None:
+        if kind == self.established and self.created_ms is None:
             self.created_ms = _elapsed_ms(self.start)
             session = event.get("session")
             if isinstance(session, dict):
@@ -262,12 +272,24 @@ class Watch:
             info = error_info(event.get("error"), self.secret)
             self.errors.append(info or ErrorInfo())
 
+    def message(self, msg: WSMessage) -> bool:
+        """Tally a WebSocket message; ``False`` for one that ends the connection."""
+        if msg.type is WSMsgType.TEXT:
+            self.text(msg.data)
+        elif msg.type is WSMsgType.BINARY:
+            self.types.append("(binary frame)")
+        else:
+            return False
+        return True
+
     @property
     def settled(self) -> bool:
         """``session.created`` or an error came: the session's fate is known."""
         return self.created_ms is not None or bool(self.errors)
 
-    def observed(self, *, close: CloseSeen | None, timed_out: bool) -> SessionObservation:
+    def observed(
+        self, *, close: CloseSeen | None, timed_out: bool, farewell: str | None = None
+    ) -> SessionObservation:
         return SessionObservation(
             event_types=tuple(self.types),
             errors=tuple(self.errors),
@@ -276,6 +298,7 @@ class Watch:
             model=self.model,
             close=close,
             timed_out=timed_out,
+            farewell=farewell,
         )
 
 
@@ -298,6 +321,8 @@ async def _observe_session(
     events: int,
     timeout: float,
     quiet: float,
+    opening: str | None = None,
+    closing: str | None = None,
 ) -> SessionObservation:
     # Reading in a task of its own: a timed-out ``receive()`` marks the socket as
     # abnormally closed in aiohttp, and the probe wants to close it cleanly with 1000.
@@ -306,7 +331,10 @@ async def _observe_session(
     reader = asyncio.create_task(_read(ws, inbox))
     close: CloseSeen | None = None
     timed_out = False
+    farewell: str | None = None
     try:
+        if opening is not None:
+            await ws.send_str(opening)
         while len(watch.types) < events:
             settled = watch.settled
             wait = quiet if settled else deadline - time.perf_counter()
@@ -316,13 +344,13 @@ async def _observe_session(
             except TimeoutError:
                 timed_out = not settled
                 break
-            if msg.type is WSMsgType.TEXT:
-                watch.text(msg.data)
-            elif msg.type is WSMsgType.BINARY:
-                watch.types.append("(binary frame)")
-            else:
+            if not watch.message(msg):
                 close = _close_seen(ws, msg, _elapsed_ms(watch.start), watch.secret)
                 break
+        if close is None and closing is not None and watch.created_ms is not None:
+            farewell = _event_type(closing)
+            await ws.send_str(closing)
+            close = await _until_closed(ws, inbox, watch, timeout)
         if close is None:
             await ws.close(code=1000, message=_PROBE_CLOSE_REASON)
             close = CloseSeen(by="probe", code=1000, at_ms=_elapsed_ms(watch.start))
@@ -330,7 +358,28 @@ async def _observe_session(
         if not reader.done():
             reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-    return watch.observed(close=close, timed_out=timed_out)
+    return watch.observed(close=close, timed_out=timed_out, farewell=farewell)
+
+
+async def _until_closed(
+    ws: aiohttp.ClientWebSocketResponse,
+    inbox: asyncio.Queue[WSMessage],
+    watch: Watch,
+    timeout: float,
+) -> CloseSeen | None:
+    """Events up to the server's close (``None``: it did not close within ``timeout``)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while watch.message(msg := await inbox.get()):
+                pass
+    except TimeoutError:
+        return None
+    return _close_seen(ws, msg, _elapsed_ms(watch.start), watch.secret)
+
+
+def _event_type(frame: str) -> str:
+    kind: Any = json.loads(frame).get("type")
+    return str(kind)
 
 
 def _close_seen(
