@@ -168,3 +168,16 @@ async def test_rtrelay_mock_prints_and_serves_the_live_and_translation_urls(
     assert live.endswith("/v1/live/sessions")
     assert started["type"] == "session.started"
     assert created["session"]["model"] == "gpt-realtime-translate"
+
+
+async def test_an_expired_live_session_gets_session_closed_then_1001(
+    http: aiohttp.ClientSession,
+) -> None:
+    options = dataclasses.replace(FAST, max_session_seconds=0.5, no_usage_events=True)
+    async with MockProvider(options) as provider:
+        ws = await open_session(http, provider, "/live/sessions")
+        await ws.send_str(orjson.dumps({"type": "session.start", "session": START}).decode())
+        events = await expect_close(ws, 1001)
+    assert [e["type"] for e in events] == ["session.started", "session.closed"]
+    assert events[1]["reason"] == "expired"
+    assert events[1]["usage"] == {"seconds": 0.0}

@@ -109,6 +109,21 @@ async def test_sideband_sees_the_session_and_can_close_it(
     assert provider.calls[0].end_reason == "closed"
 
 
+async def test_a_hangup_tells_the_sideband_session_closed(
+    provider: MockProvider, client: RtcClient
+) -> None:
+    async with sdk(provider) as openai:
+        session_id = await create(openai, client)
+        await client.next_event("session.started")
+        async with openai.live.sideband.connect(session_id=session_id) as sideband:
+            await openai.live.sessions.hangup(session_id)
+            events = [event async for event in sideband]  # then 1000
+    closed = events[-1]
+    assert closed.type == "session.closed"
+    assert closed.reason == "close_requested"
+    assert provider.calls[0].end_reason == "hangup"
+
+
 async def test_controls_recording_and_fork(provider: MockProvider, client: RtcClient) -> None:
     async with sdk(provider) as openai, RtcClient() as second:
         session_id = await create(openai, client, store=True)

@@ -20,7 +20,7 @@ from rtrelay.mock._options import MockOptions
 from rtrelay.mock._pacing import stream_responses
 from rtrelay.mock._records import SessionRecord
 from rtrelay.mock._response import Event, Step
-from rtrelay.mock._session import SessionProtocol, Ticker
+from rtrelay.mock._session import SessionProtocol, Ticker, expiry_events
 from rtrelay.wire import REALTIME_SUBPROTOCOL
 
 __all__ = ["MAX_SERVER_FRAME", "Connection", "Outbox", "websocket_response"]
@@ -281,9 +281,8 @@ class Connection:
 
     async def _expire(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-        error = errors.session_expired(seconds)
-        await self._outbox.send([self._protocol.error(error)])
-        await self._outbox.close(CLOSE_GOING_AWAY, error.message)
+        await self._outbox.send(expiry_events(self._protocol, seconds))
+        await self._outbox.close(CLOSE_GOING_AWAY, errors.session_expired(seconds).message)
 
     async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
         closer = self._outbox.closer

@@ -252,14 +252,22 @@ class LiveProtocol(SpeakingSession):
         return [self._event("session.input_audio.unmuted", client_event_id(event))]
 
     def _close(self, event: Event) -> list[Event]:
+        return self._closed("close_requested", client_event_id(event))
+
+    def closed_events(self, reason: str) -> list[Event]:
+        """``session.closed`` for an end the client did not ask for (``expired``,
+        ``connection_lost``...); nothing if the session never started."""
+        return [] if self.config is None else self._closed(reason, None)
+
+    def _closed(self, reason: str, client_id: str | None) -> list[Event]:
         assert self.config is not None
-        self._output.clear()
+        self._output.clear()  # what was not spoken yet never will be
         self._finished = True
         return [
             self._event(
                 "session.closed",
-                client_event_id(event),
-                reason="close_requested",
+                client_id,
+                reason=reason,
                 session=self.config.render(),
                 usage={"seconds": self.usage_seconds},
             )

@@ -35,14 +35,13 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from rtrelay.mock import _errors as errors
 from rtrelay.mock._audio import PCM16_RATE, to_pcm16
 from rtrelay.mock._ice import keep_loopback_candidates, loopback_candidates
 from rtrelay.mock._options import MockOptions
 from rtrelay.mock._pacing import stream_responses
 from rtrelay.mock._records import CallRecord
 from rtrelay.mock._response import Event, Step
-from rtrelay.mock._session import MediaProtocol, Ticker
+from rtrelay.mock._session import MediaProtocol, Ticker, expiry_events, final_events
 from rtrelay.mock._sideband import Sideband
 from rtrelay.tasks import cancel_and_wait
 from rtrelay.wire import EVENTS_CHANNEL
@@ -61,8 +60,8 @@ MAX_QUEUED_AUDIO_BYTES: Final = 2 * PCM16_RATE * 120
 # Events produced before the data channel opened (a sideband's session.update, say).
 MAX_PENDING_EVENTS: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
-# After the session ended itself (Live ``session.closed``), how long the data channel may
-# take to hand its last events to SCTP before the peer connection closes.
+# How long the data channel may take to hand its last events (a Live session.closed) to
+# SCTP before the peer connection closes.
 FLUSH_TIMEOUT: Final = 2.0
 
 # Who sent a client event: its errors go back to that sender only.
@@ -437,7 +436,7 @@ class Call:
 
     async def _expire(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-        self.emit([self._protocol.error(errors.session_expired(seconds))])
+        self.emit(expiry_events(self._protocol, seconds))
         self.end_soon("expired")
 
     # --- the end ---------------------------------------------------------------------------
@@ -445,8 +444,11 @@ class Call:
     def end_soon(self, reason: str) -> asyncio.Task[None]:
         """End the call in the background (from a callback or one of its own tasks).
 
-        The first reason given is the call's; later calls return the same ending.
+        The first reason given is the call's; later calls return the same ending. A Live
+        session's data channel and sidebands first hear its ``session.closed``.
         """
+        if self._ending is None and reason != "dropped":
+            self.emit(final_events(self._protocol, reason))  # may fire the drop fault
         if self._ending is None:
             self._record.end_reason = reason
             self._ending = asyncio.create_task(self._end(reason), name="rtrelay.mock.call_end")
@@ -468,7 +470,7 @@ class Call:
                     sideband.close(CLOSE_GOING_AWAY if reason == "shutdown" else 1000, reason)
             if abrupt:
                 await self._silence()
-            elif reason == "closed":
+            else:
                 await self._flush()
             for task in self._tasks:
                 await cancel_and_wait(task)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 import orjson
 
@@ -18,7 +18,17 @@ from rtrelay.mock._audio import AudioFormat
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._response import Event, Step
 
-__all__ = ["Inbound", "MediaProtocol", "SessionProtocol", "Ticker", "client_event_id", "dispatch"]
+__all__ = [
+    "Finalising",
+    "Inbound",
+    "MediaProtocol",
+    "SessionProtocol",
+    "Ticker",
+    "client_event_id",
+    "dispatch",
+    "expiry_events",
+    "final_events",
+]
 
 Handler = Callable[[dict[str, Any]], list[Event]]
 
@@ -129,6 +139,43 @@ class MediaProtocol(SessionProtocol, Protocol):
         (``output_audio_buffer.started|stopped|cleared``); nothing if the protocol has no
         such events."""
         ...
+
+
+@runtime_checkable
+class Finalising(Protocol):
+    """A protocol whose sessions end with a final event however they end (GPT-Live's
+    ``session.closed``, with a reason and the final usage)."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def closed_events(self, reason: str) -> list[Event]:
+        """The final event(s) for an end the client did not ask for; ``finished`` after."""
+        ...
+
+
+# How a WebRTC call's end reads in a Live session.closed (session_closed_event.py).
+_CLOSED_REASONS: Final = {
+    "hangup": "close_requested",
+    "reject": "close_requested",
+    "expired": "expired",
+}
+
+
+def expiry_events(protocol: SessionProtocol, seconds: float) -> list[Event]:
+    """What a session hears at the maximum duration: Realtime's ``session_expired`` error
+    (protocol.md §3); a finalising protocol's final event instead (``final_events``)."""
+    if isinstance(protocol, Finalising):
+        return final_events(protocol, "expired")
+    return [protocol.error(errors.session_expired(seconds))]
+
+
+def final_events(protocol: SessionProtocol, end_reason: str) -> list[Event]:
+    """The final event of a finalising session ended for ``end_reason`` (a
+    ``CallRecord.end_reason``), unless it already finished; nothing for other protocols."""
+    if not isinstance(protocol, Finalising) or protocol.finished:
+        return []
+    return protocol.closed_events(_CLOSED_REASONS.get(end_reason, "connection_lost"))
 
 
 @dataclass(frozen=True, slots=True)
