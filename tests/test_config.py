@@ -56,6 +56,7 @@ def test_model_mapping_and_breaker_section() -> None:
         ),
         ({"channels": [{"name": "x", "models": ["m"]}, {"name": "x", "models": ["m"]}]}, "unique"),
         ({"breaker": {"base_cooldown": 10, "max_cooldown": 1}}, "cooldown"),
+        ({"redis": {"lease_ttl": 0}}, "lease_ttl must be positive"),
     ],
 )
 def test_invalid_config_names_the_field(raw: dict, message: str) -> None:  # type: ignore[type-arg]

@@ -203,10 +203,15 @@ class Redis:
     """Redis unreachable: ``closed`` refuses sessions whose key has a limit with 503
     ``limits_unavailable``; ``open`` admits them on this process's own limits (counted in
     ``rtrelay_limits_fallback_total``). Either way Redis is used again once it answers."""
+    lease_ttl: float = 30.0
+    """Seconds a session's lease in Redis lives without a renewal (renewed every third of
+    it): how long a relay that died keeps its sessions counted against ``max_sessions``."""
 
     def __post_init__(self) -> None:
         if self.on_error not in ("closed", "open"):
             raise ConfigError("redis.on_error must be 'closed' or 'open'")
+        if self.lease_ttl <= 0:
+            raise ConfigError("redis.lease_ttl must be positive")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -83,7 +83,7 @@ async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
             )
             closers.append(redis.aclose)
             limits = FallbackLimits(
-                RedisLeases(redis),
+                RedisLeases(redis, ttl=settings.redis.lease_ttl),
                 RedisRateLimiter(redis),
                 on_error=settings.redis.on_error,
                 ping=redis.ping,
