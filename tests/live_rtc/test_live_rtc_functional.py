@@ -227,3 +227,29 @@ async def test_a_provider_refusing_the_session_keeps_its_status_and_body(
     error = orjson.loads(client.body)["error"]
     assert error["code"] == "upstream_rejected"
     assert "HTTP 400" in error["message"] and "not today" in error["message"]
+
+
+async def test_cors_preflight_and_answer_headers_for_a_browser_origin(
+    rig: Rig, http: aiohttp.ClientSession
+) -> None:
+    origin = "http://app.example"
+    url = rig.relay.url + "/v1/live/sessions"
+    preflight = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    for path in ("", "/rlive_x/hangup"):
+        async with http.options(url + path, headers=preflight) as resp:
+            assert resp.status == 204
+            assert resp.headers["Access-Control-Allow-Origin"] == origin
+            assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+    async with RtcClient() as client:
+        headers = {"Origin": origin, "Authorization": f"Bearer {rig.key}"}
+        body = {"session": SESSION, "transport": {"type": "webrtc", "sdp": await client.offer()}}
+        async with http.post(url, json=body, headers=headers) as resp:
+            assert resp.status == 200
+            assert resp.headers["Access-Control-Allow-Origin"] == origin
+            relay_id = (await resp.json())["session"]["id"]
+        async with sdk(rig, rig.key) as openai:
+            await openai.live.sessions.hangup(relay_id)
