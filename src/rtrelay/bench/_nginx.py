@@ -20,7 +20,15 @@ from rtrelay.bench._apt import PackageUnavailable, ensure_package
 from rtrelay.bench._procs import Child, ChildFailed, Children, free_port
 from rtrelay.bench._target import MODEL, Target
 
-__all__ = ["NginxUnavailable", "ensure_nginx", "nginx_config", "start_nginx"]
+__all__ = [
+    "TEMP_DIRS",
+    "NginxUnavailable",
+    "ensure_nginx",
+    "find_nginx",
+    "http_common",
+    "nginx_config",
+    "start_nginx",
+]
 
 START_TIMEOUT: Final = 15.0
 _CANDIDATES: Final = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
@@ -52,6 +60,31 @@ def ensure_nginx(*, install: bool) -> str:
         raise NginxUnavailable(str(exc)) from exc
 
 
+_TEMP_PATHS: Final = (
+    ("client_body_temp_path", "body"),
+    ("proxy_temp_path", "proxy"),
+    ("fastcgi_temp_path", "fastcgi"),
+    ("uwsgi_temp_path", "uwsgi"),
+    ("scgi_temp_path", "scgi"),
+)
+TEMP_DIRS: Final = tuple(folder for _, folder in _TEMP_PATHS)
+"""The folders under a config's temp folder nginx needs to exist."""
+
+
+def http_common(temp: Path) -> str:
+    """The ``http`` block's lines every generated config shares: nginx's temporary files
+    under ``temp`` (the package's defaults are system paths), and ``$connection_upgrade``
+    (``upgrade`` when the client asked for it, else ``close``)."""
+    paths = "".join(f"    {directive} {temp}/{folder};\n" for directive, folder in _TEMP_PATHS)
+    return f"""\
+{paths}\
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      close;
+    }}
+"""
+
+
 def nginx_config(prefix: Path, port: int, upstream: str) -> str:
     """A one-process WebSocket reverse proxy on ``127.0.0.1:port`` to ``upstream`` (host:port)."""
     temp = prefix / "temp"
@@ -68,16 +101,7 @@ events {{
 }}
 http {{
     access_log off;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    map $http_upgrade $connection_upgrade {{
-        default upgrade;
-        ''      close;
-    }}
-    server {{
+{http_common(temp)}    server {{
         listen 127.0.0.1:{port};
         location / {{
             proxy_pass http://{upstream};
@@ -119,7 +143,7 @@ async def start_nginx(
     """
     binary = await asyncio.to_thread(ensure_nginx, install=install)
     prefix = workdir / "nginx"
-    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+    for sub in TEMP_DIRS:
         (prefix / "temp" / sub).mkdir(parents=True, exist_ok=True)
     upstream = urlsplit(provider_base).netloc
     port = free_port()

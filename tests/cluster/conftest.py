@@ -1,0 +1,39 @@
+"""The cluster fixtures: one cluster for the whole run (it takes ~15 s to build), fresh
+clients per test. A test that changes the cluster (kills a host, cuts a link) puts it back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from rig import Clients, Cluster, cluster, unavailable_reason
+
+PROVIDER_OPTIONS = ("--pacing", "1.0", "--reply-audio-ms", "600", "--audio-chunk-ms", "100")
+"""Responses last ~0.6 s: long enough to be cut mid-stream, short enough for many."""
+
+
+@pytest.fixture(scope="session")
+def rig() -> Iterator[Cluster]:
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with cluster(provider_options=PROVIDER_OPTIONS) as built:
+        yield built
+
+
+@pytest.fixture
+async def clients(rig: Cluster) -> AsyncIterator[Clients]:
+    driver = await Clients.start(rig)
+    try:
+        yield driver
+    finally:
+        await driver.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here is a ``cluster`` test (``-m "not cluster"`` leaves them out)."""
+    here = str(Path(__file__).parent)
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(pytest.mark.cluster)

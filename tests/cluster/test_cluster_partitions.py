@@ -1,0 +1,106 @@
+"""One relay host cut off from one peer, the rest of the cluster unaffected.
+
+- From Redis (its packets dropped, so Redis calls time out): the relay applies ``[redis]
+  on_error`` (``closed``: a key with limits is refused with 503 ``limits_unavailable`` and
+  ``/readyz`` says so; a key without limits is served); nginx sends such handshakes on to a
+  relay that can admit them. Once the link is back, the relay admits limited keys again.
+- From PostgreSQL (its packets dropped): live sessions go on, their responses go to the
+  ledger journal on the relay's disk, and into the database once it answers again, each
+  exactly once.
+- From the provider (the link down): a handshake straight to the relay is refused with
+  ``upstream_unavailable`` or ``upstream_timeout`` (5xx); through nginx it is served by
+  another relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ledger_checks import billed_once
+from rig import ADDRESSES, LB_PORT, PG_PORT, REDIS_PORT, RELAY_PORT, Clients, Cluster, eventually
+
+LB = f"ws://{ADDRESSES['lb']}:{LB_PORT}/v1"
+DIRECT = f"ws://{ADDRESSES['relay1']}:{RELAY_PORT}/v1"
+"""relay1, straight from the client host (the one relay the client has a link to)."""
+
+
+@pytest.fixture
+def cuts(rig: Cluster) -> Iterator[Cluster]:
+    """The rig; whatever a test cut is put back, even when it fails."""
+    yield rig
+    for host, peer in list(rig.cuts):
+        rig.restore(host, peer)
+
+
+async def test_cut_from_redis_applies_on_error(cuts: Cluster, clients: Clients) -> None:
+    rig = cuts
+    limited = rig.create_key("limited", "--max-sessions", "10")
+    unlimited = rig.create_key("unlimited")
+    rig.cut("relay1", "data", port=REDIS_PORT)
+
+    refused = await clients.ask("open", sid="l1", url=DIRECT, key=limited)
+    assert (refused["status"], refused["code"]) == (503, "limits_unavailable"), refused
+    assert rig.http_status("client", ADDRESSES["relay1"], RELAY_PORT, "/readyz") == 503
+    served = await clients.ask("open", sid="u1", url=DIRECT, key=unlimited)
+    assert served["ok"], served
+    for i in range(3):  # nginx moves on from relay1's 503 to a relay that reaches Redis
+        through = await clients.ask("open", sid=f"lb{i}", url=LB, key=limited)
+        assert through["ok"], through
+
+    rig.restore("relay1", "data")
+    async with asyncio.timeout(30):  # Redis is probed again once a second
+        while not (again := await clients.ask("open", sid="l2", url=DIRECT, key=limited))["ok"]:
+            assert again["code"] == "limits_unavailable", again
+            await asyncio.sleep(0.5)
+    for sid in ("u1", "lb0", "lb1", "lb2", "l2"):
+        await clients.ask("close", sid=sid)
+
+
+def journal_lines(rig: Cluster, host: str) -> int:
+    files = Path(rig.workdir / host).glob("rtrelay-ledger-journal.jsonl*")
+    return sum(f.read_bytes().count(b"\n") for f in files if not f.name.endswith(".rejected"))
+
+
+async def test_cut_from_postgres_journals_then_replays(cuts: Cluster, clients: Clients) -> None:
+    rig = cuts
+    key = rig.create_key("journaled")
+    assert (await clients.ask("open", sid="p", url=DIRECT, key=key))["ok"]
+    responses = [(await clients.ask("respond", sid="p"))["response"]]
+    assert eventually(lambda: billed_once(rig, responses) == [])
+
+    rig.cut("relay1", "data", port=PG_PORT)
+    for _ in range(3):  # the session never waits for the database
+        answer = await clients.ask("respond", sid="p")
+        assert answer["ok"], answer
+        responses.append(answer["response"])
+    assert eventually(lambda: journal_lines(rig, "relay1") >= 3, timeout=60), rig.log("relay1")
+    assert billed_once(rig, responses[1:]) == [(r, 0) for r in responses[1:]]
+
+    rig.restore("relay1", "data")
+    assert eventually(lambda: billed_once(rig, responses) == [], timeout=60), billed_once(
+        rig, responses
+    )
+    assert eventually(lambda: journal_lines(rig, "relay1") == 0, timeout=30)
+    await clients.ask("close", sid="p")
+
+
+async def test_cut_from_the_provider(cuts: Cluster, clients: Clients) -> None:
+    rig = cuts
+    key = rig.create_key("provider-cut")
+    rig.cut("relay1", "provider")
+    refused = await clients.ask("open", sid="d", url=DIRECT, key=key)
+    assert refused["code"] in {"upstream_unavailable", "upstream_timeout"}, refused
+    assert refused["status"] in {502, 503, 504}, refused
+    for i in range(3):  # nginx moves on from relay1's refusal
+        through = await clients.ask("open", sid=f"n{i}", url=LB, key=key)
+        assert through["ok"], through
+    rig.restore("relay1", "provider")
+    async with asyncio.timeout(30):  # relay1's breaker may be cooling down
+        while not (back := await clients.ask("open", sid="d2", url=DIRECT, key=key))["ok"]:
+            await asyncio.sleep(0.5)
+    assert back["ok"]
+    for sid in ("n0", "n1", "n2", "d2"):
+        await clients.ask("close", sid=sid)
