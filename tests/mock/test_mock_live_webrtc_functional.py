@@ -57,6 +57,13 @@ async def create(openai: AsyncOpenAI, client: RtcClient, **session: Any) -> str:
     return created.session.id
 
 
+async def started(openai: AsyncOpenAI, client: RtcClient, **session: Any) -> str:
+    """``create``, then wait for ``session.started`` on the data channel."""
+    session_id = await create(openai, client, **session)
+    await client.next_event("session.started")
+    return session_id
+
+
 async def test_live_session_over_webrtc_speaks_and_reports_usage(
     provider: MockProvider, client: RtcClient
 ) -> None:
@@ -95,8 +102,7 @@ async def test_sideband_sees_the_session_and_can_close_it(
     provider: MockProvider, client: RtcClient
 ) -> None:
     async with sdk(provider) as openai:
-        session_id = await create(openai, client)
-        await client.next_event("session.started")
+        session_id = await started(openai, client)
         async with openai.live.sideband.connect(session_id=session_id) as sideband:
             usage = await sideband.recv()  # nothing is replayed: the next event is new
             await sideband.session.close(event_id="from-sideband")
@@ -113,8 +119,7 @@ async def test_a_hangup_tells_the_sideband_session_closed(
     provider: MockProvider, client: RtcClient
 ) -> None:
     async with sdk(provider) as openai:
-        session_id = await create(openai, client)
-        await client.next_event("session.started")
+        session_id = await started(openai, client)
         async with openai.live.sideband.connect(session_id=session_id) as sideband:
             await openai.live.sessions.hangup(session_id)
             events = [event async for event in sideband]  # then 1000
@@ -126,8 +131,7 @@ async def test_a_hangup_tells_the_sideband_session_closed(
 
 async def test_controls_recording_and_fork(provider: MockProvider, client: RtcClient) -> None:
     async with sdk(provider) as openai, RtcClient() as second:
-        session_id = await create(openai, client, store=True)
-        await client.next_event("session.started")
+        session_id = await started(openai, client, store=True)
         client.speak(speech_turn(800, lead_ms=200, tail_ms=800))
         await client.next_event("session.output_transcript.delta")
         await openai.live.sessions.refer(session_id, target_uri="tel:+14155550100")
@@ -183,8 +187,7 @@ async def test_refusals(provider: MockProvider, http: aiohttp.ClientSession) -> 
 
 async def test_recording_needs_a_stored_session(provider: MockProvider, client: RtcClient) -> None:
     async with sdk(provider) as openai:
-        session_id = await create(openai, client)
-        await client.next_event("session.started")
+        session_id = await started(openai, client)
         with pytest.raises(BadRequestError) as not_stored:
             await openai.live.sessions.download_recording(session_id)
         await openai.live.sessions.hangup(session_id)
