@@ -131,23 +131,12 @@ def _type_keys(frame: bytes) -> int:
     return sum(1 for key, _ in pairs if key.lower() == "type")
 
 
-def _event(frame: bytes) -> dict[str, Any] | InvalidEvent:
-    """A client frame parsed as one event with exactly one ``type``, or why it is refused."""
-    try:
-        event = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        return InvalidEvent("The relay forwards only events that are JSON objects.")
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        return InvalidEvent("The 'type' field is missing.", param="type")
-    # Only a repeated or escaped key can make two parsers disagree on the type.
-    if (b"\\" in frame or frame.lower().count(b'"type"') > 1) and _type_keys(frame) != 1:
-        return InvalidEvent("An event must have exactly one 'type' field.", param="type")
-    return event
-
-
 def _client_tap(
-    is_plain: Callable[[bytes], bool], checked: frozenset[str]
+    is_plain: Callable[[bytes], bool], checked: frozenset[str], measured: str | None = None
 ) -> Callable[[bytes], ClientTap | InvalidEvent | None]:
+    """A client tap: ``is_plain`` frames are forwarded unparsed, ``checked`` events are
+    picked out whole, a ``measured`` append as ``(type, {"audio_bytes": n})``."""
+
     def tap(frame: bytes) -> ClientTap | InvalidEvent | None:
         """What the gate must do with a client frame.
 
@@ -156,12 +145,19 @@ def _client_tap(
         """
         if is_plain(frame):
             return None
-        event = _event(frame)
-        if isinstance(event, InvalidEvent):
-            return event
-        kind: str = event["type"]
+        try:
+            event = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return InvalidEvent("The relay forwards only events that are JSON objects.")
+        if not isinstance(event, dict) or not isinstance(kind := event.get("type"), str):
+            return InvalidEvent("The 'type' field is missing.", param="type")
+        # Only a repeated or escaped key can make two parsers disagree on the type.
+        if (b"\\" in frame or frame.lower().count(b'"type"') > 1) and _type_keys(frame) != 1:
+            return InvalidEvent("An event must have exactly one 'type' field.", param="type")
         if kind in checked:
             return kind, event
+        if kind == measured:
+            return kind, {AUDIO_BYTES: _audio_size(event.get("audio"))}
         return None
 
     return tap
@@ -202,20 +198,21 @@ def _plain_audio_size(frame: bytes) -> int:
     return decoded_size(closing - opening - 1, padding)
 
 
+def _never(frame: bytes) -> bool:
+    return False
+
+
+_translation_parsed: Final = _client_tap(
+    _never, TRANSLATION_CHECKED_CLIENT_EVENTS, measured=TRANSLATION_APPEND
+)
+
+
 def translation_client_tap(frame: bytes) -> ClientTap | InvalidEvent | None:
     """The translation client tap: ``session.update`` as parsed, and every input audio
     append as ``(TRANSLATION_APPEND, {"audio_bytes": n})``: what the meter measures."""
     if _is_plain_translation_append(frame):
         return TRANSLATION_APPEND, {AUDIO_BYTES: _plain_audio_size(frame)}
-    event = _event(frame)
-    if isinstance(event, InvalidEvent):
-        return event
-    kind: str = event["type"]
-    if kind == TRANSLATION_APPEND:
-        return kind, {AUDIO_BYTES: _audio_size(event.get("audio"))}
-    if kind in TRANSLATION_CHECKED_CLIENT_EVENTS:
-        return kind, event
-    return None
+    return _translation_parsed(frame)
 
 
 def _server_tap(
