@@ -15,7 +15,7 @@ from typing import Final
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-__all__ = ["CHROMIUM", "MEDIA_FLAGS", "browser", "chromium_path", "media_browser"]
+__all__ = ["CHROMIUM", "MEDIA_FLAGS", "PEER_JS", "browser", "chromium_path", "media_browser"]
 
 CHROMIUM: Final = "/usr/bin/chromium"
 FLAGS: Final = (
@@ -31,6 +31,30 @@ MEDIA_FLAGS: Final = (
     "--use-fake-device-for-media-stream",  # a fake microphone
     "--allow-loopback-in-peer-connection",  # ICE may pair on 127.0.0.1 (no STUN anywhere)
 )
+
+PEER_JS: Final = """
+window.newPeer = async () => {
+  const pc = new RTCPeerConnection();
+  const audio = document.createElement("audio");
+  audio.autoplay = true;
+  pc.ontrack = (e) => { audio.srcObject = e.streams[0]; };
+  const mic = await navigator.mediaDevices.getUserMedia({audio: true});
+  pc.addTrack(mic.getTracks()[0]);
+  return [pc, pc.createDataChannel("oai-events")];
+};
+window.packetsReceived = async (pc) => {
+  let packets = 0;
+  for (let i = 0; i < 50 && packets === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") packets = s.packetsReceived;
+    });
+  }
+  return packets;
+};
+"""
+"""A WebRTC page's peer as OpenAI's WebRTC guide builds it (the microphone, the remote audio
+played, the ``oai-events`` channel), and the audio packets it received within 5 s."""
 
 
 @pytest.fixture(scope="module")

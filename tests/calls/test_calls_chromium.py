@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright
 
+from chromium import PEER_JS
 from rtrelay.edge.app import CALLS
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.mock import MockOptions, MockProvider
@@ -25,16 +26,11 @@ from support import mock_channel_settings, running_relay, serving
 pytestmark = pytest.mark.timeout(90)
 
 # OpenAI's "Realtime API with WebRTC" sample, with the relay's URL and an ek_ token.
-PAGE = """<!doctype html><title>rtrelay WebRTC test</title><script>
+PAGE = f"""<!doctype html><title>rtrelay WebRTC test</title><script>{PEER_JS}"""
+PAGE += """
 window.call = async (url, token) => {
   const out = {events: [], status: null, location: null, packets: 0};
-  const pc = new RTCPeerConnection();
-  const audio = document.createElement("audio");
-  audio.autoplay = true;
-  pc.ontrack = (e) => { audio.srcObject = e.streams[0]; };
-  const mic = await navigator.mediaDevices.getUserMedia({audio: true});
-  pc.addTrack(mic.getTracks()[0]);
-  const dc = pc.createDataChannel("oai-events");
+  const [pc, dc] = await window.newPeer();
   const done = new Promise((resolve) => {
     dc.onmessage = (e) => {
       const event = JSON.parse(e.data);
@@ -54,12 +50,7 @@ window.call = async (url, token) => {
   if (answer.status !== 201) { out.body = await answer.text(); return out; }
   await pc.setRemoteDescription({type: "answer", sdp: await answer.text()});
   await done;
-  for (let i = 0; i < 50 && out.packets === 0; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "audio") out.packets = s.packetsReceived;
-    });
-  }
+  out.packets = await window.packetsReceived(pc);
   pc.close();
   return out;
 };

@@ -19,21 +19,17 @@ from aiohttp import web
 from live_rtc_rig import SESSION, Rig, sdk, settled
 from playwright.async_api import Browser
 
+from chromium import PEER_JS
 from rtrelay.edge.app import CALLS
 from support import serving
 
 pytestmark = pytest.mark.timeout(90)
 
-PAGE = """<!doctype html><title>rtrelay GPT-Live WebRTC test</title><script>
+PAGE = f"""<!doctype html><title>rtrelay GPT-Live WebRTC test</title><script>{PEER_JS}"""
+PAGE += """
 window.live = async () => {
   const out = {events: [], packets: 0};
-  const pc = new RTCPeerConnection();
-  const audio = document.createElement("audio");
-  audio.autoplay = true;
-  pc.ontrack = (e) => { audio.srcObject = e.streams[0]; };
-  const mic = await navigator.mediaDevices.getUserMedia({audio: true});
-  pc.addTrack(mic.getTracks()[0]);
-  const dc = pc.createDataChannel("oai-events");
+  const [pc, dc] = await window.newPeer();
   const reported = new Promise((resolve) => {
     dc.onmessage = (e) => {
       const event = JSON.parse(e.data);
@@ -49,12 +45,7 @@ window.live = async () => {
   if (created.status !== 200) return out;
   await pc.setRemoteDescription({type: "answer", sdp: answer.sdp});
   await reported;
-  for (let i = 0; i < 50 && out.packets === 0; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "audio") out.packets = s.packetsReceived;
-    });
-  }
+  out.packets = await window.packetsReceived(pc);
   await fetch("/hangup", {method: "POST", body: out.id});
   pc.close();
   return out;
