@@ -10,6 +10,8 @@ import pytest
 from mock_wire import append_audio, drain, error_of, send_event
 
 from rtrelay.mock import LiveProtocol, silence_pcm16, speech_pcm16
+from rtrelay.mock._calls import parse_offer
+from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._ids import IdFactory
 
 Event = dict[str, Any]
@@ -257,3 +259,26 @@ def test_session_close_reports_final_usage_and_finishes() -> None:
     assert protocol.finished
     assert not protocol.response_active  # unspoken output is dropped
     assert error_of(send_event(protocol, {"type": "session.close"}))["code"] == "invalid_event"
+
+
+@pytest.mark.parametrize(
+    ("fields", "query"),
+    [
+        ({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"}, {"model": "gpt-live-1"}),
+        (
+            {
+                "sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
+                "session": '{"model": "gpt-live-1"}',
+            },
+            {},
+        ),
+    ],
+)
+def test_a_live_model_is_refused_for_a_realtime_webrtc_call(
+    fields: dict[str, str], query: dict[str, str]
+) -> None:
+    content_type = "multipart/form-data" if "session" in fields else "application/sdp"
+    with pytest.raises(ProviderError) as refused:
+        parse_offer(content_type, fields, query)
+    assert refused.value.code == "invalid_model"
+    assert "/v1/live/sessions" in refused.value.message

@@ -104,11 +104,7 @@ async def _translation(request: web.Request) -> web.StreamResponse:
 def _realtime_session(decision: Accept, options: MockOptions) -> Started:
     """A Realtime session, unless the URL names a GPT-Live model (protocol.md §10)."""
     if is_live_model(decision.model):
-        raise errors.invalid_model(
-            decision.model,
-            f"The model '{decision.model}' is a GPT-Live model and is not supported on "
-            "/v1/realtime. Connect to /v1/live/sessions instead.",
-        )
+        raise errors.live_model_on_realtime(decision.model)
     protocol = RealtimeProtocol(
         model=decision.model,
         dialect=decision.dialect,

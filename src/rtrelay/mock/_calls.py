@@ -34,6 +34,7 @@ from rtrelay.mock._handshake import (
     refusal_body,
 )
 from rtrelay.mock._ids import IdFactory
+from rtrelay.mock._live_config import is_live_model
 from rtrelay.mock._protocol import RealtimeProtocol
 from rtrelay.mock._records import CallRecord
 from rtrelay.mock._response import Event
@@ -114,6 +115,8 @@ def parse_offer(content_type: str, fields: Mapping[str, str], query: Mapping[str
         if not isinstance(session["model"], str) or not session["model"]:
             raise errors.invalid_type("session.model", "a string", session["model"])
         model = session["model"]
+    if is_live_model(model):
+        raise errors.live_model_on_realtime(model)
     return Offer(sdp, model, session)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "invalid_offer",
     "invalid_type",
     "invalid_value",
+    "live_model_on_realtime",
     "live_session_not_found",
     "missing_parameter",
     "session_already_started",
@@ -187,6 +188,15 @@ def invalid_model(model: str, message: str) -> ProviderError:
     """A model the endpoint does not serve: a Live model on ``/v1/realtime``, a Realtime
     model in ``session.start`` (protocol.md §10: OpenAI answers ``invalid_model``)."""
     return ProviderError("invalid_model", message, param="model")
+
+
+def live_model_on_realtime(model: str) -> ProviderError:
+    """A GPT-Live model asked of the Realtime API (a WebSocket or a WebRTC call)."""
+    return invalid_model(
+        model,
+        f"The model '{model}' is a GPT-Live model and is not supported on /v1/realtime. "
+        "Connect to /v1/live/sessions instead.",
+    )
 
 
 def immutable_parameter(param: str) -> ProviderError:
