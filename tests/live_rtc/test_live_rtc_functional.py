@@ -253,3 +253,30 @@ async def test_cors_preflight_and_answer_headers_for_a_browser_origin(
             relay_id = (await resp.json())["session"]["id"]
         async with sdk(rig, rig.key) as openai:
             await openai.live.sessions.hangup(relay_id)
+
+
+async def test_the_providers_refusals_of_controls_name_the_relay_id_not_its_own(
+    rig: Rig, http: aiohttp.ClientSession
+) -> None:
+    async with RtcClient() as client, RtcClient() as fork_client:
+        assert await create(client, http, rig, rig.key) == 200  # not stored
+        relay_id = orjson.loads(client.body)["session"]["id"]
+        provider_id = rig.provider.calls[-1].call_id
+        headers = {"Authorization": f"Bearer {rig.key}"}
+        url = f"{rig.relay.url}/v1/live/sessions/{relay_id}"
+        async with http.get(url + "/content", headers=headers) as resp:
+            assert resp.status == 400
+            content_refusal = await resp.text()
+        body = {"transport": {"type": "webrtc", "sdp": await fork_client.offer()}}
+        async with http.post(url + "/fork", json=body, headers=headers) as resp:
+            assert resp.status == 502
+            fork_refusal = await resp.text()
+        async with http.post(url + "/refer", json={}, headers=headers) as resp:
+            assert resp.status == 400
+            refer_refusal = await resp.text()
+        async with sdk(rig, rig.key) as openai:
+            await openai.live.sessions.hangup(relay_id)
+    for refusal in (content_refusal, fork_refusal, refer_refusal):
+        assert provider_id not in refusal
+    assert relay_id in content_refusal and relay_id in fork_refusal
+    assert len(rig.provider.calls) == 1  # the fork was refused: no second session
