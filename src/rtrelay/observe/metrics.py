@@ -166,19 +166,13 @@ class Metrics:
         self.cost = Counter(
             "rtrelay_cost_usd", "Metered cost in USD by model.", ["model"], registry=r
         )
-        self.unpriced = Counter(
-            "rtrelay_unpriced_responses",
-            "Responses metered in tokens for a model with no price.",
-            ["model"],
-            registry=r,
-        )
         self.usage_seconds = Counter(
             "rtrelay_usage_seconds",
-            "Metered seconds of audio billed by duration (GPT-Live, translation, ASR), by model.",
-            ["model"],
+            "Metered seconds of audio billed by duration (GPT-Live, translation, ASR); their "
+            "cost is in rtrelay_cost_usd by model.",
             registry=r,
         )
-        self.unpriced_usage = Counter(
+        self.unpriced = Counter(
             "rtrelay_unpriced_usage",
             "Usage rows metered for a model with no price, by model and unit (tokens|seconds).",
             ["model", "unit"],
@@ -270,9 +264,7 @@ class Metrics:
         if cost is not None:
             self.cost.labels(model).inc(float(cost))
             return
-        self.unpriced_usage.labels(model, unit).inc()
-        if unit == "tokens":
-            self.unpriced.labels(model).inc()
+        self.unpriced.labels(model, unit).inc()
 
     def observe_metered(self, model: str, usage: Usage, cost: Decimal | None) -> None:
         """A meter's ``observe`` hook (``bridge.metering.Observe``): one metered record's
@@ -291,7 +283,7 @@ class Metrics:
             usage.unit,
         )
         if usage.seconds:
-            self.usage_seconds.labels(model).inc(float(usage.seconds))
+            self.usage_seconds.inc(float(usage.seconds))
 
     def observe_ledger(self, snapshot: Mapping[str, int]) -> None:
         """Fold the ledger writer's running totals (``LedgerWriter.snapshot()``) into the series."""
