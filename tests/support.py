@@ -200,7 +200,11 @@ async def scripted_upstream() -> AsyncIterator[ScriptedUpstream]:
 
 
 def mock_channel_settings(
-    provider_url: str, *, auth: str = "keys", **sections: Any
+    provider_url: str,
+    *,
+    auth: str = "keys",
+    models: Sequence[str] = ("gpt-realtime", "gpt-realtime-mini"),
+    **sections: Any,
 ) -> config.Settings:
     """A relay in front of one simulated provider run by the test (so it can inspect it)."""
     return settings_for(
@@ -210,7 +214,7 @@ def mock_channel_settings(
                 "kind": "openai",
                 "base_url": provider_url,
                 "api_key_env": "TEST_PROVIDER_KEY",
-                "models": ["gpt-realtime", "gpt-realtime-mini"],
+                "models": list(models),
                 "shapes": ["ga", "beta"],
             }
         ],

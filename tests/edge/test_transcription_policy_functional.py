@@ -11,7 +11,7 @@ import aiohttp
 
 from rtrelay.ledger.keys import KeySpec
 from rtrelay.mock import MockOptions, MockProvider, silence_pcm16, speech_pcm16
-from support import running_relay, settings_for
+from support import mock_channel_settings, running_relay
 
 CHUNK = 200 * 48  # 200 ms of pcm16 at 24 kHz
 
@@ -29,18 +29,8 @@ def update(model: str, event_id: str) -> dict[str, object]:
 
 async def test_a_transcription_model_the_key_may_not_use_is_refused_not_forwarded() -> None:
     async with MockProvider(MockOptions(realtime_pacing=0)) as provider:
-        settings = settings_for(
-            channels=[
-                {
-                    "name": "sim",
-                    "kind": "openai",
-                    "base_url": provider.url,
-                    "api_key_env": "TEST_PROVIDER_KEY",
-                    "models": ["gpt-realtime-whisper", "gpt-4o-transcribe"],
-                }
-            ],
-            auth={"mode": "keys"},
-        )
+        models = ("gpt-realtime-whisper", "gpt-4o-transcribe")
+        settings = mock_channel_settings(provider.url, models=models)
         async with running_relay(settings) as relay, aiohttp.ClientSession() as http:
             spec = KeySpec(name="t", models=("gpt-4o-transcribe",))
             _, key = await relay.relay.parts.store.create_key(spec)

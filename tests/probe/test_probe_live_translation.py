@@ -26,7 +26,7 @@ from rtrelay.probe import (
     plan_webrtc,
     probe,
 )
-from support import RunningRelay, running_relay, settings_for
+from support import RunningRelay, mock_channel_settings, running_relay
 
 LIVE_URL = "ws://127.0.0.1:8080/v1/live/sessions"
 DNS = DnsObservation(host="127.0.0.1", port=8080, addresses=("127.0.0.1",), literal=True)
@@ -156,14 +156,8 @@ async def provider() -> AsyncIterator[MockProvider]:
 
 @pytest.fixture
 async def relay(provider: MockProvider) -> AsyncIterator[RunningRelay]:
-    channel = {
-        "name": "sim",
-        "kind": "openai",
-        "base_url": provider.url,
-        "api_key_env": "TEST_PROVIDER_KEY",
-        "models": ["gpt-realtime", "gpt-live-1", "gpt-realtime-translate"],
-    }
-    async with running_relay(settings_for(channels=[channel], auth={"mode": "keys"})) as relay:
+    models = ("gpt-realtime", "gpt-live-1", "gpt-realtime-translate")
+    async with running_relay(mock_channel_settings(provider.url, models=models)) as relay:
         yield relay
 
 

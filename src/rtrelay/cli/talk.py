@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from rtrelay.cli._talk_live import live_url, talk_live
 from rtrelay.client import (
     PCM16_RATE,
     APIError,
@@ -27,7 +28,7 @@ from rtrelay.client import (
     resample_pcm16,
     write_wav,
 )
-from rtrelay.wire import DEFAULT_MODEL
+from rtrelay.wire import DEFAULT_LIVE_MODEL, DEFAULT_MODEL
 
 __all__ = ["register", "run", "session_update", "talk"]
 
@@ -42,11 +43,18 @@ def register(subparsers: Any) -> None:
         description="Send a WAV file (16-bit PCM; resampled to 24 kHz) or a line of text to "
         "a realtime endpoint (rtrelay or a provider); write the reply audio as a 24 kHz WAV "
         "file and the reply transcript to stdout. The key defaults to $RTRELAY_API_KEY, "
-        "then $OPENAI_API_KEY.",
+        "then $OPENAI_API_KEY. With --live, a GPT-Live conversation (/v1/live/sessions): "
+        "session.start, the WAV paced in real time, the reply until it goes quiet, then "
+        "session.close; what was heard and the session's billed audio seconds go to stderr.",
     )
     parser.add_argument("url", metavar="URL", help="base URL (ws://host:port/v1) or full URL")
     parser.add_argument("--key", help="API key (default: $RTRELAY_API_KEY or $OPENAI_API_KEY)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model", help=f"model (default {DEFAULT_MODEL}; with --live, {DEFAULT_LIVE_MODEL})"
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="talk to GPT-Live (/v1/live/sessions) from --wav"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--wav", metavar="IN.wav", help="speech to send (16-bit PCM WAV)")
     source.add_argument("--text", help="text to send instead of audio")
@@ -132,12 +140,14 @@ async def talk(
     stderr: TextIO,
 ) -> int:
     """Run one turn as ``args`` says; 0 on a completed response, 1 on failure, 2 on bad input."""
+    if args.live:
+        return await _live(args, api_key=api_key, stdout=stdout, stderr=stderr)
     try:
         pcm = _load_audio(args.wav, stderr) if args.wav else None
         conn = RealtimeConnection(
             args.url,
             api_key=api_key,
-            model=args.model,
+            model=args.model or DEFAULT_MODEL,
             auth="subprotocol" if args.subprotocol_auth else "header",
             beta=args.beta,
             azure=args.azure,
@@ -185,6 +195,28 @@ async def talk(
         return 1
     progress.end()
     return _report(client, finished, args.out, stdout, stderr)
+
+
+async def _live(
+    args: argparse.Namespace, *, api_key: str | None, stdout: TextIO, stderr: TextIO
+) -> int:
+    """``--live``: one GPT-Live turn from ``--wav`` (``_talk_live``)."""
+    if args.wav is None or args.subprotocol_auth or args.beta or args.azure:
+        stderr.write(
+            "rtrelay talk: --live speaks a WAV file (--wav) with the key in the "
+            "Authorization header: drop --text, --subprotocol-auth, --beta and --azure\n"
+        )
+        return 2
+    try:
+        pcm = _load_audio(args.wav, stderr)
+        url = live_url(args.url)
+    except (ValueError, OSError) as exc:
+        stderr.write(f"rtrelay talk: {exc}\n")
+        return 2
+    progress = Progress(stderr)
+    return await talk_live(
+        args, url, pcm, api_key=api_key, on_audio=progress.audio, stdout=stdout, stderr=stderr
+    )
 
 
 def _load_audio(path: str, stderr: TextIO) -> bytes:
