@@ -10,6 +10,7 @@ import pytest
 from mock_wire import append_audio, drain, error_of, send_event
 
 from rtrelay.mock import LiveProtocol, silence_pcm16, speech_pcm16
+from rtrelay.mock._audio import resample_pcm16
 from rtrelay.mock._calls import parse_offer
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._ids import IdFactory
@@ -282,3 +283,20 @@ def test_a_live_model_is_refused_for_a_realtime_webrtc_call(
         parse_offer(content_type, fields, query)
     assert refused.value.code == "invalid_model"
     assert "/v1/live/sessions" in refused.value.message
+
+
+def test_pcm_at_16_khz_is_heard_and_spoken_at_16_khz() -> None:
+    protocol = make()
+    start = {**START, "audio": {"format": {"type": "audio/pcm", "rate": 16000}}}
+    [event] = send_event(protocol, {"type": "session.start", "session": start})
+    assert event["session"]["audio"]["format"] == {"type": "audio/pcm", "rate": 16000}
+    turn = silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800)
+    heard = []
+    for i in range(0, len(turn), 4800):  # 100 ms appends, each resampled to 16 kHz
+        audio = base64.b64encode(resample_pcm16(turn[i : i + 4800], 24000, 16000)).decode()
+        heard += send_event(protocol, {"type": "session.input_audio.append", "audio": audio})
+    assert heard
+    assert protocol.usage_seconds == pytest.approx(2.1)
+    deltas = [e for e in drain(protocol) if e["type"] == "session.output_audio.delta"]
+    assert len(b"".join(base64.b64decode(e["delta"]) for e in deltas)) == 1000 * 32
+    assert protocol.usage_seconds == pytest.approx(3.1)

@@ -21,6 +21,7 @@ __all__ = [
     "encode",
     "from_pcm16",
     "reply_audio",
+    "resample_pcm16",
     "rms",
     "sample_rate",
     "silence_pcm16",
@@ -142,6 +143,24 @@ def from_pcm16(pcm16: bytes, fmt: AudioFormat) -> bytes:
     if fmt == "audio/pcm":
         return pcm16
     return encode(decode(pcm16, "audio/pcm")[:: PCM16_RATE // G711_RATE], fmt)
+
+
+def resample_pcm16(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
+    """pcm16 at ``src_rate`` as pcm16 at ``dst_rate``, by linear interpolation: enough for
+    the VAD's energy measure and a synthetic voice (GPT-Live's 16 kHz WebSocket audio)."""
+    if src_rate == dst_rate:
+        return pcm
+    samples = decode(pcm, "audio/pcm")
+    count = len(samples) * dst_rate // src_rate
+    step = src_rate / dst_rate
+    last = len(samples) - 1
+    out = array("h", bytes(2 * count))
+    for i in range(count):
+        position = i * step
+        j = int(position)
+        a, b = samples[j], samples[min(j + 1, last)]
+        out[i] = int(a + (b - a) * (position - j))
+    return encode(out, "audio/pcm")
 
 
 def rms(samples: array[int]) -> float:

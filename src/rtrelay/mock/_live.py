@@ -25,13 +25,20 @@ Errors use the Live ``error`` shape: ``error.client_event_id`` (not the Realtime
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, Final
 
 from rtrelay.mock import _errors as errors
-from rtrelay.mock._audio import AudioFormat, bytes_per_ms, from_pcm16
+from rtrelay.mock._audio import (
+    PCM16_RATE,
+    AudioFormat,
+    bytes_per_ms,
+    from_pcm16,
+    resample_pcm16,
+)
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._input_buffer import InputBuffer, TurnEnded
@@ -241,7 +248,11 @@ class LiveProtocol(SpeakingSession):
     def _append(self, event: Event) -> list[Event]:
         if "audio" not in event:
             raise errors.missing_parameter("audio")
-        return self._heard_audio(decode_base64(event["audio"], "audio"))
+        audio = decode_base64(event["audio"], "audio")
+        assert self.config is not None
+        if self.config.audio_format == "audio/pcm":  # pcm at 16 kHz runs at 24 kHz inside
+            audio = resample_pcm16(audio, self.config.rate, PCM16_RATE)
+        return self._heard_audio(audio)
 
     def _mute(self, event: Event) -> list[Event]:
         self._muted = True
@@ -359,8 +370,12 @@ class LiveProtocol(SpeakingSession):
         audio_event = self._audio_delta if self._transport == "websocket" else None
         return SpeechOutput(fmt, self._chunk_ms, audio_event, self._output_transcript)
 
-    def _audio_delta(self, delta: str, start_ms: int, end_ms: int) -> Event:
+    def _audio_delta(self, chunk: bytes, start_ms: int, end_ms: int) -> Event:
         # Primary WebSocket deltas carry no timestamps (output_audio_delta_event.py).
+        config = self.config
+        if config is not None and config.audio_format == "audio/pcm":
+            chunk = resample_pcm16(chunk, PCM16_RATE, config.rate)  # pcm runs at 24 kHz inside
+        delta = base64.b64encode(chunk).decode("ascii")
         return self._event("session.output_audio.delta", None, delta=delta)
 
     def _output_transcript(self, text: str, start_ms: int, end_ms: int) -> Event:

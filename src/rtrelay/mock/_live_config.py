@@ -50,9 +50,8 @@ _DELEGATION_KEYS: Final = {
     "decisions": frozenset({"type", "decisions", "acknowledgement_delay_ms"}),
 }
 _FORMATS: Final[dict[str, tuple[AudioFormat, tuple[int, ...]]]] = {
-    # audio_format.py: PCM at 16000 or 24000 Hz, G.711 at 8000 Hz. The simulator's audio
-    # path runs pcm16 at 24 kHz only, so 16 kHz is refused here (not by OpenAI).
-    "audio/pcm": ("audio/pcm", (24000,)),
+    # audio_format.py: PCM at 16000 or 24000 Hz, G.711 at 8000 Hz.
+    "audio/pcm": ("audio/pcm", (24000, 16000)),
     "audio/pcmu": ("audio/pcmu", (8000,)),
     "audio/pcma": ("audio/pcma", (8000,)),
 }
@@ -74,6 +73,7 @@ class LiveConfig:
     model: str
     instructions: str | None = None
     audio_format: AudioFormat = "audio/pcm"
+    rate: int = 24000  # of audio_format: pcm at 16 or 24 kHz, G.711 at 8 kHz
     voice: Any = DEFAULT_VOICE
     delegation: dict[str, Any] | None = None
     triggers: list[Any] | None = None
@@ -95,7 +95,7 @@ class LiveConfig:
             "model": self.model,
             "status": "active",
             "audio": {
-                "format": {"type": fmt, "rate": 24000 if fmt == "audio/pcm" else 8000},
+                "format": {"type": fmt, "rate": self.rate},
                 "output": {"voice": self.voice},
             },
             "client": self.client,
@@ -141,7 +141,8 @@ def parse_live_start(
         if audio.get("format") is not None:
             if not transport_format:
                 raise errors.unknown_parameter("session.audio.format")
-            config = dataclasses.replace(config, audio_format=_format(audio["format"]))
+            fmt, rate = _format(audio["format"])
+            config = dataclasses.replace(config, audio_format=fmt, rate=rate)
         if audio.get("output") is not None:
             output = strict_object(audio["output"], "session.audio.output", frozenset({"voice"}))
             if output.get("voice") is not None:
@@ -218,7 +219,7 @@ def string_value(value: Any, param: str) -> str:
     return value
 
 
-def _format(value: Any) -> AudioFormat:
+def _format(value: Any) -> tuple[AudioFormat, int]:
     obj = strict_object(value, "session.audio.format", frozenset({"type", "rate"}))
     kind = obj.get("type")
     if kind not in _FORMATS:
@@ -233,7 +234,7 @@ def _format(value: Any) -> AudioFormat:
         raise errors.invalid_value(
             "session.audio.format.rate", f"Unsupported sample rate {rate!r} for {kind}."
         )
-    return fmt
+    return fmt, rate
 
 
 def _voice(value: Any) -> Any:

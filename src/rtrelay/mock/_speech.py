@@ -8,7 +8,6 @@ connection can pace it like a Realtime reply.
 
 from __future__ import annotations
 
-import base64
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ __all__ = ["SpeakingSession", "SpeechOutput", "heard_words"]
 _USER_TEXT: Final = "Hello, can you hear me? I would like to ask you something about this."
 _USER_WORDS: Final = tuple(_USER_TEXT.split())
 
-# (base64 audio chunk, start_ms, end_ms) -> event; (text, start_ms, end_ms) -> event
-AudioEvent = Callable[[str, int, int], Event]
+# (audio chunk, start_ms, end_ms) -> event; (text, start_ms, end_ms) -> event
+AudioEvent = Callable[[bytes, int, int], Event]
 TextEvent = Callable[[str, int, int], Event]
 
 
@@ -123,7 +122,7 @@ class SpeechOutput:
             text = " ".join(utterance.words[first:last])
             events.append(self._transcript(text if first == 0 else " " + text, start, end))
         if self._audio_event is not None:
-            events.append(self._audio_event(base64.b64encode(chunk).decode("ascii"), start, end))
+            events.append(self._audio_event(chunk, start, end))
         self._produced_ms += duration
         finished = utterance.step >= steps
         if finished:

@@ -21,6 +21,7 @@ Errors use the Realtime ``error`` shape (the SDK's translation server events inc
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Callable
 from typing import Any, Final
@@ -184,10 +185,10 @@ class TranslationProtocol(SpeakingSession):
         self._finished = True
         return [self._event("session.closed")]
 
-    def _audio_delta(self, delta: str, start_ms: int, end_ms: int) -> Event:
+    def _audio_delta(self, chunk: bytes, start_ms: int, end_ms: int) -> Event:
         return self._event(
             "session.output_audio.delta",
-            delta=delta,
+            delta=base64.b64encode(chunk).decode("ascii"),
             format="pcm16",
             sample_rate=_SAMPLE_RATE,
             channels=1,
