@@ -8,6 +8,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from test_store import EXAMPLE_COST, PRICES, T0, open_session, response
 
+from rtrelay.console.sessions import timeline
 from rtrelay.ledger import KeySpec, Store, TranscriptionRecord, Usage, open_store
 from rtrelay.ledger.engine import create_engine
 from rtrelay.ledger.journal import decode, encode
@@ -132,3 +133,9 @@ async def test_revision_0006_keeps_seconds_and_marks_duration_rows(fresh_store_u
         assert sorted(rows) == [("item_1", "seconds", Decimal("5.5")), ("r1", "tokens", 0)]
     finally:
         await store.close()
+
+
+def test_the_console_timeline_shows_a_duration_row_in_seconds() -> None:
+    [entry] = timeline(None, [live("s1", 90_000, "60")], None)
+    assert entry.what == "audio live:90000"
+    assert entry.detail == "gpt-live-1; 60 s of audio; $0.05"
