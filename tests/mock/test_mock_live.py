@@ -14,6 +14,7 @@ from rtrelay.mock._audio import resample_pcm16
 from rtrelay.mock._calls import parse_offer
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._ids import IdFactory
+from rtrelay.mock._speech import MAX_QUEUED, SpeechOutput
 
 Event = dict[str, Any]
 START = {
@@ -300,3 +301,15 @@ def test_pcm_at_16_khz_is_heard_and_spoken_at_16_khz() -> None:
     deltas = [e for e in drain(protocol) if e["type"] == "session.output_audio.delta"]
     assert len(b"".join(base64.b64decode(e["delta"]) for e in deltas)) == 1000 * 32
     assert protocol.usage_seconds == pytest.approx(3.1)
+
+
+def test_replies_waiting_to_be_spoken_are_bounded() -> None:
+    output = SpeechOutput("audio/pcm", 100, None, lambda text, start, end: {"type": "t"})
+    said = [output.say(f"u{i}", 200, 0.0) for i in range(MAX_QUEUED + 3)]
+    assert said == [True] * MAX_QUEUED + [False] * 3
+    ids = set()
+    while output.active_id is not None:
+        ids.add(output.active_id)
+        output.step()
+    assert len(ids) == MAX_QUEUED
+    assert output.produced_ms == pytest.approx(200 * MAX_QUEUED)

@@ -18,8 +18,10 @@ from rtrelay.mock._audio import AudioFormat, bytes_per_ms, reply_audio
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._response import Event, Step, reply_words
 
-__all__ = ["SpeakingSession", "SpeechOutput", "heard_words"]
+__all__ = ["MAX_QUEUED", "SpeakingSession", "SpeechOutput", "heard_words"]
 
+# Replies waiting to be spoken, at most (the one playing included).
+MAX_QUEUED: Final = 8
 _USER_TEXT: Final = "Hello, can you hear me? I would like to ask you something about this."
 _USER_WORDS: Final = tuple(_USER_TEXT.split())
 
@@ -88,13 +90,21 @@ class SpeechOutput:
         size = bytes_per_ms(self._format)
         return last.start_ms + sum(len(c) for c in last.chunks) / size
 
-    def say(self, utterance_id: str, duration_ms: int, start_ms: float) -> None:
-        """Queue a reply of ``duration_ms``, starting no earlier than ``start_ms``."""
+    def say(self, utterance_id: str, duration_ms: int, start_ms: float) -> bool:
+        """Queue a reply of ``duration_ms``, starting no earlier than ``start_ms``.
+
+        Returns:
+            False if ``MAX_QUEUED`` replies are already waiting (a caller talking faster
+            than the replies play): this one is not said, and the backlog stays bounded.
+        """
+        if len(self._queue) >= MAX_QUEUED:
+            return False
         audio = reply_audio(duration_ms, self._format)
         size = self._chunk_ms * bytes_per_ms(self._format)
         chunks = [audio[i : i + size] for i in range(0, len(audio), size)]
         start = max(start_ms, self.end_ms)
         self._queue.append(_Utterance(utterance_id, chunks, reply_words(duration_ms), start))
+        return True
 
     def clear(self) -> None:
         """Forget everything not yet spoken."""

@@ -178,7 +178,9 @@ class TranslationProtocol(SpeakingSession):
                 )
                 for index, word in enumerate(words)
             ]
-        self._output.say(self._ids.item(), max(1, round(audio_ms)), start_ms + audio_ms)
+        # Whole 100 ms: the synthetic voice is cached by length (_audio.reply_audio).
+        duration = max(100, round(audio_ms, -2))
+        self._output.say(self._ids.item(), int(duration), start_ms + audio_ms)
         return replies
 
     def _closed(self) -> list[Event]:
