@@ -352,3 +352,31 @@ def test_a_transcription_session_bills_duration_usage_at_its_models_minute_price
     assert isinstance(record, TranscriptionRecord)
     assert (record.model, record.usage.unit) == ("gpt-realtime-whisper", "seconds")
     assert record.cost_usd == Decimal("0.0085")  # 30 s at $0.017 a minute
+
+
+def test_live_completed_decisions_bill_their_tokens_once_per_event() -> None:
+    m, sink = meter()
+    decision = {
+        "answers": [],
+        "model": "gpt-realtime-2.1-mini",
+        "usage": {
+            "input_tokens": 1000,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": 10,
+            "output_tokens_details": {"reasoning_tokens": 4},
+            "total_tokens": 1010,
+        },
+    }
+    event = {
+        "type": "decision.event",
+        "event_id": "evt_7",
+        "delegation_id": None,
+        "trigger_id": "trg_1",
+        "event": {"type": "decision.completed", "decision": decision},
+    }
+    m.usage_event("decision.event", event)
+    m.usage_event("decision.event", event)
+    [record] = sink.records
+    assert isinstance(record, ResponseRecord)
+    assert (record.response_id, record.model) == ("decision:evt_7", "gpt-realtime-2.1-mini")
+    assert record.cost_usd == Decimal("0.000624")  # 1000 x $0.60 + 10 x $2.40 per 1M

@@ -253,6 +253,12 @@ def test_live_server_tap_picks_usage_start_and_finished_delegated_responses() ->
     assert live_server_tap(frame(done)) == ("response.event", done)
     closed = {"type": "session.closed", "reason": "expired", "usage": {"seconds": 9.5}}
     assert live_server_tap(frame(closed)) == ("session.closed", closed)
+    decided = {
+        "type": "decision.event",
+        "event_id": "e",
+        "event": {"type": "decision.completed", "decision": {"model": "m", "usage": {}}},
+    }
+    assert live_server_tap(frame(decided)) == ("decision.event", decided)
 
 
 @pytest.mark.parametrize(
@@ -262,6 +268,8 @@ def test_live_server_tap_picks_usage_start_and_finished_delegated_responses() ->
         {"type": "session.output_transcript.delta", "delta": '"session.usage.updated"'},
         {"type": "response.event", "event": {"type": "response.output_text.delta"}},
         {"type": "response.event", "event": {"type": "response.completed", "response": {}}},
+        {"type": "decision.event", "event": {"type": "decision.completed", "decision": {}}},
+        {"type": "decision.event", "event": "decision.completed"},
         {"type": "session.updated", "note": "session.usage.updated"},
         {"type": "error", "error": {"message": "response.event"}},
     ],

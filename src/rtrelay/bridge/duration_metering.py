@@ -15,7 +15,8 @@ Delegated work is billed from ``response.event`` frames that wrap a finished Res
 response with ``usage``: tokens, at the price of the model that response names
 (``response.model``, what OpenAI bills), else of the session's delegation model
 (``delegation.responses.model`` from ``session.start``, ``session.started`` or
-``session.update``), once per response id. A session that was started but ended before
+``session.update``), once per response id; a completed Decision (``decision.event``) the
+same way, at the model it names, once per Live event id. A session that was started but ended before
 its first usage report (they come every few seconds) is billed on ``finish`` by the
 relay's own measure, the seconds it was open upstream (``live:unreported``): OpenAI
 bills a Live session's whole open time, silence included (its "voice latency and cost"
@@ -108,6 +109,8 @@ class LiveMeter(Billing):
             self._usage_updated(event)
         elif kind == "response.event":
             self._delegated(event)
+        elif kind == "decision.event":
+            self._decided(event)
         elif kind == "session.started":
             self.started = True
             self._note_delegation(event.get("session"))
@@ -154,9 +157,7 @@ class LiveMeter(Billing):
         if isinstance(response_id, str):
             if response_id in self._seen:
                 return
-            self._seen[response_id] = None
-            if len(self._seen) > _MAX_SEEN:
-                del self._seen[next(iter(self._seen))]
+            self._remember(response_id)
         named = response.get("model")
         model = named if isinstance(named, str) and named else self.delegation_model
         record = ResponseRecord.priced_by(
@@ -169,6 +170,36 @@ class LiveMeter(Billing):
             at=self.now(),
         )
         self._settle(record, count_response=True, store=isinstance(response_id, str))
+
+    def _decided(self, event: dict[str, Any]) -> None:
+        """A completed Decision: its tokens at the model it names, once per event id (a
+        Decision has no id of its own; the Live event that carries it has)."""
+        inner = event.get("event")
+        decision = inner.get("decision") if isinstance(inner, dict) else None
+        event_id = event.get("event_id")
+        if not isinstance(decision, dict) or not isinstance(decision.get("usage"), dict):
+            return
+        ref = f"decision:{event_id}" if isinstance(event_id, str) else None
+        if ref is not None:
+            if ref in self._seen:
+                return
+            self._remember(ref)
+        named = decision.get("model")
+        record = ResponseRecord.priced_by(
+            self.prices,
+            session_id=self.session_id,
+            response_id=ref or "",
+            model=named if isinstance(named, str) and named else "unknown",
+            status="completed",
+            usage=Usage.from_responses(decision["usage"]),
+            at=self.now(),
+        )
+        self._settle(record, count_response=True, store=ref is not None)
+
+    def _remember(self, ref: str) -> None:
+        self._seen[ref] = None
+        if len(self._seen) > _MAX_SEEN:
+            del self._seen[next(iter(self._seen))]
 
     def _note_delegation(self, session: Any) -> None:
         if (model := delegation_model(session)) is not None:

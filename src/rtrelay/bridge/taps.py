@@ -269,10 +269,11 @@ LIVE_SERVER_EVENTS: Final = (
     "response.event",
     "session.started",
     "session.closed",
+    "decision.event",
 )
 """GPT-Live server events the meter reads: cumulative seconds (``session.closed`` carries
-the final figure), delegated responses (only those that end with usage, see
-``delegated_usage``) and the resolved session config."""
+the final figure), delegated work that ends with token usage (a finished Responses
+response, a completed Decision; see ``delegated_usage``) and the resolved session config."""
 DELEGATED_TERMINAL: Final = frozenset(
     {"response.completed", "response.incomplete", "response.failed"}
 )
@@ -280,14 +281,20 @@ DELEGATED_TERMINAL: Final = frozenset(
 
 
 def delegated_usage(event: dict[str, Any]) -> bool:
-    """Whether a Live ``response.event`` wraps a finished Responses response with usage."""
-    if event.get("type") != "response.event":
+    """Whether a Live ``response.event`` wraps a finished Responses response with usage,
+    or a ``decision.event`` a completed Decision with usage (``openai/types/decision.py``);
+    other events pass."""
+    kind = event.get("type")
+    if kind not in ("response.event", "decision.event"):
         return True
     inner = event.get("event")
-    if not isinstance(inner, dict) or inner.get("type") not in DELEGATED_TERMINAL:
+    if not isinstance(inner, dict):
         return False
-    response = inner.get("response")
-    return isinstance(response, dict) and isinstance(response.get("usage"), dict)
+    if kind == "response.event":
+        result = inner.get("response") if inner.get("type") in DELEGATED_TERMINAL else None
+    else:
+        result = inner.get("decision") if inner.get("type") == "decision.completed" else None
+    return isinstance(result, dict) and isinstance(result.get("usage"), dict)
 
 
 live_server_tap: Final = _server_tap(
