@@ -17,7 +17,10 @@ shapes are the SDK's ``openai/types/live/*`` (protocol.md §10):
   events wrapping a Responses API stream whose ``response.completed`` carries token usage;
 - ``session.update`` changes delegation and triggers only; ``session.close`` →
   ``session.closed`` (reason ``close_requested``, final usage), then the connection
-  closes with 1000.
+  closes with 1000; a session ended otherwise (expiry, a WebRTC hang-up or a lost peer)
+  still gets ``session.closed`` with its reason (``closed_events``);
+- audio is pcm16 at 24 or 16 kHz or G.711 on a WebSocket (``audio.format``); over WebRTC
+  (``_live_calls``) the creation request starts the session and the tracks carry audio.
 
 Errors use the Live ``error`` shape: ``error.client_event_id`` (not the Realtime
 ``error.event_id``) and a top-level ``client_event_id`` when the client supplied one.

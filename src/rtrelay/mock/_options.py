@@ -41,7 +41,8 @@ class MockOptions:
         realtime_pacing: speed of reply streaming relative to real time: 1.0 real time,
             2.0 twice as fast, 0 as fast as possible (tests).
         reply_audio_ms / audio_chunk_ms: length of an assistant audio reply and of each delta.
-        max_session_seconds: after this long, ``session_expired`` and close 1001.
+        max_session_seconds: after this long, ``session_expired`` (GPT-Live:
+            ``session.closed`` with reason ``expired``) and close 1001.
         live_usage_interval: seconds between a GPT-Live session's ``session.usage.updated``
             events (OpenAI sends one every ~15 s, protocol.md §10; tests shorten it).
 
