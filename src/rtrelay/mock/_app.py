@@ -239,7 +239,7 @@ async def _run_session(
             "simulated session %s open: %s %s (%s)",
             protocol.session_id,
             request.path,
-            decision.model,
+            record.model or "(model to come in the session config)",
             decision.dialect,
         )
         try:
