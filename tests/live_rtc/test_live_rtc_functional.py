@@ -19,6 +19,7 @@ from openai import NotFoundError
 
 from rtc_helpers import RtcClient
 from rtrelay.edge.app import CALLS
+from rtrelay.errors import EndedByOperator
 from rtrelay.ledger.records import DurationRecord
 from rtrelay.mock._audio import silence_pcm16, speech_pcm16
 from support import upgrade_headers
@@ -280,3 +281,30 @@ async def test_the_providers_refusals_of_controls_name_the_relay_id_not_its_own(
         assert provider_id not in refusal
     assert relay_id in content_refusal and relay_id in fork_refusal
     assert len(rig.provider.calls) == 1  # the fork was refused: no second session
+
+
+async def test_the_relay_ending_an_app_sideband_leaves_the_session_running(
+    rig: Rig, http: aiohttp.ClientSession
+) -> None:
+    async with RtcClient() as client:
+        assert await create(client, http, rig, rig.key) == 200
+        relay_id = orjson.loads(client.body)["session"]["id"]
+        async with (
+            sdk(rig, rig.key) as openai,
+            openai.live.sideband.connect(session_id=relay_id),
+        ):
+            async with asyncio.timeout(10):
+                while not rig.relay.relay.sessions:
+                    await asyncio.sleep(0.02)
+            [app] = rig.relay.relay.sessions.values()
+            app.bridge.stop(EndedByOperator())  # the console's "end session"
+            async with asyncio.timeout(10):
+                while rig.relay.relay.sessions:
+                    await asyncio.sleep(0.02)
+        # the Live session itself goes on: no session.close reached the provider
+        provider_session = rig.provider.calls[-1]
+        assert not provider_session.ended.is_set()
+        assert "session.closed" not in client.types()
+        assert relay_id in rig.relay.app[CALLS].calls
+        async with sdk(rig, rig.key) as openai:
+            await openai.live.sessions.hangup(relay_id)

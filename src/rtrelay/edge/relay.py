@@ -47,6 +47,15 @@ __all__ = ["Relay"]
 _PROTOCOLS: Final[dict[Family, WireProtocol]] = {"live": LIVE, "translation": TRANSLATION}
 """The wire protocol of a session of each family that is not Realtime's."""
 
+
+def _protocol(family: Family, *, sideband: bool) -> WireProtocol:
+    """The wire protocol of a session of ``family``. An app's sideband is not the session it
+    joins: the relay closing the sideband (an operator, a limit) must not end the session,
+    so it sends no ``session.close``; the relay's own sideband (``CallRun``) ends sessions."""
+    protocol = _PROTOCOLS.get(family, REALTIME)
+    return replace(protocol, close_frame=None) if sideband else protocol
+
+
 _BAD_UPGRADE: Final = (
     "The WebSocket upgrade is invalid: check the Connection, Sec-WebSocket-Key and "
     "Sec-WebSocket-Version headers."
@@ -143,7 +152,7 @@ class Relay:
             connected,
             arrived,
             billing=call_id is None,
-            protocol=_PROTOCOLS.get(family, REALTIME),
+            protocol=_protocol(family, sideband=call_id is not None),
         )
         return await run.run(request, self.register(run))
 
