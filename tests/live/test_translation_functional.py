@@ -15,6 +15,7 @@ import pytest
 from live_rig import live_settings, new_key, settled, usage_rows
 from openai import AsyncOpenAI
 
+from rtrelay.ledger.prices import money
 from rtrelay.mock import MockProvider, silence_pcm16, speech_pcm16
 from support import running_relay, upgrade_headers
 
@@ -46,7 +47,7 @@ async def test_a_translation_session_is_relayed_and_billed_for_the_audio_it_tran
     assert {unit for _, unit, _, _ in rows} == {"seconds"}
     assert sum(seconds for _, _, seconds, _ in rows) == Decimal("2.4")
     # gpt-realtime-translate: $0.034 per minute (OpenAI's model page, ledger/prices.py).
-    assert sum(cost or 0 for _, _, _, cost in rows) == Decimal("2.4") * Decimal("0.034") / 60
+    assert sum(cost or 0 for _, _, _, cost in rows) == money(Decimal("2.4") * Decimal("0.034") / 60)
 
 
 async def test_a_translation_token_opens_translation_sessions_only(
@@ -105,7 +106,14 @@ async def test_a_transcription_session_is_billed_as_its_model_is_priced(
                     "type": "session.update",
                     "session": {
                         "type": "transcription",
-                        "audio": {"input": {"transcription": {"model": transcriber}}},
+                        "audio": {
+                            "input": {
+                                "transcription": {"model": transcriber},
+                                # gpt-realtime-whisper takes no VAD (the SDK's session type):
+                                # the client commits its turns.
+                                "turn_detection": None,
+                            }
+                        },
                     },
                 }
             )
@@ -113,6 +121,7 @@ async def test_a_transcription_session_is_billed_as_its_model_is_priced(
             for i in range(0, len(pcm), CHUNK):
                 audio = base64.b64encode(pcm[i : i + CHUNK]).decode()
                 await ws.send_json({"type": "input_audio_buffer.append", "audio": audio})
+            await ws.send_json({"type": "input_audio_buffer.commit"})
             while (await ws.receive_json(timeout=10))["type"] != (
                 "conversation.item.input_audio_transcription.completed"
             ):
@@ -122,6 +131,9 @@ async def test_a_transcription_session_is_billed_as_its_model_is_priced(
     [(_, got_unit, seconds, cost)] = rows
     assert got_unit == unit
     assert cost is not None and cost > 0
-    assert (seconds > 0) == (unit == "seconds")
+    if unit == "seconds":  # the 1.7 s turn, at $0.017 a minute (ledger/prices.py)
+        assert (seconds, cost) == (Decimal("1.7"), money(Decimal("1.7") * Decimal("0.017") / 60))
+    else:
+        assert seconds == 0
     [handshake] = provider.handshakes
     assert handshake.query == {"intent": "transcription"}
