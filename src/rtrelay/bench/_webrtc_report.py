@@ -65,6 +65,17 @@ def webrtc_markdown(doc: dict[str, Any]) -> str:
         failures = per_call["setup"]["failures"]
         if failures:
             lines.append(f"Concurrent calls failed: {failures}")
+        heap = per_call.get("heap")
+        if heap:
+            lines.append(_heap_line(per_call["batch"], heap))
+    for later in doc.get("later_batches", []):
+        lines.append(
+            f"Batch {later['batch']}: {later['open']} open, RSS "
+            f"+{_cell(later['rss_kb_per_call'])} KB per call (reusing what earlier batches "
+            f"freed), {later['setup']['failed']} failed."
+        )
+        if later.get("heap"):
+            lines.append(_heap_line(later["batch"], later["heap"]))
     for name in ("direct", "rtrelay"):
         failures = (setup.get(name) or {}).get("failures")
         if failures:
@@ -76,6 +87,16 @@ def webrtc_markdown(doc: dict[str, Any]) -> str:
         lines.append(steal_markdown(doc["steal"]))
     lines += sources_markdown(doc["meta"])
     return "\n".join(lines)
+
+
+def _heap_line(batch: int, heap: dict[str, Any]) -> str:
+    """The traced heap per call and the relay lines holding most of it."""
+    top = ", ".join(f"{t['where']} {t['kb_per_call']}" for t in heap["top_rtrelay_lines"][:4])
+    return (
+        f"Batch {batch}, traced heap: +{heap['traced_kb_per_call']} KB per open call, "
+        f"+{heap['traced_kb_per_call_after_hangup']} KB still held after hang-up; "
+        f"by rtrelay line (KB per call): {top}."
+    )
 
 
 def _triple(p: dict[str, Any]) -> str:

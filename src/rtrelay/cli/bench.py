@@ -156,6 +156,13 @@ def register(subparsers: Any) -> None:
         "--hold", type=float, default=5.0, help="seconds the concurrent calls are held (5)"
     )
     webrtc.add_argument(
+        "--batches",
+        type=int,
+        default=1,
+        help="open and hang up the concurrent calls this many times (1; a later batch's "
+        "traced heap is the steady cost per call)",
+    )
+    webrtc.add_argument(
         "--trace-memory",
         action="store_true",
         help="run the relay under tracemalloc: its heap per call and the lines holding it",
@@ -290,6 +297,7 @@ def webrtc_options_from_args(args: argparse.Namespace) -> WebrtcOptions:
         calls=args.calls,
         concurrency=20 if args.concurrency is None else args.concurrency,
         hold=args.hold,
+        batches=args.batches,
         relay_src=_tree(args.relay_src),
         trace_memory=args.trace_memory,
     )
