@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from mock_wire import append_audio, drain, error_of, send_event
+from openai.types.live import ServerEvent as LiveServerEvent
+from pydantic import TypeAdapter
 
 from rtrelay.mock import LiveProtocol, silence_pcm16, speech_pcm16
 from rtrelay.mock._audio import resample_pcm16
@@ -313,3 +315,79 @@ def test_replies_waiting_to_be_spoken_are_bounded() -> None:
         output.step()
     assert len(ids) == MAX_QUEUED
     assert output.produced_ms == pytest.approx(200 * MAX_QUEUED)
+
+
+DECISIONS = {
+    "type": "decisions",
+    "decisions": {
+        "model": "gpt-5.5-mini",
+        "questions": [
+            {"type": "predicate", "name": "angry", "instructions": "Is the caller angry?"},
+            {
+                "type": "choice",
+                "name": "topic",
+                "instructions": "What is it about?",
+                "choices": [{"value": "billing"}, {"value": "support"}, {"value": True}],
+            },
+            {
+                "type": "score",
+                "instructions": "How urgent?",
+                "levels": [{"label": "low"}, {"label": "high"}],
+            },
+        ],
+    },
+}
+
+
+def test_decision_create_answers_every_question_with_token_usage() -> None:
+    protocol = started(delegation=DECISIONS)
+    append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
+    [event] = send_event(protocol, {"type": "decision.create", "event_id": "d1"})
+    assert event["type"] == "decision.event"
+    assert event["delegation_id"] is None
+    assert event["event"]["type"] == "decision.completed"
+    decision = event["event"]["decision"]
+    assert decision["model"] == "gpt-5.5-mini"
+    answers = decision["answers"]
+    assert [a["type"] for a in answers] == ["predicate", "choice", "score"]
+    assert [a["name"] for a in answers] == ["angry", "topic", None]
+    assert answers[1]["choice"] == "billing"
+    assert sum(p["probability"] for p in answers[1]["probabilities"]) == pytest.approx(1.0)
+    assert [p["value"] for p in answers[2]["probabilities"]] == [0, 1]
+    usage = decision["usage"]
+    questions = "Is the caller angry? What is it about? How urgent?"
+    # 10 framing tokens + the questions' instructions + the words heard ("Hello, can you hear")
+    assert usage["input_tokens"] == 10 + -(-len(questions) // 4) + 5
+    assert usage["output_tokens"] == 2 * 3
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    again = error_of(send_event(protocol, {"type": "decision.create", "event_id": "d1"}))
+    assert (again["code"], again["param"]) == ("invalid_value", "event_id")
+    assert error_of(send_event(protocol, {"type": "decision.create"}))["param"] == "event_id"
+
+
+def test_decision_create_needs_decisions_delegation() -> None:
+    error = error_of(send_event(started(), {"type": "decision.create", "event_id": "d"}))
+    assert error["code"] == "delegation_required"
+    assert "decision.create" in error["message"]
+
+
+def test_every_event_validates_against_the_sdk_types() -> None:
+    adapter: TypeAdapter[Any] = TypeAdapter(LiveServerEvent)
+    events: list[Event] = []
+    for delegation in (RESPONSES, DECISIONS):
+        protocol = make()
+        events += send_event(
+            protocol, {"type": "session.start", "session": {**START, "delegation": delegation}}
+        )
+        events += append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
+        events += drain(protocol)
+        events.append(protocol.usage_event())
+        events += send_event(protocol, {"type": "response.create", "event_id": "r"})
+        events += send_event(protocol, {"type": "decision.create", "event_id": "d"})
+        events += send_event(protocol, {"type": "session.update", "session": {"triggers": []}})
+        events += send_event(protocol, {"type": "session.input_audio.mute"})
+        events += send_event(protocol, {"type": "session.close"})
+    kinds = {e["type"] for e in events}
+    assert {"response.event", "decision.event", "error", "session.closed"} <= kinds
+    for event in events:
+        adapter.validate_python(event)

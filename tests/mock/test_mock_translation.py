@@ -19,6 +19,8 @@ from mock_wire import (
     speech_turn,
 )
 from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeTranslationServerEvent
+from pydantic import TypeAdapter
 
 from rtrelay.mock import MockOptions, MockProvider, TranslationProtocol, silence_pcm16, speech_pcm16
 from rtrelay.mock._ids import IdFactory
@@ -207,3 +209,17 @@ async def test_a_model_that_does_not_translate_is_refused(http: aiohttp.ClientSe
         await ws.close()
     assert error["error"]["code"] == "invalid_model"
     assert created["type"] == "session.created"
+
+
+def test_every_event_validates_against_the_sdk_types() -> None:
+    adapter: TypeAdapter[Any] = TypeAdapter(RealtimeTranslationServerEvent)
+    protocol = make()
+    events = protocol.connect()
+    events += send_event(protocol, {"type": "session.update", "session": TRANSCRIBED})
+    events += send_event(protocol, {"type": "session.update", "session": {"model": "x"}})
+    events += append(protocol, silence_pcm16(400) + speech_pcm16(1200) + silence_pcm16(800))
+    events += send_event(protocol, {"type": "session.close"})
+    events += drain(protocol)
+    assert len({e["type"] for e in events}) == 7  # every server event type
+    for event in events:
+        adapter.validate_python(event)

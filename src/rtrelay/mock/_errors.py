@@ -224,11 +224,12 @@ def session_already_started() -> ProviderError:
     )
 
 
-def delegation_required() -> ProviderError:
+def delegation_required(event: str, delegation: str) -> ProviderError:
+    """A Live command that needs the session to delegate to ``delegation``."""
     return ProviderError(
         "delegation_required",
-        "response.create requires Responses delegation: start the session with "
-        "delegation.type 'responses'.",
+        f"{event} requires {delegation} delegation: start the session with "
+        f"delegation.type '{delegation}'.",
         param="type",
     )
 

@@ -15,6 +15,8 @@ shapes are the SDK's ``openai/types/live/*`` (protocol.md §10):
   can predict the figure (``usage_seconds``) without reading a clock;
 - ``response.create`` (Responses delegation only) answers with ``response.event``
   events wrapping a Responses API stream whose ``response.completed`` carries token usage;
+  ``decision.create`` (Decisions delegation only) with a ``decision.event`` whose
+  ``decision.completed`` Decision carries token usage (``_decisions``);
 - ``session.update`` changes delegation and triggers only; ``session.close`` →
   ``session.closed`` (reason ``close_requested``, final usage), then the connection
   closes with 1000; a session ended otherwise (expiry, a WebRTC hang-up or a lost peer)
@@ -42,6 +44,7 @@ from rtrelay.mock._audio import (
     from_pcm16,
     resample_pcm16,
 )
+from rtrelay.mock._decisions import decision
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._input_buffer import InputBuffer, TurnEnded
@@ -116,6 +119,7 @@ class LiveProtocol(SpeakingSession):
         self._input_ms = 0.0
         self._muted = False
         self._heard: list[str] = []
+        self._decision_ids: set[str] = set()
         self._finished = False
         self._handlers: dict[str, Callable[[Event], list[Event]]] = {
             "session.start": self._start,
@@ -124,6 +128,7 @@ class LiveProtocol(SpeakingSession):
             "session.input_audio.mute": self._mute,
             "session.input_audio.unmute": self._unmute,
             "response.create": self._response_create,
+            "decision.create": self._decision_create,
             "session.close": self._close,
         }
 
@@ -292,7 +297,7 @@ class LiveProtocol(SpeakingSession):
         assert self.config is not None
         delegation = self.config.delegation
         if delegation is None or delegation.get("type") != "responses":
-            raise errors.delegation_required()
+            raise errors.delegation_required("response.create", "responses")
         backend = delegation.get("responses") or {}
         instructions = backend.get("instructions")
         text = " ".join(reply_words(None))
@@ -333,6 +338,31 @@ class LiveProtocol(SpeakingSession):
                 event={**inner, "sequence_number": number},
             )
             for number, inner in enumerate(nested)
+        ]
+
+    def _decision_create(self, event: Event) -> list[Event]:
+        """Evaluate the Decisions delegation's questions now (``decision.event``)."""
+        assert self.config is not None
+        delegation = self.config.delegation
+        if delegation is None or delegation.get("type") != "decisions":
+            raise errors.delegation_required("decision.create", "decisions")
+        event_id = client_event_id(event)
+        if event_id is None:
+            raise errors.missing_parameter("event_id")
+        if event_id in self._decision_ids:  # "Reusing an event_id is rejected"
+            raise errors.invalid_value("event_id", f"The event_id '{event_id}' was already used.")
+        self._decision_ids.add(event_id)
+        answer = decision(delegation.get("decisions") or {}, " ".join(self._heard))
+        return [
+            self._event(
+                "decision.event",
+                None,
+                delegation_id=None,
+                source_event_id=None,
+                source_event_type=None,
+                trigger_id=None,
+                event={"type": "decision.completed", "decision": answer},
+            )
         ]
 
     # --- audio ---------------------------------------------------------------------------
