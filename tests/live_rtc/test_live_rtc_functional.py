@@ -18,6 +18,7 @@ from live_rtc_rig import FAST, SESSION, Rig, create, live_rig, new_key, sdk, set
 from openai import NotFoundError
 
 from rtc_helpers import RtcClient
+from rtrelay.bridge.duration_metering import LiveMeter
 from rtrelay.edge.app import CALLS
 from rtrelay.errors import EndedByOperator
 from rtrelay.ledger.records import DurationRecord
@@ -183,10 +184,13 @@ async def test_a_budget_spent_mid_session_closes_it_and_hangs_it_up(
             await provider_session.ended.wait()
         row = await settled(rig, session_id)
         # the provider session was ended cleanly: session.close from the relay's sideband
-        await client.next_event("session.closed")
+        closed = await client.next_event("session.closed")
     assert row.status == "failed"
     assert row.error_code == "insufficient_quota"
-    assert await store.session_usage(session_id)
+    # billed (at least) up to the provider's final report, read before the hangup
+    usage = await store.session_usage(session_id)
+    billed = sum((u.usage.seconds for u in usage), Decimal(0))
+    assert billed >= Decimal(str(closed["usage"]["seconds"])) - Decimal("0.001") > 0
 
 
 async def test_a_sideband_that_cannot_attach_hangs_the_session_up_and_refuses_it(
@@ -308,3 +312,29 @@ async def test_the_relay_ending_an_app_sideband_leaves_the_session_running(
         assert relay_id in rig.relay.app[CALLS].calls
         async with sdk(rig, rig.key) as openai:
             await openai.live.sessions.hangup(relay_id)
+
+
+async def test_the_max_length_ends_a_session_cleanly_and_bills_its_final_report(
+    http: aiohttp.ClientSession,
+) -> None:
+    # No usage reports while it runs: the provider's final figure (session.closed, the
+    # answer to the relay's session.close) is all there is to bill.
+    options = replace(FAST, no_usage_events=True)
+    async with live_rig(options, timeouts={"max_session": 1}) as rig, RtcClient() as client:
+        assert await create(client, http, rig, rig.key) == 200
+        relay_id = orjson.loads(client.body)["session"]["id"]
+        run = rig.relay.app[CALLS].calls[relay_id]
+        session_id = run.session_id
+        closed = await client.next_event("session.closed")
+        row = await settled(rig, session_id)
+        usage = await rig.relay.relay.parts.store.session_usage(session_id)
+        assert rig.provider.calls[-1].end_reason is not None
+    assert row.error_code == "session_expired"
+    reported = closed["usage"]["seconds"]
+    assert reported > 0
+    # the relay's meter read the final report (its highest cumulative figure billed)...
+    assert isinstance(run.meter, LiveMeter)
+    assert run.meter.billed_ms == pytest.approx(reported * 1000, abs=1)
+    # ...and the ledger holds at least what the provider reported
+    billed = sum((u.usage.seconds for u in usage), Decimal(0))
+    assert billed >= Decimal(str(reported)) - Decimal("0.001")
