@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from rtrelay import config
 from rtrelay.ledger.prices import DEFAULT_PRICES, PRICE_FIELDS, Price, PriceTable, Usage, cost
 
 # protocol.md §4: total 253 = input 132 (text 119 + audio 13; cached 64, all text)
@@ -262,3 +263,20 @@ def test_responses_usage_counts_cached_and_reasoning_tokens() -> None:
         "output_tokens_details": {"reasoning_tokens": 30},
     }
     assert Usage.from_responses(usage) == Usage(input_text=100, cached_text=100, output_text=40)
+
+
+def test_config_prices_take_the_duration_fields() -> None:
+    settings = config.from_mapping(
+        {
+            "prices": {
+                "gpt-live-1": {"per_second": 0.001},
+                "my-translator": {"per_minute": "0.02"},
+            }
+        },
+        environ={},
+    )
+    table = PriceTable().with_overrides(settings.prices)
+    assert table.cost("gpt-live-1", Usage.of_seconds(Decimal(10))) == Decimal("0.01")
+    assert table.cost("my-translator", Usage.of_seconds(Decimal(30))) == Decimal("0.01")
+    with pytest.raises(ValueError, match="per_second"):  # the error lists the known fields
+        PriceTable().with_overrides({"gpt-live-1": {"per_hour": Decimal(1)}})
