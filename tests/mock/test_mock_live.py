@@ -386,8 +386,69 @@ def test_every_event_validates_against_the_sdk_types() -> None:
         events += send_event(protocol, {"type": "decision.create", "event_id": "d"})
         events += send_event(protocol, {"type": "session.update", "session": {"triggers": []}})
         events += send_event(protocol, {"type": "session.input_audio.mute"})
+        events += send_event(protocol, {"type": "session.commentary.append", "content": "Hm."})
         events += send_event(protocol, {"type": "session.close"})
     kinds = {e["type"] for e in events}
     assert {"response.event", "decision.event", "error", "session.closed"} <= kinds
     for event in events:
         adapter.validate_python(event)
+
+
+def test_transcript_triggers_fire_a_decision_once_per_utterance() -> None:
+    questions = [{"type": "predicate", "name": "done", "instructions": "Finished?"}]
+    triggers = [
+        {"type": "decisions", "event_type": event_type, "decisions": {"questions": questions}}
+        for event_type in ("session.input_transcript.delta", "session.output_transcript.delta")
+    ]
+    protocol = started(delegation=DECISIONS, triggers=triggers)
+    heard = append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
+    spoken = drain(protocol)
+    for events, source_type in (
+        (heard, "session.input_transcript.delta"),
+        (spoken, "session.output_transcript.delta"),
+    ):
+        [fired] = [e for e in events if e["type"] == "decision.event"]
+        deltas = [e for e in events if e["type"] == source_type]
+        assert events.index(fired) > events.index(deltas[-1])
+        assert fired["source_event_id"] == deltas[-1]["event_id"]
+        assert fired["source_event_type"] == source_type
+        assert fired["trigger_id"].startswith("trig_")
+        decision = fired["event"]["decision"]
+        assert decision["model"] == "gpt-5.5-mini"  # the delegation's Decisions model
+        assert [a["name"] for a in decision["answers"]] == ["done"]
+        assert decision["usage"]["total_tokens"] > 0
+    off = send_event(protocol, {"type": "session.update", "session": {"triggers": []}})
+    assert off[0]["session"]["triggers"] == []
+    append(protocol, speech_pcm16(1000) + silence_pcm16(800))
+    assert "decision.event" not in {e["type"] for e in drain(protocol)}
+
+
+@pytest.mark.parametrize(
+    ("triggers", "param"),
+    [
+        ({}, "session.triggers"),
+        ([{"type": "responses", "event_type": "session.input_transcript.delta",
+           "decisions": {"questions": []}}], "session.triggers[0].type"),
+        ([{"type": "decisions", "event_type": "session.closed",
+           "decisions": {"questions": []}}], "session.triggers[0].event_type"),
+        ([{"type": "decisions", "event_type": "session.input_transcript.delta",
+           "decisions": {"questions": []}}] * 2, "session.triggers[1].event_type"),
+        ([{"type": "decisions", "event_type": "session.input_transcript.delta",
+           "decisions": {"questions": [], "model": "x"}}], "session.triggers[0].decisions.model"),
+    ],
+)  # fmt: skip
+def test_triggers_are_checked(triggers: Any, param: str) -> None:
+    start = {"type": "session.start", "session": {**START, "triggers": triggers}}
+    assert error_of(send_event(make(), start))["param"] == param
+
+
+def test_context_appends_are_acknowledged_at_the_session_time() -> None:
+    protocol = started()
+    append(protocol, silence_pcm16(500))
+    for kind in ("instructions", "thinking", "commentary"):
+        event = {"type": f"session.{kind}.append", "event_id": kind, "content": "Be kind."}
+        [ack] = send_event(protocol, event)
+        assert ack["type"] == f"session.{kind}.appended"
+        assert (ack["start_ms"], ack["end_ms"], ack["client_event_id"]) == (500, 500, kind)
+    missing = error_of(send_event(protocol, {"type": "session.thinking.append"}))
+    assert missing["param"] == "content"

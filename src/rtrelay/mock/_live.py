@@ -52,7 +52,7 @@ from rtrelay.mock._items import decode_base64
 from rtrelay.mock._live_config import LiveConfig, apply_live_update, parse_live_start
 from rtrelay.mock._options import DEFAULT_AUDIO_CHUNK_MS, DEFAULT_REPLY_AUDIO_MS
 from rtrelay.mock._protocol import SESSION_LIFETIME_S, Transport
-from rtrelay.mock._response import Event, reply_words
+from rtrelay.mock._response import Event, Step, reply_words
 from rtrelay.mock._session import Inbound, client_event_id, dispatch
 from rtrelay.mock._session_config import TurnDetection
 from rtrelay.mock._speech import SpeakingSession, SpeechOutput, heard_words
@@ -63,6 +63,7 @@ __all__ = ["LiveProtocol", "live_error_event"]
 # Tokens a delegated request costs beyond its instructions and the transcript heard.
 _DELEGATION_FRAMING_TOKENS: Final = 10
 _DEFAULT_DELEGATE_MODEL: Final = "gpt-5.5"
+_DEFAULT_DECISIONS_MODEL: Final = "gpt-5.5-mini"
 
 
 def live_error_event(
@@ -120,6 +121,7 @@ class LiveProtocol(SpeakingSession):
         self._muted = False
         self._heard: list[str] = []
         self._decision_ids: set[str] = set()
+        self._last_output_delta: Event | None = None
         self._finished = False
         self._handlers: dict[str, Callable[[Event], list[Event]]] = {
             "session.start": self._start,
@@ -129,6 +131,9 @@ class LiveProtocol(SpeakingSession):
             "session.input_audio.unmute": self._unmute,
             "response.create": self._response_create,
             "decision.create": self._decision_create,
+            "session.instructions.append": self._context_append,
+            "session.thinking.append": self._context_append,
+            "session.commentary.append": self._context_append,
             "session.close": self._close,
         }
 
@@ -164,6 +169,15 @@ class LiveProtocol(SpeakingSession):
         if self.config is None:
             return []
         return [self._event("session.started", None, session=self.config.render())]
+
+    def stream_step(self) -> Step:
+        """The next chunk of speech; an output transcript trigger fires as a reply ends."""
+        step = self._output.step()
+        if not step.finished or self._last_output_delta is None:
+            return step
+        fired = self._triggered(self._last_output_delta)
+        self._last_output_delta = None
+        return Step([*step.events, *fired], step.duration_ms, True, step.audio)
 
     def playout_events(self, kind: str, response_id: str) -> list[Event]:
         """None: Live has no ``output_audio_buffer.*`` events."""
@@ -352,18 +366,45 @@ class LiveProtocol(SpeakingSession):
         if event_id in self._decision_ids:  # "Reusing an event_id is rejected"
             raise errors.invalid_value("event_id", f"The event_id '{event_id}' was already used.")
         self._decision_ids.add(event_id)
-        answer = decision(delegation.get("decisions") or {}, " ".join(self._heard))
-        return [
-            self._event(
-                "decision.event",
-                None,
-                delegation_id=None,
-                source_event_id=None,
-                source_event_type=None,
-                trigger_id=None,
-                event={"type": "decision.completed", "decision": answer},
-            )
-        ]
+        return [self._decision_event(delegation.get("decisions") or {}, None)]
+
+    def _decision_event(self, config: dict[str, Any], source: Event | None) -> Event:
+        """A ``decision.event`` for a delegation (``source`` ``None``) or for a trigger
+        fired by the transcript delta ``source``."""
+        answer = decision(config, " ".join(self._heard))
+        return self._event(
+            "decision.event",
+            None,
+            delegation_id=None,
+            source_event_id=None if source is None else source["event_id"],
+            source_event_type=None if source is None else source["type"],
+            trigger_id=None if source is None else self._ids.new("trig"),
+            event={"type": "decision.completed", "decision": answer},
+        )
+
+    def _triggered(self, source: Event) -> list[Event]:
+        """The Decision a trigger on ``source``'s event type fires, once per utterance
+        (on its last transcript delta), with the delegation's Decisions model if any."""
+        assert self.config is not None
+        trigger = self.config.trigger(source["type"])
+        if trigger is None:
+            return []
+        delegation = self.config.delegation or {}
+        model = (delegation.get("decisions") or {}).get("model", _DEFAULT_DECISIONS_MODEL)
+        questions = trigger["decisions"]["questions"]
+        return [self._decision_event({"model": model, "questions": questions}, source)]
+
+    def _context_append(self, event: Event) -> list[Event]:
+        """``session.instructions|thinking|commentary.append``: text added to the model's
+        context now, acknowledged with ``….appended`` at the session's current time."""
+        content = event.get("content")
+        if content is None:
+            raise errors.missing_parameter("content")
+        if not isinstance(content, str):
+            raise errors.invalid_type("content", "a string", content)
+        kind = str(event["type"]).removesuffix(".append") + ".appended"
+        now = math.floor(self._input_ms)
+        return [self._event(kind, client_event_id(event), start_ms=now, end_ms=now)]
 
     # --- audio ---------------------------------------------------------------------------
 
@@ -393,6 +434,7 @@ class LiveProtocol(SpeakingSession):
             )
             for index, word in enumerate(words)
         ]
+        replies += self._triggered(replies[-1])
         self._output.say(self._ids.item(), self._reply_audio_ms, turn.audio_end_ms)
         return replies
 
@@ -412,9 +454,11 @@ class LiveProtocol(SpeakingSession):
         return self._event("session.output_audio.delta", None, delta=delta)
 
     def _output_transcript(self, text: str, start_ms: int, end_ms: int) -> Event:
-        return self._event(
+        event = self._event(
             "session.output_transcript.delta", None, delta=text, start_ms=start_ms, end_ms=end_ms
         )
+        self._last_output_delta = event
+        return event
 
     def _event(self, kind: str, client_event_id: str | None, **fields: Any) -> Event:
         event: Event = {"type": kind, "event_id": self._ids.event(), **fields}

@@ -21,6 +21,7 @@ from rtrelay.mock._audio import AudioFormat
 
 __all__ = [
     "DEFAULT_VOICE",
+    "TRIGGER_EVENTS",
     "LiveConfig",
     "apply_live_update",
     "is_live_model",
@@ -44,6 +45,7 @@ _START_KEYS: Final = frozenset(
     }
 )
 _UPDATE_KEYS: Final = frozenset({"delegation", "triggers"})
+TRIGGER_EVENTS: Final = ("session.input_transcript.delta", "session.output_transcript.delta")
 _DELEGATION_KEYS: Final = {
     "client": frozenset({"type", "acknowledgement_delay_ms"}),
     "responses": frozenset({"type", "responses", "acknowledgement_delay_ms"}),
@@ -85,6 +87,13 @@ class LiveConfig:
     @property
     def delegation_type(self) -> str | None:
         return None if self.delegation is None else str(self.delegation["type"])
+
+    def trigger(self, event_type: str) -> dict[str, Any] | None:
+        """The Decisions trigger on transcript deltas of ``event_type``, if one is set."""
+        for trigger in self.triggers or ():
+            if trigger["event_type"] == event_type:
+                return dict(trigger)
+        return None
 
     def render(self) -> dict[str, Any]:
         """The ``SessionResource`` of ``session.started``/``updated``/``closed``."""
@@ -152,8 +161,9 @@ def parse_live_start(
             config, delegation=_delegation(obj["delegation"], "session.delegation")
         )
     given: dict[str, Any] = {}
+    if obj.get("triggers") is not None:
+        given["triggers"] = _triggers(obj["triggers"])
     for name, kind, check in (
-        ("triggers", "an array", list),
         ("input", "an array", list),
         ("client", "an object", dict),
         ("safety_identifier", "a string", str),
@@ -181,9 +191,7 @@ def apply_live_update(config: LiveConfig, session: Any) -> LiveConfig:
                 raise errors.immutable_parameter(f"session.{key}")
             raise errors.unknown_parameter(f"session.{key}")
     if session.get("triggers") is not None:
-        if not isinstance(session["triggers"], list):
-            raise errors.invalid_type("session.triggers", "an array", session["triggers"])
-        config = dataclasses.replace(config, triggers=session["triggers"])
+        config = dataclasses.replace(config, triggers=_triggers(session["triggers"]))
     update = session.get("delegation")
     if update is not None:
         delegation = _delegation(update, "session.delegation", partial=True)
@@ -235,6 +243,40 @@ def _format(value: Any) -> tuple[AudioFormat, int]:
             "session.audio.format.rate", f"Unsupported sample rate {rate!r} for {kind}."
         )
     return fmt, rate
+
+
+def _triggers(value: Any) -> list[dict[str, Any]]:
+    """``triggers`` (``decision_trigger.py``): Decisions questions evaluated on transcript
+    deltas, at most one per transcript event type."""
+    if not isinstance(value, list):
+        raise errors.invalid_type("session.triggers", "an array", value)
+    seen: set[str] = set()
+    for index, trigger in enumerate(value):
+        param = f"session.triggers[{index}]"
+        obj = strict_object(trigger, param, frozenset({"type", "event_type", "decisions"}))
+        if obj.get("type") != "decisions":
+            raise errors.invalid_value(f"{param}.type", "The trigger type must be 'decisions'.")
+        event_type = obj.get("event_type")
+        if event_type not in TRIGGER_EVENTS:
+            raise errors.invalid_value(
+                f"{param}.event_type",
+                f"Invalid value: {event_type!r}. Supported values are: "
+                + " and ".join(f"'{name}'" for name in TRIGGER_EVENTS)
+                + ".",
+            )
+        if event_type in seen:
+            raise errors.invalid_value(
+                f"{param}.event_type", f"At most one trigger per event type: {event_type}."
+            )
+        seen.add(event_type)
+        decisions = strict_object(
+            obj.get("decisions"), f"{param}.decisions", frozenset({"questions"})
+        )
+        if not isinstance(decisions.get("questions"), list):
+            raise errors.invalid_type(
+                f"{param}.decisions.questions", "an array", decisions.get("questions")
+            )
+    return list(value)
 
 
 def _voice(value: Any) -> Any:
