@@ -22,8 +22,9 @@ from rtrelay.bridge.duration_metering import LiveMeter
 from rtrelay.edge.app import CALLS
 from rtrelay.errors import EndedByOperator
 from rtrelay.ledger.records import DurationRecord
+from rtrelay.mock import MockProvider
 from rtrelay.mock._audio import silence_pcm16, speech_pcm16
-from support import upgrade_headers
+from support import running_relay, settings_for, upgrade_headers
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -338,3 +339,35 @@ async def test_the_max_length_ends_a_session_cleanly_and_bills_its_final_report(
     # ...and the ledger holds at least what the provider reported
     billed = sum((u.usage.seconds for u in usage), Decimal(0))
     assert billed >= Decimal(str(reported)) - Decimal("0.001")
+
+
+async def test_a_session_fails_over_to_the_next_channel_when_the_first_answers_503(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with (
+        MockProvider(replace(FAST, refuse_status=503)) as down,
+        MockProvider(FAST) as up,
+    ):
+        channels = [
+            {"name": "down", "kind": "openai", "base_url": down.url, "models": ["gpt-live-1"]},
+            {
+                "name": "up",
+                "kind": "openai",
+                "base_url": up.url,
+                "models": ["gpt-live-1"],
+                "priority": 2,
+            },
+        ]
+        async with running_relay(settings_for(channels=channels)) as relay, RtcClient() as client:
+            rig = Rig(up, relay, "")
+            assert await create(client, http, rig, "") == 200
+            relay_id = orjson.loads(client.body)["session"]["id"]
+            run = relay.app[CALLS].calls[relay_id]
+            assert run.channel == "up"
+            assert [(a.channel, a.outcome) for a in run.answered.attempts] == [
+                ("down", "refused:503"),
+                ("up", "ok"),
+            ]
+            assert len(up.calls) == 1 and down.calls == []
+            async with sdk(rig, "sk-anything") as openai:  # auth is off on this relay
+                await openai.live.sessions.hangup(relay_id)
