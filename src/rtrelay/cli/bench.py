@@ -71,6 +71,13 @@ def register(subparsers: Any) -> None:
         help="concurrent audio sessions (100); with --soak, sessions in all (10000); "
         "with --instructions, sessions open in the counted windows (10)",
     )
+    p.add_argument(
+        "--protocol",
+        choices=("realtime", "live"),
+        default="realtime",
+        help="what the sessions speak: the Realtime API (/v1/realtime) or GPT-Live "
+        "(/v1/live/sessions, full duplex, turns ended by the provider's VAD)",
+    )
     p.add_argument("--duration", type=float, default=20.0, help="measured s per target (20)")
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds (4)")
     p.add_argument(
@@ -192,6 +199,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     if args.with_litellm and "litellm" not in targets:
         targets = (*targets, "litellm")
     options = BenchOptions(
+        protocol=args.protocol,
         sessions=100 if args.sessions is None else args.sessions,
         text_sessions=args.text_sessions,
         idle_sessions=args.idle_sessions,
@@ -326,19 +334,50 @@ def _main(args: argparse.Namespace) -> int:
     try:
         options = options_from_args(args)
     except ValueError as exc:
-        print(f"rtrelay bench: {exc}", file=sys.stderr)
-        return 2
-    out: Path = args.out or Path("bench-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
+        return _refused(exc)
+    out = _results_dir(args, "")
     options = dataclasses.replace(options, out=out)
     _raise_fd_limit()
     freeze_startup()  # the load generator's own GC pauses would read as relay latency
+    return _finish(
+        args,
+        lambda: _start_bench(options, out / "logs"),
+        lambda doc: write_results(doc, out, plots=options.plots),
+        markdown,
+    )
+
+
+def _refused(exc: ValueError) -> int:
+    """An option out of range: said on stderr, exit 2."""
+    print(f"rtrelay bench: {exc}", file=sys.stderr)
+    return 2
+
+
+def _results_dir(args: argparse.Namespace, mode: str) -> Path:
+    """``--out``, or ``bench-results/<mode>-<timestamp>`` (no prefix for the benchmark)."""
+    if args.out is not None:
+        out: Path = args.out
+        return out
+    return Path("bench-results") / datetime.now().strftime(f"{mode}%Y%m%d-%H%M%S")
+
+
+def _finish(
+    args: argparse.Namespace,
+    make: Callable[[], Coroutine[Any, Any, dict[str, Any]]],
+    write: Callable[[dict[str, Any]], list[Path]],
+    table: Callable[[dict[str, Any]], str],
+) -> int:
+    """Run a mode on the loop, write its results and print its table (or the JSON).
+
+    Returns:
+        0, or 128 + SIGTERM when SIGTERM stopped the run (every child already stopped).
+    """
     try:
-        doc = _run(options, out / "logs")
-    except asyncio.CancelledError:  # SIGTERM: every child is already stopped
+        doc = _on_loop(make)
+    except asyncio.CancelledError:
         print("rtrelay bench: stopped by SIGTERM", file=sys.stderr)
         return 128 + signal.SIGTERM
-    files = write_results(doc, out, plots=options.plots)
-    return _emit(doc, markdown(doc), files, as_json=args.json)
+    return _emit(doc, table(doc), write(doc), as_json=args.json)
 
 
 def _emit(doc: dict[str, Any], table: str, files: list[Path], *, as_json: bool) -> int:
@@ -360,18 +399,16 @@ def _soak_main(args: argparse.Namespace) -> int:
     try:
         options = soak_options_from_args(args)
     except ValueError as exc:
-        print(f"rtrelay bench: {exc}", file=sys.stderr)
-        return 2
-    out: Path = args.out or Path("bench-results") / datetime.now().strftime("soak-%Y%m%d-%H%M%S")
+        return _refused(exc)
+    out = _results_dir(args, "soak-")
     _raise_fd_limit()
     freeze_startup()  # the load generator only; the relay runs as shipped
-    try:
-        doc = _on_loop(lambda: run_soak(options, workdir=out / "logs"))
-    except asyncio.CancelledError:  # SIGTERM: every child is already stopped
-        print("rtrelay bench: stopped by SIGTERM", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    files = write_soak_results(doc, out)
-    return _emit(doc, soak_markdown(doc), files, as_json=args.json)
+    return _finish(
+        args,
+        lambda: run_soak(options, workdir=out / "logs"),
+        lambda doc: write_soak_results(doc, out),
+        soak_markdown,
+    )
 
 
 def _instructions_main(args: argparse.Namespace) -> int:
@@ -385,21 +422,18 @@ def _instructions_main(args: argparse.Namespace) -> int:
     try:
         options = instruction_options_from_args(args)
     except ValueError as exc:
-        print(f"rtrelay bench: {exc}", file=sys.stderr)
-        return 2
-    out: Path = args.out or Path("bench-results") / datetime.now().strftime(
-        "instructions-%Y%m%d-%H%M%S"
-    )
+        return _refused(exc)
+    out = _results_dir(args, "instructions-")
     try:
-        doc = _on_loop(lambda: run_instructions(options, workdir=out / "logs"))
+        return _finish(
+            args,
+            lambda: run_instructions(options, workdir=out / "logs"),
+            lambda doc: write_instruction_results(doc, out),
+            instructions_markdown,
+        )
     except ValgrindUnavailable as exc:
         print(f"rtrelay bench: --instructions needs valgrind: {exc}", file=sys.stderr)
         return 2
-    except asyncio.CancelledError:  # SIGTERM: every child is already stopped
-        print("rtrelay bench: stopped by SIGTERM", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    files = write_instruction_results(doc, out)
-    return _emit(doc, instructions_markdown(doc), files, as_json=args.json)
 
 
 def _webrtc_main(args: argparse.Namespace) -> int:
@@ -409,23 +443,21 @@ def _webrtc_main(args: argparse.Namespace) -> int:
     try:
         options = webrtc_options_from_args(args)
     except ValueError as exc:
-        print(f"rtrelay bench: {exc}", file=sys.stderr)
-        return 2
-    out: Path = args.out or Path("bench-results") / datetime.now().strftime("webrtc-%Y%m%d-%H%M%S")
+        return _refused(exc)
+    out = _results_dir(args, "webrtc-")
     _raise_fd_limit()
-    try:
-        doc = _on_loop(lambda: run_webrtc(options, workdir=out / "logs"))
-    except asyncio.CancelledError:  # SIGTERM: every child is already stopped
-        print("rtrelay bench: stopped by SIGTERM", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    files = write_webrtc_results(doc, out)
-    return _emit(doc, webrtc_markdown(doc), files, as_json=args.json)
+    return _finish(
+        args,
+        lambda: run_webrtc(options, workdir=out / "logs"),
+        lambda doc: write_webrtc_results(doc, out),
+        webrtc_markdown,
+    )
 
 
-def _run(options: BenchOptions, workdir: Path) -> dict[str, Any]:
+def _start_bench(options: BenchOptions, workdir: Path) -> Coroutine[Any, Any, dict[str, Any]]:
     from rtrelay.bench import run_bench
 
-    return _on_loop(lambda: run_bench(options, workdir=workdir))
+    return run_bench(options, workdir=workdir)
 
 
 def _on_loop(make: Callable[[], Coroutine[Any, Any, dict[str, Any]]]) -> dict[str, Any]:
