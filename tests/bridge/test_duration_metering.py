@@ -14,7 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtrelay.bridge.duration_metering import BYTES_PER_SECOND, LiveMeter, TranslationMeter
+from rtrelay.bridge.duration_metering import (
+    BYTES_PER_SECOND,
+    SILENT_GRACE_S,
+    LiveMeter,
+    TranslationMeter,
+)
 from rtrelay.bridge.metering import Billing
 from rtrelay.bridge.protocols import LIVE, REALTIME, TRANSLATION, make_meter
 from rtrelay.bridge.taps import AUDIO_BYTES, TRANSLATION_APPEND
@@ -146,6 +151,41 @@ def test_live_finish_adds_nothing_after_a_report_or_before_a_start() -> None:
     never_started, empty = meter()
     never_started.finish(30.0)  # the provider refused session.start
     assert empty.records == []
+
+
+def test_live_a_session_whose_reports_stop_is_billed_by_the_relays_clock() -> None:
+    """A budget must still cut a session that reports nothing: the relay's clock bills it,
+    ``SILENT_GRACE_S`` behind, where the provider reported less."""
+    m, sink = meter()
+    m.clock(40.0)
+    assert sink.records == []  # not started: the provider may yet refuse session.start
+    m.usage_event("session.started", {"type": "session.started", "session": {}})
+    m.usage_event("session.usage.updated", usage(12.0))
+    m.clock(SILENT_GRACE_S + 10.0)  # the provider is ahead of the relay's clock: nothing
+    assert [r.ref for r in sink.durations()] == ["live:12000"]
+    m.clock(SILENT_GRACE_S + 20.0)  # reports stopped: billed up to 20 s
+    m.clock(SILENT_GRACE_S + 20.5)
+    m.usage_event("session.usage.updated", usage(19.0))  # late and lower: nothing
+    m.usage_event("session.usage.updated", usage(26.0))  # higher: the increase only
+    assert [(r.ref, r.usage.seconds) for r in sink.durations()] == [
+        ("live:12000", 12),
+        ("live:20000", 8),
+        ("live:20500", Decimal("0.5")),
+        ("live:26000", Decimal("5.5")),
+    ]
+    m.finish(90.0)  # the provider reported: its figures stand
+    assert live_seconds(sink) == 26
+
+
+def test_live_a_started_session_that_never_reports_is_billed_by_clock_then_to_its_end() -> None:
+    m, sink = meter()
+    m.usage_event("session.started", {"type": "session.started", "session": {}})
+    m.clock(SILENT_GRACE_S + 5.0)
+    m.finish(SILENT_GRACE_S + 7.0)
+    assert [(r.ref, r.usage.seconds) for r in sink.durations()] == [
+        ("live:5000", 5),
+        (f"live:{int((SILENT_GRACE_S + 7) * 1000)}", SILENT_GRACE_S + 2),
+    ]
 
 
 @pytest.mark.parametrize(("elapsed", "billed"), [(3.0, 15), (40.0, 40)])

@@ -50,6 +50,7 @@ from rtrelay.ledger.records import DurationRecord, ResponseRecord
 __all__ = [
     "BYTES_PER_SECOND",
     "INTERVAL_S",
+    "SILENT_GRACE_S",
     "LiveMeter",
     "TranslationMeter",
     "delegation_model",
@@ -62,6 +63,9 @@ INTERVAL_S: Final = 5.0
 """Translation audio is billed every this many seconds of session time (Live reports
 usage "every few seconds"; the same order of overrun past a budget)."""
 _MS: Final = Decimal(1000)
+SILENT_GRACE_S: Final = 30.0
+"""How far behind its own clock the relay bills a GPT-Live session the provider stopped
+reporting: two of OpenAI's ~15 s usage intervals (protocol.md §10)."""
 
 
 def delegation_model(session: Any) -> str | None:
@@ -115,15 +119,26 @@ class LiveMeter(Billing):
             self.started = True
             self._note_delegation(event.get("session"))
 
+    def clock(self, elapsed: float) -> None:
+        """Bill a started session by the relay's own clock, ``SILENT_GRACE_S`` behind it,
+        where the provider has reported less: its reports (every ~15 s) keep ahead of that
+        clock, so this bills only a session whose reports stopped or never came, and a
+        budget still cuts it (DESIGN.md: "on a timer for duration-priced sessions")."""
+        if not (self.started or self.webrtc):
+            return
+        ms = _milliseconds(elapsed - SILENT_GRACE_S)
+        if ms is not None and ms > self.billed_ms:
+            self._bill_up_to(ms)
+
     def finish(self, elapsed: float) -> None:
         """Bill the open time of a started session that never reported usage."""
-        if self.reports or self.billed_ms:
-            return
+        if self.reports:
+            return  # the provider's own figures (session.closed carries the last)
         ms = (_milliseconds(elapsed) or 0) if self.started or self.webrtc else 0
         if self.webrtc:
             ms = max(ms, LIVE_WEBRTC_START_S * 1000)
-        if ms:
-            self._bill_ms("live:unreported", ms)
+        if ms > self.billed_ms:
+            self._bill_up_to(ms, None if self.billed_ms else "live:unreported")
 
     def _usage_updated(self, event: dict[str, Any]) -> None:
         usage = event.get("usage")
@@ -134,8 +149,12 @@ class LiveMeter(Billing):
         self.reports += 1
         if ms <= self.billed_ms:
             return  # repeated or out of order: already billed
+        self._bill_up_to(ms)
+
+    def _bill_up_to(self, ms: int, ref: str | None = None) -> None:
+        """Bill cumulative audio time from what is billed up to ``ms``, as row ``live:<ms>``."""
         delta, self.billed_ms = ms - self.billed_ms, ms
-        self._bill_ms(f"live:{ms}", delta)
+        self._bill_ms(ref or f"live:{ms}", delta)
 
     def _bill_ms(self, ref: str, ms: int) -> None:
         record = DurationRecord.priced_by(
