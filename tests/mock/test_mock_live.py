@@ -375,7 +375,7 @@ def test_every_event_validates_against_the_sdk_types() -> None:
     adapter: TypeAdapter[Any] = TypeAdapter(LiveServerEvent)
     events: list[Event] = []
     for delegation in (RESPONSES, DECISIONS):
-        protocol = make()
+        protocol = make(delegate_turns=True)
         events += send_event(
             protocol, {"type": "session.start", "session": {**START, "delegation": delegation}}
         )
@@ -389,7 +389,14 @@ def test_every_event_validates_against_the_sdk_types() -> None:
         events += send_event(protocol, {"type": "session.commentary.append", "content": "Hm."})
         events += send_event(protocol, {"type": "session.close"})
     kinds = {e["type"] for e in events}
-    assert {"response.event", "decision.event", "error", "session.closed"} <= kinds
+    assert {
+        "response.event",
+        "decision.event",
+        "session.delegation.created",
+        "session.commentary.appended",
+        "error",
+        "session.closed",
+    } <= kinds
     for event in events:
         adapter.validate_python(event)
 
@@ -452,3 +459,38 @@ def test_context_appends_are_acknowledged_at_the_session_time() -> None:
         assert (ack["start_ms"], ack["end_ms"], ack["client_event_id"]) == (500, 500, kind)
     missing = error_of(send_event(protocol, {"type": "session.thinking.append"}))
     assert missing["param"] == "content"
+
+
+@pytest.mark.parametrize(
+    ("delegation", "answer"),
+    [(RESPONSES, "response.event"), (DECISIONS, "decision.event"), ({"type": "client"}, None)],
+)
+def test_delegate_turns_hands_each_turn_to_the_delegate(
+    delegation: dict[str, Any], answer: str | None
+) -> None:
+    protocol = make(delegate_turns=True)
+    start = {"type": "session.start", "session": {**START, "delegation": delegation}}
+    send_event(protocol, start)
+    events = append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
+    [created] = [e for e in events if e["type"] == "session.delegation.created"]
+    task = created["delegation"]
+    assert task["id"].startswith("deleg_")
+    assert (task["type"], task["target"]) == ("delegation", delegation["type"])
+    assert created["offset_ms"] > 0
+    answers = [e for e in events if e["type"] in ("response.event", "decision.event")]
+    if answer is None:
+        assert answers == []
+        return
+    assert {e["type"] for e in answers} == {answer}
+    assert all(e["delegation_id"] == task["id"] for e in answers)
+    last = answers[-1]["event"]
+    completed = last["response"] if answer == "response.event" else last["decision"]
+    assert completed["usage"]["total_tokens"] > 0
+    if answer == "response.event":
+        assert completed["id"] == task["response_id"]
+
+
+def test_turns_are_not_delegated_by_default() -> None:
+    protocol = started(delegation=RESPONSES)
+    events = append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
+    assert {e["type"] for e in events} == {"session.input_transcript.delta"}

@@ -181,3 +181,17 @@ async def test_an_expired_live_session_gets_session_closed_then_1001(
     assert [e["type"] for e in events] == ["session.started", "session.closed"]
     assert events[1]["reason"] == "expired"
     assert events[1]["usage"] == {"seconds": 0.0}
+
+
+async def test_live_delegate_turns_option_reaches_websocket_sessions() -> None:
+    delegation = {"type": "responses", "responses": {"model": "gpt-5.5"}}
+    async with MockProvider(dataclasses.replace(FAST, live_delegate_turns=True)) as provider:
+        client = AsyncOpenAI(api_key="sk-test", websocket_base_url=provider.url)
+        async with client.live.connect() as connection:
+            await connection.session.start(session={**START, "delegation": delegation})
+            await speak(connection, speech_turn(1000, lead_ms=300, tail_ms=800))
+            kinds = []
+            async with asyncio.timeout(20):
+                while "response.event" not in kinds:
+                    kinds.append((await connection.recv()).type)
+    assert kinds.index("session.delegation.created") < kinds.index("response.event")

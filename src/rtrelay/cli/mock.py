@@ -54,6 +54,11 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="seconds between GPT-Live session.usage.updated events (default 5)",
     )
+    parser.add_argument(
+        "--live-delegate-turns",
+        action="store_true",
+        help="GPT-Live: delegate every turn heard to the session's delegate, if any",
+    )
     faults = parser.add_argument_group("fault injection")
     faults.add_argument("--refuse-status", type=int, help="refuse the handshake with this status")
     faults.add_argument("--refuse-body", help="body of the refusal (default: OpenAI-style JSON)")
@@ -104,6 +109,7 @@ def options_from_args(args: argparse.Namespace) -> MockOptions:
         audio_chunk_ms=args.audio_chunk_ms,
         max_session_seconds=args.max_session_seconds,
         live_usage_interval=args.live_usage_interval,
+        live_delegate_turns=args.live_delegate_turns,
         refuse_status=args.refuse_status,
         refuse_body=args.refuse_body,
         stall_handshake=args.stall_handshake,

@@ -121,6 +121,7 @@ def _live_session(decision: Accept, options: MockOptions) -> Started:
         now=time.time(),
         reply_audio_ms=options.reply_audio_ms,
         audio_chunk_ms=options.audio_chunk_ms,
+        delegate_turns=options.live_delegate_turns,
     )
     ticker = None
     if not options.no_usage_events:

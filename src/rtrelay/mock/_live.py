@@ -96,6 +96,9 @@ class LiveProtocol(SpeakingSession):
         audio_chunk_ms: audio per ``session.output_audio.delta``.
         transport: ``"webrtc"`` sends no audio deltas (the media track carries the audio,
             ``Step.audio``) and takes no ``audio.format``.
+        delegate_turns: the model delegates every turn it hears to the session's
+            delegate (``session.delegation.created``; Responses and Decisions answer with
+            billable ``response.event``/``decision.event``s no client event asked for).
     """
 
     def __init__(
@@ -106,8 +109,10 @@ class LiveProtocol(SpeakingSession):
         reply_audio_ms: int = DEFAULT_REPLY_AUDIO_MS,
         audio_chunk_ms: int = DEFAULT_AUDIO_CHUNK_MS,
         transport: Transport = "websocket",
+        delegate_turns: bool = False,
     ) -> None:
         self._ids = ids if ids is not None else IdFactory()
+        self._delegate_turns = delegate_turns
         self._id = self._ids.session()
         self._now = int(now)
         self._reply_audio_ms = reply_audio_ms
@@ -307,12 +312,21 @@ class LiveProtocol(SpeakingSession):
         ]
 
     def _response_create(self, event: Event) -> list[Event]:
-        """A delegated Responses request: its stream wrapped in ``response.event`` events."""
+        """A Responses request the client asks for (Responses delegation only)."""
         assert self.config is not None
         delegation = self.config.delegation
         if delegation is None or delegation.get("type") != "responses":
             raise errors.delegation_required("response.create", "responses")
-        backend = delegation.get("responses") or {}
+        return self._responses_stream(self._ids.response(), client_event_id(event), None)
+
+    def _responses_stream(
+        self, response_id: str, client_id: str | None, delegation_id: str | None
+    ) -> list[Event]:
+        """A Responses API stream wrapped in ``response.event`` events; its
+        ``response.completed`` carries token usage counted from the backend's instructions
+        and the transcript heard."""
+        assert self.config is not None
+        backend = (self.config.delegation or {}).get("responses") or {}
         instructions = backend.get("instructions")
         text = " ".join(reply_words(None))
         input_tokens = _DELEGATION_FRAMING_TOKENS + text_tokens(" ".join(self._heard))
@@ -320,7 +334,7 @@ class LiveProtocol(SpeakingSession):
             input_tokens += text_tokens(instructions)
         output_tokens = text_tokens(text)
         snapshot = {
-            "id": self._ids.response(),
+            "id": response_id,
             "object": "response",
             "created_at": self._now,
             "model": backend.get("model", _DEFAULT_DELEGATE_MODEL),
@@ -347,12 +361,40 @@ class LiveProtocol(SpeakingSession):
         return [
             self._event(
                 "response.event",
-                client_event_id(event),
-                delegation_id=None,
+                client_id,
+                delegation_id=delegation_id,
                 event={**inner, "sequence_number": number},
             )
             for number, inner in enumerate(nested)
         ]
+
+    def _delegate(self, offset_ms: int) -> list[Event]:
+        """The model hands the turn it heard to the session's delegate as a task
+        (``delegate_turns``): ``session.delegation.created``, then, for Responses or
+        Decisions delegation, the backend's billable answer tagged with the delegation."""
+        assert self.config is not None
+        target = self.config.delegation_type
+        if not self._delegate_turns or target is None:
+            return []
+        delegation_id = self._ids.new("deleg")
+        response_id = self._ids.response() if target == "responses" else None
+        created = self._event(
+            "session.delegation.created",
+            None,
+            delegation={
+                "id": delegation_id,
+                "target": target,
+                "type": "delegation",
+                "response_id": response_id,
+            },
+            offset_ms=offset_ms,
+        )
+        if response_id is not None:
+            return [created, *self._responses_stream(response_id, None, delegation_id)]
+        if target == "decisions":
+            config = (self.config.delegation or {}).get("decisions") or {}
+            return [created, self._decision_event(config, None, delegation_id)]
+        return [created]  # client delegation: the application does the task
 
     def _decision_create(self, event: Event) -> list[Event]:
         """Evaluate the Decisions delegation's questions now (``decision.event``)."""
@@ -368,14 +410,16 @@ class LiveProtocol(SpeakingSession):
         self._decision_ids.add(event_id)
         return [self._decision_event(delegation.get("decisions") or {}, None)]
 
-    def _decision_event(self, config: dict[str, Any], source: Event | None) -> Event:
-        """A ``decision.event`` for a delegation (``source`` ``None``) or for a trigger
-        fired by the transcript delta ``source``."""
+    def _decision_event(
+        self, config: dict[str, Any], source: Event | None, delegation_id: str | None = None
+    ) -> Event:
+        """A ``decision.event`` for a request or a delegation (``source`` ``None``) or for
+        a trigger fired by the transcript delta ``source``."""
         answer = decision(config, " ".join(self._heard))
         return self._event(
             "decision.event",
             None,
-            delegation_id=None,
+            delegation_id=delegation_id,
             source_event_id=None if source is None else source["event_id"],
             source_event_type=None if source is None else source["type"],
             trigger_id=None if source is None else self._ids.new("trig"),
@@ -435,6 +479,7 @@ class LiveProtocol(SpeakingSession):
             for index, word in enumerate(words)
         ]
         replies += self._triggered(replies[-1])
+        replies += self._delegate(turn.audio_end_ms)
         self._output.say(self._ids.item(), self._reply_audio_ms, turn.audio_end_ms)
         return replies
 

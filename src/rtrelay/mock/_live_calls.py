@@ -104,6 +104,7 @@ def _protocol(state: MockState) -> LiveProtocol:
         reply_audio_ms=options.reply_audio_ms,
         audio_chunk_ms=options.audio_chunk_ms,
         transport="webrtc",
+        delegate_turns=options.live_delegate_turns,
     )
 
 

@@ -45,6 +45,10 @@ class MockOptions:
             ``session.closed`` with reason ``expired``) and close 1001.
         live_usage_interval: seconds between a GPT-Live session's ``session.usage.updated``
             events (OpenAI sends one every ~15 s, protocol.md §10; tests shorten it).
+        live_delegate_turns: a GPT-Live model delegates every turn it hears to the
+            session's delegate, if it has one (``session.delegation.created``, then the
+            Responses or Decisions answer with its token usage): delegated work no client
+            event asked for.
 
     Faults (counted in events sent on one connection, ``session.created`` included):
         refuse_status / refuse_body: refuse the HTTP handshake.
@@ -88,6 +92,7 @@ class MockOptions:
     audio_chunk_ms: int = DEFAULT_AUDIO_CHUNK_MS
     max_session_seconds: float | None = None
     live_usage_interval: float = 5.0
+    live_delegate_turns: bool = False
     refuse_status: int | None = None
     refuse_body: str | None = None
     stall_handshake: float | None = None
