@@ -183,8 +183,8 @@ def test_live_a_started_session_that_never_reports_is_billed_by_clock_then_to_it
     m.clock(SILENT_GRACE_S + 5.0)
     m.finish(SILENT_GRACE_S + 7.0)
     assert [(r.ref, r.usage.seconds) for r in sink.durations()] == [
-        ("live:5000", 5),
-        (f"live:{int((SILENT_GRACE_S + 7) * 1000)}", SILENT_GRACE_S + 2),
+        ("live:5000", Decimal(5)),
+        (f"live:{int((SILENT_GRACE_S + 7) * 1000)}", Decimal(str(SILENT_GRACE_S + 2))),
     ]
 
 
@@ -420,3 +420,27 @@ def test_live_completed_decisions_bill_their_tokens_once_per_event() -> None:
     assert isinstance(record, ResponseRecord)
     assert (record.response_id, record.model) == ("decision:evt_7", "gpt-realtime-2.1-mini")
     assert record.cost_usd == Decimal("0.000624")  # 1000 x $0.60 + 10 x $2.40 per 1M
+
+
+@given(st.lists(st.integers(min_value=0, max_value=7_200_000), max_size=40))
+def test_live_rows_add_up_to_the_price_of_the_total_rounded_once(values: list[int]) -> None:
+    m, sink = meter()
+    for v in values:
+        m.usage_event("session.usage.updated", usage(v / 1000))
+    total = Decimal(max(values, default=0)) / 1000
+    assert sum((r.cost_usd or 0 for r in sink.durations()), Decimal(0)) == PriceTable().cost(
+        "gpt-live-1", Usage.of_seconds(total)
+    )
+
+
+@given(st.lists(st.integers(min_value=0, max_value=100_000), max_size=40))
+def test_translation_rows_add_up_to_the_price_of_the_total(sizes: list[int]) -> None:
+    m, sink = meter("translation", "gpt-realtime-translate")
+    for i, size in enumerate(sizes):
+        append(m, size)
+        m.clock(float(i))
+    m.finish(float(len(sizes)))
+    total = Decimal(sum(sizes) // 48) / 1000
+    assert sum((r.cost_usd or 0 for r in sink.durations()), Decimal(0)) == PriceTable().cost(
+        "gpt-realtime-translate", Usage.of_seconds(total)
+    )

@@ -157,12 +157,16 @@ class LiveMeter(Billing):
         self._bill_ms(ref or f"live:{ms}", delta)
 
     def _bill_ms(self, ref: str, ms: int) -> None:
+        """A row of ``ms`` more audio, priced as the session's total (``billed_ms``, which
+        counts it already) less what was billed before it."""
+        before = self.billed_ms - ms
         record = DurationRecord.priced_by(
             self.prices,
             session_id=self.session_id,
             ref=ref,
             model=self.model,
             seconds=Decimal(ms) / _MS,
+            billed_before=Decimal(before) / _MS,
             at=self.now(),
         )
         self._settle(record, count_response=False, store=True)
@@ -277,6 +281,7 @@ class TranslationMeter(Billing):
             ref=f"tr:{self.billed_ms}",
             model=self.model,
             seconds=Decimal(ms) / _MS,
+            billed_before=Decimal(self.billed_ms - ms) / _MS,
             at=self.now(),
         )
         self._settle(record, count_response=False, store=True)
