@@ -387,6 +387,9 @@ def test_every_event_validates_against_the_sdk_types() -> None:
         events += send_event(protocol, {"type": "session.update", "session": {"triggers": []}})
         events += send_event(protocol, {"type": "session.input_audio.mute"})
         events += send_event(protocol, {"type": "session.commentary.append", "content": "Hm."})
+        item = {"type": "message", "role": "user", "content": "Hi."}
+        events += send_event(protocol, {"type": "decision.item.create", "item": item})
+        events += send_event(protocol, {"type": "decision.item.delete", "item_id": "nope"})
         events += send_event(protocol, {"type": "session.close"})
     kinds = {e["type"] for e in events}
     assert {
@@ -394,6 +397,7 @@ def test_every_event_validates_against_the_sdk_types() -> None:
         "decision.event",
         "session.delegation.created",
         "session.commentary.appended",
+        "decision.item.created",
         "error",
         "session.closed",
     } <= kinds
@@ -494,3 +498,34 @@ def test_turns_are_not_delegated_by_default() -> None:
     protocol = started(delegation=RESPONSES)
     events = append(protocol, silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(800))
     assert {e["type"] for e in events} == {"session.input_transcript.delta"}
+
+
+def test_items_for_the_delegates_count_in_their_usage() -> None:
+    protocol = started(delegation=DECISIONS)
+    before = send_event(protocol, {"type": "decision.create", "event_id": "a"})
+    item = {"type": "message", "role": "user", "content": "My order number is 12345678."}
+    [created] = send_event(
+        protocol, {"type": "decision.item.create", "event_id": "i", "item": item}
+    )
+    assert created["type"] == "decision.item.created"
+    assert created["client_event_id"] == "i"
+    item_id = created["item"]["id"]
+    assert item_id.startswith("item_")
+    after = send_event(protocol, {"type": "decision.create", "event_id": "b"})
+    tokens = [e[0]["event"]["decision"]["usage"]["input_tokens"] for e in (before, after)]
+    assert tokens[1] == tokens[0] + 7  # the 28 characters of the message
+    [deleted] = send_event(protocol, {"type": "decision.item.delete", "item_id": item_id})
+    assert (deleted["type"], deleted["item_id"]) == ("decision.item.deleted", item_id)
+    again = error_of(send_event(protocol, {"type": "decision.item.delete", "item_id": item_id}))
+    assert (again["code"], again["param"]) == ("invalid_value", "item_id")
+    wrong = error_of(send_event(protocol, {"type": "response.item.create", "item": item}))
+    assert wrong["code"] == "delegation_required"
+
+    responses = started(delegation=RESPONSES)
+    output = {"type": "function_call_output", "call_id": "c1", "output": "Sunny, 21 degrees."}
+    assert send_event(responses, {"type": "response.item.create", "item": output}) == []
+    events = send_event(responses, {"type": "response.create"})
+    usage = events[-1]["event"]["response"]["usage"]
+    assert usage["input_tokens"] == 10 + 3 + 5  # framing, "Use tools.", the tool output
+    bad = error_of(send_event(responses, {"type": "response.item.create", "item": {"type": "x"}}))
+    assert bad["param"] == "item.type"

@@ -64,6 +64,12 @@ __all__ = ["LiveProtocol", "live_error_event"]
 _DELEGATION_FRAMING_TOKENS: Final = 10
 _DEFAULT_DELEGATE_MODEL: Final = "gpt-5.5"
 _DEFAULT_DECISIONS_MODEL: Final = "gpt-5.5-mini"
+_TOOL_ITEMS: Final = (
+    "function_call",
+    "function_call_output",
+    "custom_tool_call",
+    "custom_tool_call_output",
+)
 
 
 def live_error_event(
@@ -125,6 +131,8 @@ class LiveProtocol(SpeakingSession):
         self._input_ms = 0.0
         self._muted = False
         self._heard: list[str] = []
+        self._response_items: list[dict[str, Any]] = []  # response.item.create
+        self._decision_items: dict[str, dict[str, Any]] = {}  # decision.item.create
         self._decision_ids: set[str] = set()
         self._last_output_delta: Event | None = None
         self._finished = False
@@ -136,6 +144,9 @@ class LiveProtocol(SpeakingSession):
             "session.input_audio.unmute": self._unmute,
             "response.create": self._response_create,
             "decision.create": self._decision_create,
+            "decision.item.create": self._decision_item_create,
+            "decision.item.delete": self._decision_item_delete,
+            "response.item.create": self._response_item_create,
             "session.instructions.append": self._context_append,
             "session.thinking.append": self._context_append,
             "session.commentary.append": self._context_append,
@@ -313,10 +324,7 @@ class LiveProtocol(SpeakingSession):
 
     def _response_create(self, event: Event) -> list[Event]:
         """A Responses request the client asks for (Responses delegation only)."""
-        assert self.config is not None
-        delegation = self.config.delegation
-        if delegation is None or delegation.get("type") != "responses":
-            raise errors.delegation_required("response.create", "responses")
+        self._require_delegation("response.create", "responses")
         return self._responses_stream(self._ids.response(), client_event_id(event), None)
 
     def _responses_stream(
@@ -329,7 +337,8 @@ class LiveProtocol(SpeakingSession):
         backend = (self.config.delegation or {}).get("responses") or {}
         instructions = backend.get("instructions")
         text = " ".join(reply_words(None))
-        input_tokens = _DELEGATION_FRAMING_TOKENS + text_tokens(" ".join(self._heard))
+        context = " ".join([*self._heard, *map(_item_text, self._response_items)])
+        input_tokens = _DELEGATION_FRAMING_TOKENS + text_tokens(context)
         if isinstance(instructions, str):
             input_tokens += text_tokens(instructions)
         output_tokens = text_tokens(text)
@@ -398,10 +407,7 @@ class LiveProtocol(SpeakingSession):
 
     def _decision_create(self, event: Event) -> list[Event]:
         """Evaluate the Decisions delegation's questions now (``decision.event``)."""
-        assert self.config is not None
-        delegation = self.config.delegation
-        if delegation is None or delegation.get("type") != "decisions":
-            raise errors.delegation_required("decision.create", "decisions")
+        delegation = self._require_delegation("decision.create", "decisions")
         event_id = client_event_id(event)
         if event_id is None:
             raise errors.missing_parameter("event_id")
@@ -415,7 +421,8 @@ class LiveProtocol(SpeakingSession):
     ) -> Event:
         """A ``decision.event`` for a request or a delegation (``source`` ``None``) or for
         a trigger fired by the transcript delta ``source``."""
-        answer = decision(config, " ".join(self._heard))
+        items = map(_item_text, self._decision_items.values())
+        answer = decision(config, " ".join([*self._heard, *items]))
         return self._event(
             "decision.event",
             None,
@@ -437,6 +444,38 @@ class LiveProtocol(SpeakingSession):
         model = (delegation.get("decisions") or {}).get("model", _DEFAULT_DECISIONS_MODEL)
         questions = trigger["decisions"]["questions"]
         return [self._decision_event({"model": model, "questions": questions}, source)]
+
+    def _response_item_create(self, event: Event) -> list[Event]:
+        """An input item for the next Responses request (a tool result, say); no reply."""
+        self._require_delegation("response.item.create", "responses")
+        self._response_items.append(_item(event))
+        return []
+
+    def _decision_item_create(self, event: Event) -> list[Event]:
+        """An input item for later Decisions: stored with an id, ``decision.item.created``."""
+        self._require_delegation("decision.item.create", "decisions")
+        item = _item(event)
+        item = {**item, "id": item.get("id") or self._ids.item()}
+        self._decision_items[str(item["id"])] = item
+        return [self._event("decision.item.created", client_event_id(event), item=item)]
+
+    def _decision_item_delete(self, event: Event) -> list[Event]:
+        self._require_delegation("decision.item.delete", "decisions")
+        item_id = event.get("item_id")
+        if item_id is None:
+            raise errors.missing_parameter("item_id")
+        if not isinstance(item_id, str):
+            raise errors.invalid_type("item_id", "a string", item_id)
+        if self._decision_items.pop(item_id, None) is None:
+            raise errors.invalid_value("item_id", f"Item with id '{item_id}' not found.")
+        return [self._event("decision.item.deleted", client_event_id(event), item_id=item_id)]
+
+    def _require_delegation(self, event: str, delegation: str) -> dict[str, Any]:
+        """The session's delegation, which ``event`` needs to be of type ``delegation``."""
+        assert self.config is not None
+        if self.config.delegation is None or self.config.delegation_type != delegation:
+            raise errors.delegation_required(event, delegation)
+        return self.config.delegation
 
     def _context_append(self, event: Event) -> list[Event]:
         """``session.instructions|thinking|commentary.append``: text added to the model's
@@ -539,3 +578,34 @@ class UsageTicker:
             self._reorder = False
             events.append(self._protocol.usage_event(previous))
         return events
+
+
+def _item(event: Event) -> dict[str, Any]:
+    """The ``item`` of a ``*.item.create`` event: a message (a ``role``) or a tool call or
+    its output (a ``type``), kept as given otherwise."""
+    item = event.get("item")
+    if item is None:
+        raise errors.missing_parameter("item")
+    if not isinstance(item, dict):
+        raise errors.invalid_type("item", "an object", item)
+    if "role" in item:
+        if item["role"] not in ("user", "developer", "system", "assistant"):
+            raise errors.invalid_value("item.role", f"Invalid value: {item['role']!r}.")
+    elif item.get("type") not in _TOOL_ITEMS:
+        raise errors.invalid_value(
+            "item.type", f"Invalid value: {item.get('type')!r}. Send a message or a tool item."
+        )
+    return item
+
+
+def _item_text(item: dict[str, Any]) -> str:
+    """The text an item adds to a delegate's input (what its tokens are counted from)."""
+    for key in ("content", "output", "arguments", "input"):
+        value = item.get(key)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            return " ".join(
+                str(part["text"]) for part in value if isinstance(part, dict) and "text" in part
+            )
+    return ""
