@@ -8,7 +8,9 @@ the audio base64 encoded once per run. Every client event carries a client-chose
 Latency probes are events of a type the provider does not know, stamped
 ``bench_p<ns>``: it answers each at once with an ``error`` event whose
 ``error.event_id`` is the probe's, so a probe's round trip is ``now - stamp`` on the
-same clock. An error answering any other event is a real error.
+same clock. An error answering any other event is a real error. A GPT-Live provider answers the
+same probe with its own ``error`` shape, which quotes the probe as ``client_event_id``
+(``openai/types/live/error_event.py``); GPT-Live frames are the ``live_*`` ones.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any, Final
 import orjson
 
 __all__ = [
+    "LIVE_APPEND",
     "PROBE_PREFIX",
     "PROBE_TYPE",
     "STAMP_PREFIX",
     "Audio",
     "append_frame",
     "commit_frame",
+    "live_start_frame",
     "probe_frame",
     "probe_stamp",
     "response_create_frame",
@@ -38,6 +42,9 @@ STAMP_PREFIX: Final = "bench_"
 PROBE_PREFIX: Final = "bench_p"
 PROBE_TYPE: Final = "bench.probe"
 SAMPLE_RATE: Final = 24_000
+REALTIME_APPEND: Final = b"input_audio_buffer.append"
+LIVE_APPEND: Final = b"session.input_audio.append"
+"""GPT-Live's append (``openai/types/live/input_audio_append_event.py``)."""
 
 
 def tone_pcm16(ms: int, *, hz: float = 220.0, level: float = 0.2) -> bytes:
@@ -49,20 +56,29 @@ def tone_pcm16(ms: int, *, hz: float = 220.0, level: float = 0.2) -> bytes:
 
 
 class Audio:
-    """One chunk of audio, base64-encoded once and reused by every append."""
+    """One chunk of audio, base64-encoded once and reused by every append (``level`` 0:
+    digital silence)."""
 
     __slots__ = ("b64", "ms")
 
-    def __init__(self, ms: int) -> None:
+    def __init__(self, ms: int, *, level: float = 0.2) -> None:
         self.ms = ms
-        self.b64 = base64.b64encode(tone_pcm16(ms))
+        self.b64 = base64.b64encode(tone_pcm16(ms, level=level))
 
 
-def append_frame(audio: Audio, stamp_ns: int) -> bytes:
+def append_frame(audio: Audio, stamp_ns: int, kind: bytes = REALTIME_APPEND) -> bytes:
     # ``type`` first, as SDKs write it: relays may recognise the bulk event by its prefix.
-    return b'{"type":"input_audio_buffer.append","event_id":"bench_%d","audio":"%s"}' % (
-        stamp_ns,
-        audio.b64,
+    return b'{"type":"%s","event_id":"bench_%d","audio":"%s"}' % (kind, stamp_ns, audio.b64)
+
+
+def live_start_frame(stamp_ns: int, model: str) -> bytes:
+    """A GPT-Live session's first frame: its model, pcm16 at 24 kHz by default."""
+    return orjson.dumps(
+        {
+            "type": "session.start",
+            "event_id": f"{STAMP_PREFIX}{stamp_ns}",
+            "session": {"model": model},
+        }
     )
 
 

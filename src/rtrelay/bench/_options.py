@@ -11,7 +11,9 @@ __all__ = [
     "ALL_TARGETS",
     "DEFAULT_CAPACITY_STEPS",
     "DEFAULT_TARGETS",
+    "LIVE_PAUSE_MS",
     "BenchOptions",
+    "Protocol",
     "TargetName",
     "quick",
 ]
@@ -28,6 +30,11 @@ ALL_TARGETS: Final[tuple[TargetName, ...]] = (
 """Every target, in table order; ``baseline`` is ``rtrelay`` from ``--baseline-src``."""
 DEFAULT_TARGETS: Final[tuple[TargetName, ...]] = ("direct", "rtrelay", "rtrelay-core", "nginx")
 DEFAULT_CAPACITY_STEPS: Final = (50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1600, 2000)
+Protocol = Literal["realtime", "live"]
+"""Which voice protocol the sessions speak: the Realtime API or GPT-Live (issue 14)."""
+LIVE_PAUSE_MS: Final = 600
+"""A GPT-Live user is silent for the last this many ms of each turn: the provider's VAD
+ends a turn after 200 ms of quiet (server_vad's default), so every turn is answered."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +42,9 @@ class BenchOptions:
     """One benchmark run. Times are seconds unless the name says ``_ms``.
 
     Load:
+        protocol: ``realtime`` (``/v1/realtime``: turns committed by the client) or
+            ``live`` (``/v1/live/sessions``: full duplex, turns ended by the provider's
+            VAD after a pause of ``LIVE_PAUSE_MS``; no text sessions).
         sessions: concurrent audio sessions in the main measurement.
         text_sessions / idle_sessions: extra text-only and silent sessions alongside them.
         chunk_ms: audio per ``input_audio_buffer.append`` (24 kHz pcm16), sent in real time.
@@ -55,6 +65,7 @@ class BenchOptions:
         max_sessions / capacity_budget: bounds of that search (count, wall-clock seconds).
     """
 
+    protocol: Protocol = "realtime"
     sessions: int = 100
     text_sessions: int = 0
     idle_sessions: int = 0
@@ -99,6 +110,10 @@ class BenchOptions:
             raise ValueError("chunk_ms must be between 10 and 1000")
         if self.turn_ms < self.chunk_ms:
             raise ValueError("turn_ms must be at least chunk_ms")
+        if self.protocol == "live" and self.text_sessions:
+            raise ValueError("GPT-Live sessions have no typed turns: no text_sessions with live")
+        if self.protocol == "live" and self.turn_ms < LIVE_PAUSE_MS + self.chunk_ms:
+            raise ValueError(f"with live, turn_ms must be at least {LIVE_PAUSE_MS} + chunk_ms")
         if self.probe_ms < 10:
             raise ValueError("probe_ms must be at least 10")
         if self.max_sessions < 1:

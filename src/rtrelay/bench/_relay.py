@@ -25,7 +25,7 @@ from typing import Any, Final
 from rtrelay.bench._options import TargetName
 from rtrelay.bench._procs import Child, ChildFailed, Children, run_command
 from rtrelay.bench._provider import START_TIMEOUT, rtrelay_argv
-from rtrelay.bench._target import MODEL, Target
+from rtrelay.bench._target import LIVE_MODEL, MODEL, Target
 
 __all__ = [
     "RelayBuild",
@@ -77,7 +77,7 @@ def relay_config(
             'kind = "openai"',
             f"base_url = {json.dumps(provider_base)}",
             f"api_key_env = {json.dumps(PROVIDER_KEY_ENV)}",
-            f"models = [{json.dumps(MODEL)}]",
+            f"models = [{json.dumps(MODEL)}, {json.dumps(LIVE_MODEL)}]",
             "",
         ]
     )
@@ -233,7 +233,7 @@ async def _create_key(config: Path, env: dict[str, str], max_sessions: int) -> s
         "--name",
         "bench",
         "--models",
-        MODEL,
+        f"{MODEL},{LIVE_MODEL}",
         "--max-sessions",
         str(max_sessions),
         "--sessions-per-minute",

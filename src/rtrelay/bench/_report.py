@@ -84,8 +84,9 @@ def markdown(doc: dict[str, Any]) -> str:
     """The main run as a markdown table, then the ratios and the skipped targets."""
     run = _main_run(doc)
     sessions = next((r["sessions"] for r in doc.get("runs", []) if r["phase"] == "main"), 0)
+    live = _get(doc, "meta", "options", "protocol") == "live"
     lines = [
-        f"rtrelay bench: {sessions} concurrent sessions, "
+        f"rtrelay bench: {sessions} concurrent {'GPT-Live ' if live else ''}sessions, "
         f"{_get(doc, 'meta', 'options', 'duration_s')} s measured per target "
         f"({_get(doc, 'meta', 'options', 'rounds')} interleaved rounds)",
         "",

@@ -86,8 +86,13 @@ async def run_round(
     *,
     ramp: float,
     duration: float,
+    session: type[BenchSession] = BenchSession,
 ) -> RoundResult:
-    """Run ``kinds`` sessions against ``target`` and measure ``duration`` seconds of them."""
+    """Run ``kinds`` sessions against ``target`` and measure ``duration`` seconds of them.
+
+    Args:
+        session: the protocol they speak (``LiveBenchSession``: GPT-Live).
+    """
     loop = asyncio.get_running_loop()
     recorder = Recorder()
     stop = asyncio.Event()
@@ -98,8 +103,8 @@ async def run_round(
         try:
             spacing = ramp / max(1, len(kinds))
             for i, kind in enumerate(kinds):
-                session = BenchSession(http, target, kind, plan, recorder, stop)
-                tasks.append(asyncio.create_task(session.run(), name=f"rtrelay.bench.{i}"))
+                one = session(http, target, kind, plan, recorder, stop)
+                tasks.append(asyncio.create_task(one.run(), name=f"rtrelay.bench.{i}"))
                 await asyncio.sleep(spacing)
             deadline = loop.time() + HANDSHAKE_TIMEOUT + 1
             # Polling one counter that every session's handshake updates.

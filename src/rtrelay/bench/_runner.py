@@ -10,6 +10,9 @@ Order of work, for each target (all against the same simulated provider):
    machine hits every target alike; each round's host steal is read at its edges;
 4. optionally the capacity search: N stepped up, each step interleaved the same way,
    until each target's added p99 reaches the limit or a session fails.
+
+With ``protocol="live"`` every target is asked on its GPT-Live route
+(``/v1/live/sessions``) and the sessions speak GPT-Live (``_live_session``).
 """
 
 from __future__ import annotations
@@ -30,15 +33,16 @@ import aiohttp
 from rtrelay.bench._frames import Audio
 from rtrelay.bench._hoststat import steal_summary
 from rtrelay.bench._litellm import DEFAULT_VENV, LiteLLMUnavailable, start_litellm
+from rtrelay.bench._live_session import LiveBenchSession
 from rtrelay.bench._nginx import NginxUnavailable, start_nginx
 from rtrelay.bench._options import ALL_TARGETS, BenchOptions, TargetName
 from rtrelay.bench._procs import ChildFailed, Children, ResourceMeter
 from rtrelay.bench._provider import Provider, start_provider
 from rtrelay.bench._relay import RelayBuild, sources_meta, start_rtrelay, tree_for
 from rtrelay.bench._round import Meters, RoundResult, run_round, session_kinds
-from rtrelay.bench._session import LoadPlan, SessionKind
+from rtrelay.bench._session import BenchSession, LoadPlan, SessionKind
 from rtrelay.bench._stats import idle_rss, target_figures
-from rtrelay.bench._target import Target
+from rtrelay.bench._target import Target, live_target
 
 __all__ = ["run_bench"]
 
@@ -48,6 +52,11 @@ WARMUP_SECONDS: Final = 1.0
 IDLE_HOLD_SECONDS: Final = 1.5
 _ROUND_OVERHEAD: Final = 2.5
 """Seconds a round costs beyond ramp and window (settle, closing), for the time budget."""
+LITELLM_NOT_LIVE: Final = (
+    "not run with --protocol live: LiteLLM serves GPT-Live on /v1/live/sessions only "
+    "from v1.107.0 (docs.litellm.ai/docs/live_sessions), and this bench's LiteLLM venv "
+    "is neither pinned to such a version nor configured for a Live model"
+)
 
 
 def _stderr(line: str) -> None:
@@ -69,8 +78,15 @@ class _Bench:
     async def round(
         self, name: TargetName, kinds: list[SessionKind], *, ramp: float, duration: float
     ) -> RoundResult:
+        session = LiveBenchSession if self.options.protocol == "live" else BenchSession
         return await run_round(
-            self.targets[name], kinds, self.plan, self.meters[name], ramp=ramp, duration=duration
+            self.targets[name],
+            kinds,
+            self.plan,
+            self.meters[name],
+            ramp=ramp,
+            duration=duration,
+            session=session,
         )
 
     async def prepare(self, name: TargetName) -> dict[str, Any]:
@@ -181,11 +197,16 @@ async def _start(
     )
     log(f"simulated provider: {provider.base_url} (pid {provider.pid})")
     doc["provider"] = {"url": provider.base_url, "pid": provider.pid}
-    targets: dict[TargetName, Target] = {"direct": provider.direct}
+    route = live_target if options.protocol == "live" else _same
+    targets: dict[TargetName, Target] = {"direct": route(provider.direct)}
     most = max(options.sessions, options.max_sessions if options.capacity else 0)
     most += options.text_sessions + options.idle_sessions + options.warmup_sessions
     most = max(most, options.idle_rss_sessions or 0)
     for name in options.measured_targets[1:]:
+        if name == "litellm" and options.protocol == "live":
+            doc["skipped"][name] = LITELLM_NOT_LIVE
+            log(f"{name}: skipped: {LITELLM_NOT_LIVE}")
+            continue
         try:
             if name in ("rtrelay", "baseline", "rtrelay-core"):
                 src = tree_for(name, relay_src=options.relay_src, baseline_src=options.baseline_src)
@@ -210,7 +231,7 @@ async def _start(
             doc["skipped"][name] = " ".join(str(exc).split())[:300]
             log(f"{name}: skipped: {exc}")
             continue
-        targets[name] = target
+        targets[name] = target = route(target)
         log(f"{name}: {target.url.split('?')[0]} (pid {target.pid})")
     for name, target in targets.items():
         doc["targets"][name] = {"url": target.url, "pid": target.pid, "workers": target.workers}
@@ -222,6 +243,10 @@ async def _start(
     }
     plan = LoadPlan(Audio(options.chunk_ms), options.turn_ms, options.probe_ms)
     return _Bench(options, provider, targets, meters, plan, log)
+
+
+def _same(target: Target) -> Target:
+    return target
 
 
 async def _capacity(
@@ -312,6 +337,7 @@ def _meta(options: BenchOptions, started: datetime) -> dict[str, Any]:
         "aiohttp": aiohttp.__version__,
         "platform": platform.platform(),
         "options": {
+            "protocol": options.protocol,
             "sessions": options.sessions,
             "text_sessions": options.text_sessions,
             "idle_sessions": options.idle_sessions,

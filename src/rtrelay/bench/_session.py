@@ -6,6 +6,8 @@ simulated provider streams back in real time (audio and transcript deltas) while
 user goes on talking. A text session sends a typed message and a text-only response
 request every turn. An idle session connects and then stays silent. Audio and text
 sessions send a latency probe every ``probe_ms``, half a period after the audio.
+``_live_session`` speaks GPT-Live the same way through the hooks ``_opening_frame``,
+``_opened``, ``_speak``, ``_probe_id`` and ``_other_event``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import aiohttp
 import orjson
@@ -56,6 +58,10 @@ class LoadPlan:
     @property
     def chunk_ms(self) -> int:
         return self.audio.ms
+
+    @property
+    def chunks_per_turn(self) -> int:
+        return max(1, self.turn_ms // self.audio.ms)
 
 
 @dataclass(slots=True)
@@ -138,6 +144,9 @@ class BenchSession:
         stop: set when the round is over.
     """
 
+    FIRST_EVENT: ClassVar[bytes] = b"session.created"
+    """What the provider's first event is called: the session is open when it arrives."""
+
     def __init__(
         self,
         http: aiohttp.ClientSession,
@@ -184,6 +193,11 @@ class BenchSession:
                     decode_text=False,
                     timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
                 )
+                opening = self._opening_frame()
+                if opening is not None:
+                    await ws.send_frame(opening, _TEXT)
+                    rec.tally.frames_sent += 1
+                    rec.tally.bytes_sent += len(opening)
                 first = await ws.receive()
         except aiohttp.WSServerHandshakeError as exc:
             rec.connect_failures[f"http_{exc.status}"] += 1
@@ -193,7 +207,7 @@ class BenchSession:
             if ws is not None:
                 await ws.close()
             return None
-        if first.type is not _TEXT or b"session.created" not in first.data[:64]:
+        if first.type is not _TEXT or self.FIRST_EVENT not in first.data[:64]:
             rec.connect_failures[_describe(first.type, first.data)] += 1
             await ws.close()
             return None
@@ -201,8 +215,15 @@ class BenchSession:
         rec.connected += 1
         rec.tally.frames_received += 1
         rec.tally.bytes_received += len(first.data)
-        await self._send(ws, session_update_frame(time.monotonic_ns()))
+        await self._opened(ws)
         return ws
+
+    def _opening_frame(self) -> bytes | None:
+        """What the client sends before the provider's first event (Realtime: nothing)."""
+        return None
+
+    async def _opened(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
+        await self._send(ws, session_update_frame(time.monotonic_ns()))
 
     async def _send(self, ws: aiohttp.ClientWebSocketResponse[bool], frame: bytes) -> bool:
         try:
@@ -221,7 +242,6 @@ class BenchSession:
         plan = self._plan
         chunk_s = plan.chunk_ms / 1000
         probe_s = plan.probe_ms / 1000
-        chunks_per_turn = max(1, plan.turn_ms // plan.chunk_ms)
         start = loop.time()
         next_audio = start + chunk_s
         next_probe = start + probe_s / 2
@@ -237,15 +257,19 @@ class BenchSession:
                 # microphone's buffer would be.
                 next_audio += chunk_s
                 chunks += 1
-                if not await self._send(ws, append_frame(plan.audio, time.monotonic_ns())):
-                    return
-                if chunks % chunks_per_turn == 0 and not await self._end_turn(ws):
+                if not await self._speak(ws, chunks):
                     return
             if next_probe <= now:
                 # Probes are not caught up: a burst would only measure our own backlog.
                 next_probe = max(next_probe + probe_s, now + probe_s / 2)
                 if not await self._send(ws, probe_frame(time.monotonic_ns())):
                     return
+
+    async def _speak(self, ws: aiohttp.ClientWebSocketResponse[bool], chunk: int) -> bool:
+        """Send the ``chunk``-th append (from 1); the turn's last one ends the turn."""
+        if not await self._send(ws, append_frame(self._plan.audio, time.monotonic_ns())):
+            return False
+        return chunk % self._plan.chunks_per_turn != 0 or await self._end_turn(ws)
 
     async def _end_turn(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> bool:
         if not await self._send(ws, commit_frame(time.monotonic_ns())):
@@ -320,13 +344,22 @@ class BenchSession:
         kind = event.get("type") if isinstance(event, dict) else None
         if kind == "error":
             error = event.get("error") or {}
-            event_id = error.get("event_id")
+            event_id = self._probe_id(event)
             if isinstance(event_id, str) and event_id.startswith(PROBE_PREFIX):
                 if self._rec.measuring:
                     self._rec.rtts_ns.append(received - int(event_id[len(PROBE_PREFIX) :]))
             else:
                 self._error(str(error.get("code") or error.get("type") or "error"))
-        elif kind == "response.done":
+        else:
+            self._other_event(kind, event)
+
+    def _probe_id(self, event: dict[str, Any]) -> Any:
+        """The client event id an ``error`` event answers (Realtime: ``error.event_id``)."""
+        return (event.get("error") or {}).get("event_id")
+
+    def _other_event(self, kind: Any, event: dict[str, Any]) -> None:
+        """Any event but an ``error`` or an audio delta."""
+        if kind == "response.done":
             self._responding = False
             self._rec.tally.responses += 1
             status = (event.get("response") or {}).get("status")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rtrelay.bench._options import TargetName
 
-__all__ = ["MODEL", "Target"]
+__all__ = ["LIVE_MODEL", "LIVE_PATH", "MODEL", "Target", "live_target"]
 
 MODEL = "gpt-realtime"
 """The model every session asks for; each target routes it to the simulated provider."""
+LIVE_MODEL = "gpt-live-1"
+"""The model a GPT-Live session names in its ``session.start`` (not in the URL)."""
+LIVE_PATH = "/v1/live/sessions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +34,9 @@ class Target:
     headers: Mapping[str, str] = field(repr=False)
     pid: int | None = None
     workers: int = 1
+
+
+def live_target(target: Target) -> Target:
+    """The same target's GPT-Live route: every target serves both under one ``/v1`` base."""
+    base = target.url.split("/v1/realtime", 1)[0]
+    return dataclasses.replace(target, url=f"{base}{LIVE_PATH}")
