@@ -21,7 +21,7 @@ from rtc_helpers import RtcClient
 from rtrelay.bridge.duration_metering import LiveMeter
 from rtrelay.edge.app import CALLS
 from rtrelay.errors import EndedByOperator
-from rtrelay.ledger.records import DurationRecord
+from rtrelay.ledger.records import DurationRecord, ResponseRecord
 from rtrelay.mock import MockProvider
 from rtrelay.mock._audio import silence_pcm16, speech_pcm16
 from support import running_relay, settings_for, upgrade_headers
@@ -371,3 +371,29 @@ async def test_a_session_fails_over_to_the_next_channel_when_the_first_answers_5
             assert len(up.calls) == 1 and down.calls == []
             async with sdk(rig, "sk-anything") as openai:  # auth is off on this relay
                 await openai.live.sessions.hangup(relay_id)
+
+
+async def test_delegated_work_on_a_webrtc_session_is_metered_in_tokens_by_the_relay(
+    http: aiohttp.ClientSession,
+) -> None:
+    # The model hands each turn it hears to its Responses delegate: token usage that no
+    # client event asked for, seen only on the sidebands.
+    delegation = {"type": "responses", "responses": {"model": "gpt-realtime"}}
+    async with live_rig(replace(FAST, live_delegate_turns=True)) as rig, RtcClient() as client:
+        session = {**SESSION, "delegation": delegation}
+        assert await create(client, http, rig, rig.key, session) == 200
+        relay_id = orjson.loads(client.body)["session"]["id"]
+        run = rig.relay.app[CALLS].calls[relay_id]
+        client.speak(speech())
+        await client.next_event("response.event", timeout=20)
+        async with asyncio.timeout(10):
+            while not run.meter.usage.responses:
+                await asyncio.sleep(0.05)
+        async with sdk(rig, rig.key) as openai:
+            await openai.live.sessions.hangup(relay_id)
+        await settled(rig, run.session_id)
+        usage = await rig.relay.relay.parts.store.session_usage(run.session_id)
+    responses = [u for u in usage if isinstance(u, ResponseRecord)]
+    assert responses and all(u.usage.unit == "tokens" for u in responses)
+    assert all(u.usage.input_tokens + u.usage.output_tokens > 0 for u in responses)
+    assert any(isinstance(u, DurationRecord) for u in usage)
