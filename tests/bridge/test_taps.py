@@ -316,3 +316,17 @@ def test_translation_session_update_is_checked_and_the_server_is_not_metered() -
 def test_translation_append_with_audio_that_is_not_a_string_measures_nothing() -> None:
     raw = frame({"type": TRANSLATION_APPEND, "audio": 5})
     assert translation_client_tap(raw) == (TRANSLATION_APPEND, {AUDIO_BYTES: 0})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type":"session.input_audio_buffer.append","audio":null,"event_id":"abcdefgh"}',
+        b'{"type":"session.input_audio_buffer.append","audio":5}',
+        b'{"type":"session.input_audio_buffer.append","audio" : ""}',
+    ],
+)
+def test_translation_append_without_audio_text_measures_nothing_on_the_fast_path(
+    raw: bytes,
+) -> None:
+    assert translation_client_tap(raw) == (TRANSLATION_APPEND, {AUDIO_BYTES: 0})

@@ -184,14 +184,22 @@ def _audio_size(audio: Any) -> int:
     return decoded_size(len(audio), len(audio) - len(audio.rstrip("=")))
 
 
+_BEFORE_VALUE: Final = b" \t\r\n:"
+"""What JSON allows between a key and its value."""
+
+
 def _plain_audio_size(frame: bytes) -> int:
     """The decoded size of a plain append's ``audio`` (``_plain_append`` holds): the
     string's length between its quotes, found by position; base64 has no quote."""
     key = frame.find(b'"audio"', 8)
     if key < 0:
         return 0
-    opening = frame.find(b'"', key + 7)
-    closing = frame.find(b'"', opening + 1) if opening >= 0 else -1
+    opening = key + 7
+    while opening < len(frame) and frame[opening] in _BEFORE_VALUE:
+        opening += 1
+    if opening >= len(frame) or frame[opening] != 0x22:  # not a string: nothing to decode
+        return 0
+    closing = frame.find(b'"', opening + 1)
     if closing < 0:
         return 0
     padding = 2 if frame[closing - 2 : closing] == b"==" else int(frame[closing - 1] == 0x3D)
