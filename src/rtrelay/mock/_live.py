@@ -44,7 +44,7 @@ from rtrelay.mock._audio import (
     from_pcm16,
     resample_pcm16,
 )
-from rtrelay.mock._decisions import decision
+from rtrelay.mock._delegates import Delegates, parse_item
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._input_buffer import InputBuffer, TurnEnded
@@ -52,24 +52,14 @@ from rtrelay.mock._items import decode_base64
 from rtrelay.mock._live_config import LiveConfig, apply_live_update, parse_live_start
 from rtrelay.mock._options import DEFAULT_AUDIO_CHUNK_MS, DEFAULT_REPLY_AUDIO_MS
 from rtrelay.mock._protocol import SESSION_LIFETIME_S, Transport
-from rtrelay.mock._response import Event, Step, reply_words
+from rtrelay.mock._response import Event, Step
 from rtrelay.mock._session import Inbound, client_event_id, dispatch
 from rtrelay.mock._session_config import TurnDetection
 from rtrelay.mock._speech import SpeakingSession, SpeechOutput, heard_words
-from rtrelay.mock._usage import text_tokens
 
 __all__ = ["LiveProtocol", "live_error_event"]
 
-# Tokens a delegated request costs beyond its instructions and the transcript heard.
-_DELEGATION_FRAMING_TOKENS: Final = 10
-_DEFAULT_DELEGATE_MODEL: Final = "gpt-5.5"
-_DEFAULT_DECISIONS_MODEL: Final = "gpt-5.5-mini"
-_TOOL_ITEMS: Final = (
-    "function_call",
-    "function_call_output",
-    "custom_tool_call",
-    "custom_tool_call_output",
-)
+_DEFAULT_DECISIONS_MODEL: Final = "gpt-5.5-mini"  # a trigger's, without Decisions delegation
 
 
 def live_error_event(
@@ -131,8 +121,7 @@ class LiveProtocol(SpeakingSession):
         self._input_ms = 0.0
         self._muted = False
         self._heard: list[str] = []
-        self._response_items: list[dict[str, Any]] = []  # response.item.create
-        self._decision_items: dict[str, dict[str, Any]] = {}  # decision.item.create
+        self._delegates = Delegates(self._ids, self._event, self._now, self._heard)
         self._decision_ids: set[str] = set()
         self._last_output_delta: Event | None = None
         self._finished = False
@@ -324,67 +313,19 @@ class LiveProtocol(SpeakingSession):
 
     def _response_create(self, event: Event) -> list[Event]:
         """A Responses request the client asks for (Responses delegation only)."""
-        self._require_delegation("response.create", "responses")
-        return self._responses_stream(self._ids.response(), client_event_id(event), None)
-
-    def _responses_stream(
-        self, response_id: str, client_id: str | None, delegation_id: str | None
-    ) -> list[Event]:
-        """A Responses API stream wrapped in ``response.event`` events; its
-        ``response.completed`` carries token usage counted from the backend's instructions
-        and the transcript heard."""
-        assert self.config is not None
-        backend = (self.config.delegation or {}).get("responses") or {}
-        instructions = backend.get("instructions")
-        text = " ".join(reply_words(None))
-        context = " ".join([*self._heard, *map(_item_text, self._response_items)])
-        input_tokens = _DELEGATION_FRAMING_TOKENS + text_tokens(context)
-        if isinstance(instructions, str):
-            input_tokens += text_tokens(instructions)
-        output_tokens = text_tokens(text)
-        snapshot = {
-            "id": response_id,
-            "object": "response",
-            "created_at": self._now,
-            "model": backend.get("model", _DEFAULT_DELEGATE_MODEL),
-            "status": "in_progress",
-            "output": [],
-            "usage": None,
-        }
-        usage = {
-            "input_tokens": input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": input_tokens + output_tokens,
-        }
-        nested: list[dict[str, Any]] = [
-            {"type": "response.created", "response": snapshot},
-            {"type": "response.output_text.delta", "output_index": 0, "delta": text},
-            {"type": "response.output_text.done", "output_index": 0, "text": text},
-            {
-                "type": "response.completed",
-                "response": {**snapshot, "status": "completed", "usage": usage},
-            },
-        ]
-        return [
-            self._event(
-                "response.event",
-                client_id,
-                delegation_id=delegation_id,
-                event={**inner, "sequence_number": number},
-            )
-            for number, inner in enumerate(nested)
-        ]
+        delegation = self._require_delegation("response.create", "responses")
+        response_id = self._ids.response()
+        return self._delegates.responses(delegation, response_id, client_event_id(event), None)
 
     def _delegate(self, offset_ms: int) -> list[Event]:
         """The model hands the turn it heard to the session's delegate as a task
         (``delegate_turns``): ``session.delegation.created``, then, for Responses or
         Decisions delegation, the backend's billable answer tagged with the delegation."""
         assert self.config is not None
-        target = self.config.delegation_type
-        if not self._delegate_turns or target is None:
+        delegation = self.config.delegation
+        if not self._delegate_turns or delegation is None:
             return []
+        target = delegation["type"]
         delegation_id = self._ids.new("deleg")
         response_id = self._ids.response() if target == "responses" else None
         created = self._event(
@@ -399,10 +340,11 @@ class LiveProtocol(SpeakingSession):
             offset_ms=offset_ms,
         )
         if response_id is not None:
-            return [created, *self._responses_stream(response_id, None, delegation_id)]
+            answer = self._delegates.responses(delegation, response_id, None, delegation_id)
+            return [created, *answer]
         if target == "decisions":
-            config = (self.config.delegation or {}).get("decisions") or {}
-            return [created, self._decision_event(config, None, delegation_id)]
+            config = delegation.get("decisions") or {}
+            return [created, self._delegates.decision(config, None, delegation_id)]
         return [created]  # client delegation: the application does the task
 
     def _decision_create(self, event: Event) -> list[Event]:
@@ -414,24 +356,7 @@ class LiveProtocol(SpeakingSession):
         if event_id in self._decision_ids:  # "Reusing an event_id is rejected"
             raise errors.invalid_value("event_id", f"The event_id '{event_id}' was already used.")
         self._decision_ids.add(event_id)
-        return [self._decision_event(delegation.get("decisions") or {}, None)]
-
-    def _decision_event(
-        self, config: dict[str, Any], source: Event | None, delegation_id: str | None = None
-    ) -> Event:
-        """A ``decision.event`` for a request or a delegation (``source`` ``None``) or for
-        a trigger fired by the transcript delta ``source``."""
-        items = map(_item_text, self._decision_items.values())
-        answer = decision(config, " ".join([*self._heard, *items]))
-        return self._event(
-            "decision.event",
-            None,
-            delegation_id=delegation_id,
-            source_event_id=None if source is None else source["event_id"],
-            source_event_type=None if source is None else source["type"],
-            trigger_id=None if source is None else self._ids.new("trig"),
-            event={"type": "decision.completed", "decision": answer},
-        )
+        return [self._delegates.decision(delegation.get("decisions") or {}, None, None)]
 
     def _triggered(self, source: Event) -> list[Event]:
         """The Decision a trigger on ``source``'s event type fires, once per utterance
@@ -443,20 +368,21 @@ class LiveProtocol(SpeakingSession):
         delegation = self.config.delegation or {}
         model = (delegation.get("decisions") or {}).get("model", _DEFAULT_DECISIONS_MODEL)
         questions = trigger["decisions"]["questions"]
-        return [self._decision_event({"model": model, "questions": questions}, source)]
+        config = {"model": model, "questions": questions}
+        return [self._delegates.decision(config, source, None)]
 
     def _response_item_create(self, event: Event) -> list[Event]:
         """An input item for the next Responses request (a tool result, say); no reply."""
         self._require_delegation("response.item.create", "responses")
-        self._response_items.append(_item(event))
+        self._delegates.response_items.append(parse_item(event))
         return []
 
     def _decision_item_create(self, event: Event) -> list[Event]:
         """An input item for later Decisions: stored with an id, ``decision.item.created``."""
         self._require_delegation("decision.item.create", "decisions")
-        item = _item(event)
+        item = parse_item(event)
         item = {**item, "id": item.get("id") or self._ids.item()}
-        self._decision_items[str(item["id"])] = item
+        self._delegates.decision_items[str(item["id"])] = item
         return [self._event("decision.item.created", client_event_id(event), item=item)]
 
     def _decision_item_delete(self, event: Event) -> list[Event]:
@@ -466,7 +392,7 @@ class LiveProtocol(SpeakingSession):
             raise errors.missing_parameter("item_id")
         if not isinstance(item_id, str):
             raise errors.invalid_type("item_id", "a string", item_id)
-        if self._decision_items.pop(item_id, None) is None:
+        if self._delegates.decision_items.pop(item_id, None) is None:
             raise errors.invalid_value("item_id", f"Item with id '{item_id}' not found.")
         return [self._event("decision.item.deleted", client_event_id(event), item_id=item_id)]
 
@@ -578,34 +504,3 @@ class UsageTicker:
             self._reorder = False
             events.append(self._protocol.usage_event(previous))
         return events
-
-
-def _item(event: Event) -> dict[str, Any]:
-    """The ``item`` of a ``*.item.create`` event: a message (a ``role``) or a tool call or
-    its output (a ``type``), kept as given otherwise."""
-    item = event.get("item")
-    if item is None:
-        raise errors.missing_parameter("item")
-    if not isinstance(item, dict):
-        raise errors.invalid_type("item", "an object", item)
-    if "role" in item:
-        if item["role"] not in ("user", "developer", "system", "assistant"):
-            raise errors.invalid_value("item.role", f"Invalid value: {item['role']!r}.")
-    elif item.get("type") not in _TOOL_ITEMS:
-        raise errors.invalid_value(
-            "item.type", f"Invalid value: {item.get('type')!r}. Send a message or a tool item."
-        )
-    return item
-
-
-def _item_text(item: dict[str, Any]) -> str:
-    """The text an item adds to a delegate's input (what its tokens are counted from)."""
-    for key in ("content", "output", "arguments", "input"):
-        value = item.get(key)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, list):
-            return " ".join(
-                str(part["text"]) for part in value if isinstance(part, dict) and "text" in part
-            )
-    return ""
