@@ -1,4 +1,5 @@
-"""Outages a test can cause and end: a real Redis it stops and starts, a TCP link it cuts.
+"""Outages a test can cause and end: a real Redis it stops and starts, a TCP link it cuts
+or black-holes.
 
 ``TcpProxy`` stands between a relay and the shared PostgreSQL: cutting it is exactly
 what the relay would see if the database went away (its connections drop, new ones
@@ -61,6 +62,9 @@ class TcpProxy:
         self.target = (host, port)
         self.port = 0
         self.down = False
+        self.stalled = asyncio.Event()
+        """Clear while the link is black-holed (``stall``)."""
+        self.stalled.set()
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -78,6 +82,12 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.down = False
+        self.stalled.set()
+
+    def stall(self) -> None:
+        """Black-hole every connection, open or new, until ``restore``: nothing is refused
+        or closed, nothing gets through (a dead switch, or packets dropped on the way)."""
+        self.stalled.clear()
 
     async def close(self) -> None:
         self.cut()
@@ -101,6 +111,7 @@ class TcpProxy:
         if self.down:
             writer.transport.abort()
             return
+        await self.stalled.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -109,8 +120,8 @@ class TcpProxy:
         link = (writer, up_writer)
         self._links.add(link)
         pumps = [
-            asyncio.create_task(_pump(reader, up_writer)),
-            asyncio.create_task(_pump(up_reader, writer)),
+            asyncio.create_task(_pump(reader, up_writer, self.stalled)),
+            asyncio.create_task(_pump(up_reader, writer, self.stalled)),
         ]
         self._tasks.update(pumps)
         try:
@@ -125,9 +136,13 @@ class TcpProxy:
             self._tasks.difference_update(pumps)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     with contextlib.suppress(OSError):
         while data := await reader.read(65536):
+            if not flowing.is_set():
+                continue  # black-holed: what was sent is lost
             writer.write(data)
             await writer.drain()
 

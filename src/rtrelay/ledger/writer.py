@@ -653,13 +653,16 @@ class LedgerWriter:
         if self._closing:
             return
         now = asyncio.get_running_loop().time()
-        if now >= self._next_counts:
+        journal = self._journal
+        # While records wait in the journal the store is down: upkeep would only wait for
+        # its timeout each time, holding up the records queued behind it.
+        outage = journal is not None and journal.backlog
+        if now >= self._next_counts and not outage:
             self._next_counts = now + COUNTS_FLUSH_S
             await self._flush_counts()
-        journal = self._journal
         if journal is not None and (journal.backlog or self._orphans) and now >= self._next_replay:
             await self._replay_due(now)
-        if self._retention is not None and now >= self._next_prune:
+        if self._retention is not None and now >= self._next_prune and not outage:
             await self._prune(now)
 
     async def _replay_due(self, now: float) -> None:
@@ -707,7 +710,8 @@ class LedgerWriter:
         assert self._retention is not None
         before = self._clock() - self._retention
         try:
-            deleted = await self._store.prune(before, limit=PRUNE_BATCH)
+            async with asyncio.timeout(WRITE_TIMEOUT_S):  # a black-holed database never answers
+                deleted = await self._store.prune(before, limit=PRUNE_BATCH)
         except Exception:
             ledger_log.warning("ledger pruning failed; trying again later", exc_info=True)
             self._next_prune = now + min(self._prune_every, 300.0)
