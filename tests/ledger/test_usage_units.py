@@ -15,6 +15,7 @@ from rtrelay.ledger.journal import decode, encode
 from rtrelay.ledger.migrate import upgrade
 from rtrelay.ledger.records import DurationRecord
 from rtrelay.ledger.schema import TOKEN_COLUMNS, ExactDecimal, UTCDateTime, usage_records
+from rtrelay.ledger.views import session_view
 
 
 def live(session_id: str, ms: int, seconds: str) -> DurationRecord:
@@ -43,6 +44,9 @@ async def test_duration_rows_are_billed_once_and_reported_in_seconds(store: Stor
         0,
     )
     assert row.cost_usd == Decimal("0.075")
+    [listed] = await store.sessions()
+    assert (listed.seconds, listed.cost_usd) == (Decimal(90), Decimal("0.075"))
+    assert session_view(listed)["seconds"] == "90"
     back = await store.session_usage("s1")
     assert [(r.ref, r.usage.seconds) for r in back if isinstance(r, DurationRecord)] == [
         ("live:30000", Decimal(30)),

@@ -171,6 +171,7 @@ def openapi_document() -> dict[str, Any]:
         "responses": {"type": "integer"},
         "cost_usd": _MONEY,
         "unpriced": {"type": "integer"},
+        "seconds": {"type": "string", "description": "Seconds of audio billed by duration."},
         "live": {"type": "object", "description": "This relay's live counters, if it holds it."},
     }
     return {

@@ -402,6 +402,8 @@ class SessionRow:
     cost_usd: Decimal
     unpriced: int
     transport: Transport = "websocket"
+    seconds: Decimal = Decimal(0)
+    """Seconds of audio billed by duration (GPT-Live, translation, ASR priced per minute)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

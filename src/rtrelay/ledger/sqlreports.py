@@ -180,13 +180,14 @@ def _sessions_page(where: list[sa.ColumnElement[bool]], *, limit: int) -> sa.Sel
             sa.func.count(sa.case((u.kind == "response", 1))).label("responses"),
             sa.func.coalesce(sa.func.sum(u.cost_usd), 0).label("cost"),
             sa.func.count(sa.case((u.priced.is_(False), 1))).label("unpriced"),
+            sa.func.coalesce(sa.func.sum(u.seconds), 0).label("seconds"),
         )
         .where(u.session_id.in_(sa.select(page.c.id)))
         .group_by(u.session_id)
         .subquery("totals")
     )
     return (
-        sa.select(page, totals.c.responses, totals.c.cost, totals.c.unpriced)
+        sa.select(page, totals.c.responses, totals.c.cost, totals.c.unpriced, totals.c.seconds)
         .select_from(page.outerjoin(totals, totals.c.session_id == page.c.id))
         .order_by(page.c.started_at.desc(), page.c.id)
     )
@@ -265,4 +266,5 @@ def _session_row(row: Row[Any]) -> SessionRow:
         cost_usd=row.cost if row.cost is not None else Decimal(0),
         unpriced=int(row.unpriced or 0),
         transport=row.transport,
+        seconds=row.seconds if row.seconds is not None else Decimal(0),
     )

@@ -73,5 +73,6 @@ def session_view(row: SessionRow) -> dict[str, Any]:
     view["started_at"] = _iso(row.started_at)
     view["ended_at"] = _iso(row.ended_at)
     view["cost_usd"] = _money(row.cost_usd)
+    view["seconds"] = _money(row.seconds)
     view["channels_tried"] = [_attempt_view(a) for a in row.channels_tried]
     return view
