@@ -188,6 +188,22 @@ def test_live_a_started_session_that_never_reports_is_billed_by_clock_then_to_it
     ]
 
 
+def test_live_webrtc_reporting_less_than_the_initialization_charge_pays_the_charge() -> None:
+    """OpenAI credits the 15 s start charge against the session's duration: a session that
+    reported 0.84 s still costs 15 s; one that reported more costs what it reported."""
+    short, sink = meter(webrtc=True)
+    short.usage_event("session.usage.updated", usage(0.84))
+    short.finish(5.0)
+    assert [(r.ref, r.usage.seconds) for r in sink.durations()] == [
+        ("live:840", Decimal("0.84")),
+        ("live:15000", Decimal("14.16")),
+    ]
+    long, sink = meter(webrtc=True)
+    long.usage_event("session.usage.updated", usage(20.0))
+    long.finish(25.0)
+    assert live_seconds(sink) == 20
+
+
 @pytest.mark.parametrize(("elapsed", "billed"), [(3.0, 15), (40.0, 40)])
 def test_live_webrtc_without_a_report_costs_the_initialization_charge_at_least(
     elapsed: float, billed: int

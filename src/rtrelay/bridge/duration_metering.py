@@ -131,10 +131,12 @@ class LiveMeter(Billing):
             self._bill_up_to(ms)
 
     def finish(self, elapsed: float) -> None:
-        """Bill the open time of a started session that never reported usage."""
+        """Bill the open time of a started session that never reported usage, and a WebRTC
+        session's initialization charge where its reported time fell short of it."""
         if self.reports:
-            return  # the provider's own figures (session.closed carries the last)
-        ms = (_milliseconds(elapsed) or 0) if self.started or self.webrtc else 0
+            ms = 0  # the provider's own figures stand (session.closed carries the last)
+        else:
+            ms = (_milliseconds(elapsed) or 0) if self.started or self.webrtc else 0
         if self.webrtc:
             ms = max(ms, LIVE_WEBRTC_START_S * 1000)
         if ms > self.billed_ms:
