@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import random
 from typing import Any
 
@@ -529,3 +530,31 @@ def test_items_for_the_delegates_count_in_their_usage() -> None:
     assert usage["input_tokens"] == 10 + 3 + 5  # framing, "Use tools.", the tool output
     bad = error_of(send_event(responses, {"type": "response.item.create", "item": {"type": "x"}}))
     assert bad["param"] == "item.type"
+
+
+def test_webrtc_sessions_can_reflect_their_audio_for_sidebands() -> None:
+    adapter: TypeAdapter[Any] = TypeAdapter(LiveServerEvent)
+    protocol = make(transport="webrtc", reflect_audio=True)
+    protocol.start(START)
+    heard = []
+    turn = silence_pcm16(300) + speech_pcm16(1000) + silence_pcm16(850)
+    for i in range(0, len(turn), 960):  # 20 ms frames, as a media track delivers them
+        heard += protocol.receive_audio(turn[i : i + 960])
+    inputs = protocol.reflected()
+    assert [e["type"] for e in inputs] == ["session.input_audio.append"] * 21  # 2.15 s
+    assert b"".join(base64.b64decode(e["audio"]) for e in inputs) == turn[: 21 * 4800]
+    spoken = drain(protocol)
+    outputs = protocol.reflected()
+    assert {e["type"] for e in outputs} == {"session.output_audio.delta"}
+    assert "session.output_audio.delta" not in {e["type"] for e in spoken}
+    assert outputs[0]["start_ms"] >= heard[-1]["end_ms"]
+    assert all(a["end_ms"] == b["start_ms"] for a, b in itertools.pairwise(outputs))
+    assert sum(len(base64.b64decode(e["delta"])) for e in outputs) == 1000 * 48
+    assert protocol.reflected() == []  # taken once
+    for event in inputs + outputs:
+        adapter.validate_python(event)
+    plain = make(transport="webrtc")
+    plain.start(START)
+    plain.receive_audio(turn)
+    drain(plain)
+    assert plain.reflected() == []

@@ -138,15 +138,17 @@ def test_command_line_usage_faults() -> None:
     cli_mock.register(parser.add_subparsers())
     args = parser.parse_args(
         ["mock", "--live-usage-interval", "0.5", "--repeat-usage", "--reorder-usage",
-         "--no-usage-events", "--live-delegate-turns"]
+         "--no-usage-events", "--live-delegate-turns", "--live-reflect-audio"]
     )  # fmt: skip
     options = cli_mock.options_from_args(args)
     assert (options.live_usage_interval, options.repeat_usage) == (0.5, True)
     assert (options.reorder_usage, options.no_usage_events) == (True, True)
     assert options.live_delegate_turns
+    assert options.live_reflect_audio
     defaults = cli_mock.options_from_args(parser.parse_args(["mock"]))
     assert (defaults.live_usage_interval, defaults.repeat_usage) == (5.0, False)
     assert (defaults.reorder_usage, defaults.no_usage_events) == (False, False)
     assert not defaults.live_delegate_turns
+    assert not defaults.live_reflect_audio
     with pytest.raises(ValueError, match="live_usage_interval"):
         MockOptions(live_usage_interval=0)

@@ -192,3 +192,17 @@ async def test_recording_needs_a_stored_session(provider: MockProvider, client: 
             await openai.live.sessions.download_recording(session_id)
         await openai.live.sessions.hangup(session_id)
     assert not_stored.value.code == "session_not_stored"
+
+
+async def test_reflected_audio_reaches_the_sideband_only() -> None:
+    options = MockOptions(realtime_pacing=0, reply_audio_ms=400, live_reflect_audio=True)
+    async with MockProvider(options) as provider, RtcClient() as client, sdk(provider) as openai:
+        session_id = await started(openai, client)
+        async with openai.live.sideband.connect(session_id=session_id) as sideband:
+            client.speak(speech_turn(800, lead_ms=200, tail_ms=800))
+            kinds: set[str] = set()
+            async with asyncio.timeout(20):
+                while not {"session.input_audio.append", "session.output_audio.delta"} <= kinds:
+                    kinds.add((await sideband.recv()).type)
+    assert "session.input_audio.append" not in client.types()
+    assert "session.output_audio.delta" not in client.types()

@@ -59,6 +59,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="GPT-Live: delegate every turn heard to the session's delegate, if any",
     )
+    parser.add_argument(
+        "--live-reflect-audio",
+        action="store_true",
+        help="GPT-Live over WebRTC: reflect the session's audio to its sidebands",
+    )
     faults = parser.add_argument_group("fault injection")
     faults.add_argument("--refuse-status", type=int, help="refuse the handshake with this status")
     faults.add_argument("--refuse-body", help="body of the refusal (default: OpenAI-style JSON)")
@@ -110,6 +115,7 @@ def options_from_args(args: argparse.Namespace) -> MockOptions:
         max_session_seconds=args.max_session_seconds,
         live_usage_interval=args.live_usage_interval,
         live_delegate_turns=args.live_delegate_turns,
+        live_reflect_audio=args.live_reflect_audio,
         refuse_status=args.refuse_status,
         refuse_body=args.refuse_body,
         stall_handshake=args.stall_handshake,

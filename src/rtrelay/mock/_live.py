@@ -55,10 +55,11 @@ from rtrelay.mock._protocol import SESSION_LIFETIME_S, Transport
 from rtrelay.mock._response import Event, Step
 from rtrelay.mock._session import Inbound, client_event_id, dispatch
 from rtrelay.mock._session_config import TurnDetection
-from rtrelay.mock._speech import SpeakingSession, SpeechOutput, heard_words
+from rtrelay.mock._speech import AudioEvent, SpeakingSession, SpeechOutput, heard_words
 
 __all__ = ["LiveProtocol", "live_error_event"]
 
+_REFLECT_INPUT_BYTES: Final = 100 * 48  # 100 ms of pcm16 at 24 kHz per reflected append
 _DEFAULT_DECISIONS_MODEL: Final = "gpt-5.5-mini"  # a trigger's, without Decisions delegation
 
 
@@ -95,6 +96,11 @@ class LiveProtocol(SpeakingSession):
         delegate_turns: the model delegates every turn it hears to the session's
             delegate (``session.delegation.created``; Responses and Decisions answer with
             billable ``response.event``/``decision.event``s no client event asked for).
+        reflect_audio: over WebRTC, reflect the session's audio to its sidebands
+            (``reflected()``): the caller's as ``session.input_audio.append`` (100 ms each,
+            as heard, muted or not) and the model's as ``session.output_audio.delta`` with
+            ``start_ms``/``end_ms``, both pcm16 at 24 kHz (``server_event.py``,
+            ``output_audio_delta_event.py``).
     """
 
     def __init__(
@@ -106,9 +112,13 @@ class LiveProtocol(SpeakingSession):
         audio_chunk_ms: int = DEFAULT_AUDIO_CHUNK_MS,
         transport: Transport = "websocket",
         delegate_turns: bool = False,
+        reflect_audio: bool = False,
     ) -> None:
         self._ids = ids if ids is not None else IdFactory()
         self._delegate_turns = delegate_turns
+        self._reflect = reflect_audio and transport == "webrtc"
+        self._reflected: list[Event] = []
+        self._reflect_input = bytearray()
         self._id = self._ids.session()
         self._now = int(now)
         self._reply_audio_ms = reply_audio_ms
@@ -188,6 +198,10 @@ class LiveProtocol(SpeakingSession):
         """None: Live has no ``output_audio_buffer.*`` events."""
         return []
 
+    def reflected(self) -> list[Event]:
+        events, self._reflected = self._reflected, []
+        return events
+
     def receive_text(self, data: str | bytes) -> Inbound:
         """Handle one text frame; never raises for anything a client can send."""
         return dispatch(data, self._handlers, self._error, self._guard)
@@ -196,6 +210,13 @@ class LiveProtocol(SpeakingSession):
         """Input audio from a WebRTC media track (pcm16, 24 kHz), handled as if appended."""
         if self.config is None:
             return []
+        if self._reflect:
+            pending = self._reflect_input
+            pending += pcm16
+            while len(pending) >= _REFLECT_INPUT_BYTES:
+                chunk = base64.b64encode(pending[:_REFLECT_INPUT_BYTES]).decode("ascii")
+                del pending[:_REFLECT_INPUT_BYTES]
+                self._reflected.append({"type": "session.input_audio.append", "audio": chunk})
         return self._heard_audio(from_pcm16(pcm16, self.config.audio_format))
 
     def usage_event(self, seconds: float | None = None) -> Event:
@@ -451,9 +472,19 @@ class LiveProtocol(SpeakingSession):
     # --- helpers -------------------------------------------------------------------------
 
     def _speech_output(self, fmt: AudioFormat) -> SpeechOutput:
-        # Over WebRTC the media track carries the audio: no audio delta events.
-        audio_event = self._audio_delta if self._transport == "websocket" else None
+        # Over WebRTC the media track carries the audio: no audio delta events (but
+        # reflected ones for the sidebands, if asked for).
+        audio_event: AudioEvent | None = None
+        if self._transport == "websocket":
+            audio_event = self._audio_delta
+        elif self._reflect:
+            audio_event = self._reflect_output
         return SpeechOutput(fmt, self._chunk_ms, audio_event, self._output_transcript)
+
+    def _reflect_output(self, chunk: bytes, start_ms: int, end_ms: int) -> None:
+        delta = base64.b64encode(chunk).decode("ascii")
+        reflected = {"type": "session.output_audio.delta", "delta": delta}
+        self._reflected.append({**reflected, "start_ms": start_ms, "end_ms": end_ms})
 
     def _audio_delta(self, chunk: bytes, start_ms: int, end_ms: int) -> Event:
         # Primary WebSocket deltas carry no timestamps (output_audio_delta_event.py).

@@ -105,6 +105,7 @@ def _protocol(state: MockState) -> LiveProtocol:
         audio_chunk_ms=options.audio_chunk_ms,
         transport="webrtc",
         delegate_turns=options.live_delegate_turns,
+        reflect_audio=options.live_reflect_audio,
     )
 
 

@@ -49,6 +49,10 @@ class MockOptions:
             session's delegate, if it has one (``session.delegation.created``, then the
             Responses or Decisions answer with its token usage): delegated work no client
             event asked for.
+        live_reflect_audio: a GPT-Live WebRTC session reflects its audio to its sidebands
+            (``session.input_audio.append`` and timestamped ``session.output_audio.delta``,
+            pcm16 at 24 kHz), as OpenAI's sidebands receive it: off by default, as it is a
+            lot of events a metering sideband only reads past.
 
     Faults (counted in events sent on one connection, ``session.created`` included):
         refuse_status / refuse_body: refuse the HTTP handshake.
@@ -93,6 +97,7 @@ class MockOptions:
     max_session_seconds: float | None = None
     live_usage_interval: float = 5.0
     live_delegate_turns: bool = False
+    live_reflect_audio: bool = False
     refuse_status: int | None = None
     refuse_body: str | None = None
     stall_handshake: float | None = None

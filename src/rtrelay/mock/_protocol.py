@@ -170,6 +170,10 @@ class RealtimeProtocol:
         """WebRTC's ``output_audio_buffer.started|stopped|cleared`` (protocol.md §4)."""
         return [self._event(kind, response_id=response_id)]
 
+    def reflected(self) -> list[Event]:
+        """None: a Realtime call's sidebands see exactly what its data channel sees."""
+        return []
+
     def error(self, error: ProviderError) -> Event:
         """An ``error`` event for a condition the connection layer detected."""
         return error_event(error, self._ids)

@@ -313,6 +313,10 @@ class Call:
                 sideband.deliver(data)
             if self._ending is not None:  # the drop fault fired
                 return
+        for event in self._protocol.reflected():
+            data = orjson.dumps(event)
+            for sideband in self._sidebands:
+                sideband.deliver(data)
         if interrupted:
             # VAD heard the caller over the reply: OpenAI cuts the audio still queued.
             self._cut_audio()

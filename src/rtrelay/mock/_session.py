@@ -140,6 +140,11 @@ class MediaProtocol(SessionProtocol, Protocol):
         such events."""
         ...
 
+    def reflected(self) -> list[Event]:
+        """Events for the sidebands only, produced since the last call (GPT-Live's
+        reflected audio); taken, so each is delivered once."""
+        ...
+
 
 @runtime_checkable
 class Finalising(Protocol):

@@ -18,15 +18,16 @@ from rtrelay.mock._audio import AudioFormat, bytes_per_ms, reply_audio
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._response import Event, Step, reply_words
 
-__all__ = ["MAX_QUEUED", "SpeakingSession", "SpeechOutput", "heard_words"]
+__all__ = ["MAX_QUEUED", "AudioEvent", "SpeakingSession", "SpeechOutput", "heard_words"]
 
 # Replies waiting to be spoken, at most (the one playing included).
 MAX_QUEUED: Final = 8
 _USER_TEXT: Final = "Hello, can you hear me? I would like to ask you something about this."
 _USER_WORDS: Final = tuple(_USER_TEXT.split())
 
-# (audio chunk, start_ms, end_ms) -> event; (text, start_ms, end_ms) -> event
-AudioEvent = Callable[[bytes, int, int], Event]
+# (audio chunk, start_ms, end_ms) -> event (None: nothing to send with the step);
+# (text, start_ms, end_ms) -> event
+AudioEvent = Callable[[bytes, int, int], Event | None]
 TextEvent = Callable[[str, int, int], Event]
 
 
@@ -132,7 +133,9 @@ class SpeechOutput:
             text = " ".join(utterance.words[first:last])
             events.append(self._transcript(text if first == 0 else " " + text, start, end))
         if self._audio_event is not None:
-            events.append(self._audio_event(chunk, start, end))
+            audio_event = self._audio_event(chunk, start, end)
+            if audio_event is not None:
+                events.append(audio_event)
         self._produced_ms += duration
         finished = utterance.step >= steps
         if finished:
