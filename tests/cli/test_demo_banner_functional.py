@@ -113,7 +113,7 @@ async def test_the_try_it_command_runs_as_printed_without_rtrelay_on_the_path(de
 
 @pytest.mark.parametrize(
     ("start", "end"),
-    [("Python, GA shape", "Python, beta shape"), ("Python, beta shape", "Browser:")],
+    [("Python, GA shape", "Python, beta shape"), ("Python, beta shape", "Python, GPT-Live")],
     ids=["ga", "beta"],
 )
 async def test_the_python_snippets_run_as_printed(demo: Demo, start: str, end: str) -> None:
@@ -121,6 +121,17 @@ async def test_the_python_snippets_run_as_printed(demo: Demo, start: str, end: s
     assert code == 0, out
     assert "simulated realtime provider" in out  # the reply's text, streamed
     assert "error:" not in out
+
+
+async def test_the_gpt_live_snippet_runs_as_printed(demo: Demo) -> None:
+    snippet = demo.block("Python, GPT-Live", "Browser:")
+    code, out = await _run(sys.executable, "-c", snippet, cwd=demo.cwd, env=_env())
+    assert code == 0, out
+    assert "error:" not in out
+    transcript, _, usage = out.rpartition("\n[")
+    assert transcript.strip()  # the reply's transcript, streamed
+    assert usage.endswith("s of audio so far]\n")
+    assert float(usage.split()[0]) > 0
 
 
 async def test_the_ga_snippet_prints_why_a_wrong_key_is_refused(demo: Demo) -> None:

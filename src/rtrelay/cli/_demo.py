@@ -191,6 +191,32 @@ fields are "Unknown parameter" there):
 
     asyncio.run(main_beta())
 
+Python, GPT-Live (/v1/live/sessions: the model goes in session.start; billed by the
+second from the provider's usage reports):
+
+    import asyncio, base64, math, struct
+    from openai import AsyncOpenAI
+
+    async def main_live():
+        client = AsyncOpenAI(api_key="{key}", websocket_base_url="{ws}://{address}/v1")
+        speech = b"".join(struct.pack("<h", int(9000 * math.sin(i / 6))) for i in range(24000))
+        async with client.live.connect() as conn:  # 1 s of "speech" then 1 s of silence
+            await conn.session.start(session={{"model": "gpt-live-1"}})
+            for i in range(0, 96000, 4800):  # 100 ms of 24 kHz pcm16 at a time
+                chunk = (speech + bytes(48000))[i : i + 4800]
+                await conn.session.input_audio.append(audio=base64.b64encode(chunk).decode())
+            async for event in conn:
+                if event.type == "error":
+                    print("error:", event.error.code, event.error.message)
+                    break
+                elif event.type == "session.output_transcript.delta":
+                    print(event.delta, end="", flush=True)
+                elif event.type == "session.usage.updated":
+                    print(f"\\n[{{event.usage.seconds:.1f}} s of audio so far]")
+                    break
+
+    asyncio.run(main_live())
+
 Browser: the page never holds the rk_ key. Your server mints a short-lived token
     POST {http}://{address}/v1/realtime/client_secrets   Authorization: Bearer <rk_ key>
     {{"session": {{"type": "realtime", "model": "gpt-realtime"}}}}   ->  {{"value": "ek_…", …}}
