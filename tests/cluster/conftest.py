@@ -1,5 +1,5 @@
-"""The cluster fixtures: one cluster for the whole run (it takes ~15 s to build), fresh
-clients per test. A test that changes the cluster (kills a host, cuts a link) puts it back."""
+"""The cluster fixtures: one cluster for the whole run (building it takes 10-40 s here),
+fresh clients per test, and before each test every link up and every relay running again."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from rig import Clients, Cluster, cluster, unavailable_reason
+from rig import RELAYS, Clients, Cluster, cluster, unavailable_reason
 
 PROVIDER_OPTIONS = ("--pacing", "1.0", "--reply-audio-ms", "600", "--audio-chunk-ms", "100")
 """Responses last ~0.6 s: long enough to be cut mid-stream, short enough for many."""
@@ -20,6 +20,18 @@ def rig() -> Iterator[Cluster]:
         pytest.skip(reason)
     with cluster(provider_options=PROVIDER_OPTIONS) as built:
         yield built
+
+
+@pytest.fixture(autouse=True)
+def whole(rig: Cluster) -> None:
+    """Each test starts with every link up and every relay running, whatever the last one
+    left (a test that failed halfway must not fail the others too)."""
+    for host, peer in list(rig.cuts):
+        rig.restore(host, peer)
+    for host in RELAYS:
+        if not any(p.poll() is None for p in rig.processes.get(host, [])):
+            rig.kill_host(host)  # an orphaned worker, if any
+            rig.start_relay(host)
 
 
 @pytest.fixture

@@ -64,6 +64,7 @@ async def test_budget_spent_through_one_host_refuses_on_another(
             overshoot += 1
             await asyncio.sleep(1)
     assert (answer["ok"], answer["code"]) == (False, "insufficient_quota"), answer
+    print(f"the other host served {overshoot} response(s) before its spend refresh")
     assert eventually(lambda: rig.psql(billed) == str(1 + overshoot)), (overshoot, rig.psql(billed))
     for sid in ("a", "b"):
         await clients.ask("close", sid=sid)

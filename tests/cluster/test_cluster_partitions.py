@@ -15,10 +15,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from ledger_checks import billed_once
 from rig import ADDRESSES, LB_PORT, PG_PORT, REDIS_PORT, RELAY_PORT, Clients, Cluster, eventually
 
@@ -27,16 +25,7 @@ DIRECT = f"ws://{ADDRESSES['relay1']}:{RELAY_PORT}/v1"
 """relay1, straight from the client host (the one relay the client has a link to)."""
 
 
-@pytest.fixture
-def cuts(rig: Cluster) -> Iterator[Cluster]:
-    """The rig; whatever a test cut is put back, even when it fails."""
-    yield rig
-    for host, peer in list(rig.cuts):
-        rig.restore(host, peer)
-
-
-async def test_cut_from_redis_applies_on_error(cuts: Cluster, clients: Clients) -> None:
-    rig = cuts
+async def test_cut_from_redis_applies_on_error(rig: Cluster, clients: Clients) -> None:
     limited = rig.create_key("limited", "--max-sessions", "10")
     unlimited = rig.create_key("unlimited")
     rig.cut("relay1", "data", port=REDIS_PORT)
@@ -64,8 +53,7 @@ def journal_lines(rig: Cluster, host: str) -> int:
     return sum(f.read_bytes().count(b"\n") for f in files if not f.name.endswith(".rejected"))
 
 
-async def test_cut_from_postgres_journals_then_replays(cuts: Cluster, clients: Clients) -> None:
-    rig = cuts
+async def test_cut_from_postgres_journals_then_replays(rig: Cluster, clients: Clients) -> None:
     key = rig.create_key("journaled")
     assert (await clients.ask("open", sid="p", url=DIRECT, key=key))["ok"]
     responses = [(await clients.ask("respond", sid="p"))["response"]]
@@ -87,8 +75,7 @@ async def test_cut_from_postgres_journals_then_replays(cuts: Cluster, clients: C
     await clients.ask("close", sid="p")
 
 
-async def test_cut_from_the_provider(cuts: Cluster, clients: Clients) -> None:
-    rig = cuts
+async def test_cut_from_the_provider(rig: Cluster, clients: Clients) -> None:
     key = rig.create_key("provider-cut")
     rig.cut("relay1", "provider")
     refused = await clients.ask("open", sid="d", url=DIRECT, key=key)
