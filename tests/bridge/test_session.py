@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from rtrelay.bridge.metering import RealtimeMeter
+from rtrelay.bridge.protocols import LIVE, make_meter
 from rtrelay.bridge.session import CANCEL_GRACE, Actions, ClosePlan, End, Refuse, Session
 from rtrelay.config import Timeouts
 from rtrelay.errors import (
@@ -297,3 +298,36 @@ def test_who_sent_the_oversized_frame_decides_the_error_type() -> None:
     ours, theirs = core().too_large("client").error, core().too_large("upstream").error
     assert type(ours) is MessageTooLarge
     assert type(theirs) is UpstreamMessageTooLarge
+
+
+# -- GPT-Live --------------------------------------------------------------------------------
+
+
+def live_core() -> Session:
+    meter = make_meter(
+        LIVE,
+        session_id="sess_1",
+        model="gpt-live-1",
+        key_id=KEY,
+        prices=PriceTable(),
+        writer=None,
+        spend=SpendBook(cast(Store, None)),
+        observe=None,
+    )
+    limits = Timeouts(idle=None, max_session=None, slow_consumer=10.0)
+    return Session(meter=meter, timeouts=limits, budget=Decimal("0.01"), protocol=LIVE)
+
+
+def test_a_live_session_spent_after_a_delegated_response_ends_at_once() -> None:
+    """Live wraps delegated responses in response.event: no response.created will confirm a
+    response.create, so it is not counted in flight and the budget close does not wait."""
+    s = live_core()
+    assert s.client_frame(frame({"type": "response.create", "event_id": "evt_1"})) is None
+    assert s.in_flight == 0
+    usage = frame({"type": "session.usage.updated", "usage": {"seconds": 60.0}})  # $0.05
+    end = s.server_frame(usage)
+    assert isinstance(end, End) and end.error is not None
+    assert end.error.code == "insufficient_quota"
+    plan = s.close_plan(end)
+    assert plan.client == (4429, "insufficient_quota.insufficient_quota")
+    assert plan.farewell == b'{"type":"session.close"}'  # the provider session ends cleanly

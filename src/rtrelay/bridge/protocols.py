@@ -69,11 +69,17 @@ class WireProtocol:
     close frame alone)."""
     unit: Literal["tokens", "seconds"]
     """How the protocol's main usage is priced."""
+    tracked_responses: bool = False
+    """Whether the provider opens and ends every response with top-level
+    ``response.created``/``response.done``, so the session core can count them in flight
+    (Realtime). GPT-Live's delegated responses arrive wrapped in ``response.event``."""
 
 
 _SESSION_CLOSE: Final = b'{"type":"session.close"}'
 
-REALTIME: Final = WireProtocol("realtime", client_tap, server_tap, None, "tokens")
+REALTIME: Final = WireProtocol(
+    "realtime", client_tap, server_tap, None, "tokens", tracked_responses=True
+)
 """``/v1/realtime``: tokens from ``response.done``; transcriptions in tokens or seconds."""
 LIVE: Final = WireProtocol("live", live_client_tap, live_server_tap, _SESSION_CLOSE, "seconds")
 """``/v1/live/sessions``: cumulative seconds from ``session.usage.updated``, and the tokens

@@ -178,7 +178,8 @@ class Session:
             self.meter.client_event(kind, event)
             return None
         if not self._budget_spent():
-            self._requested += 1
+            if self.protocol.tracked_responses:  # its response.created will confirm it
+                self._requested += 1
             return None
         self.refused += 1
         error = InsufficientQuota(

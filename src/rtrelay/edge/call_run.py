@@ -321,6 +321,7 @@ class CallRun:
             responses=usage.responses,
             tokens_in=usage.tokens_in,
             tokens_out=usage.tokens_out,
+            seconds=str(usage.seconds),
             cost_usd=str(usage.cost_usd),
         )
         edge_log.info("call closed", extra=fields)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final
 
 from aiohttp import web
@@ -27,7 +26,6 @@ from rtrelay.edge.wiring import Parts
 from rtrelay.errors import EndedByOperator, IdleTimeout, RelayShuttingDown, SessionExpired
 from rtrelay.gate.admission import Admission
 from rtrelay.gate.transcription import transcription_screen
-from rtrelay.ledger.prices import Usage
 from rtrelay.ledger.records import ChannelAttempt, SessionEnd, SessionStart, Transport
 from rtrelay.log import edge_log
 from rtrelay.observe.metrics import Metrics
@@ -39,7 +37,6 @@ __all__ = [
     "client_leg",
     "session_core",
     "start_row",
-    "usage_observer",
 ]
 
 _NORMAL_ENDINGS: Final = (IdleTimeout, SessionExpired, RelayShuttingDown, EndedByOperator)
@@ -231,6 +228,7 @@ class SessionRun:
                 "responses": usage.responses,
                 "tokens_in": usage.tokens_in,
                 "tokens_out": usage.tokens_out,
+                "seconds": str(usage.seconds),
                 "cost_usd": str(usage.cost_usd),
             },
         )
@@ -274,7 +272,7 @@ def session_core(
         prices=parts.prices,
         writer=parts.writer if billing else None,
         spend=parts.spend if billing else None,
-        observe=usage_observer(metrics) if billing else None,
+        observe=metrics.observe_metered if billing else None,
         webrtc=webrtc,
     )
     key = admission.key
@@ -292,26 +290,6 @@ def session_core(
         screen=screen,
     )
     return meter, session
-
-
-def usage_observer(metrics: Metrics) -> Callable[[str, Usage, Decimal | None], None]:
-    """The meter's ``observe`` hook: a response's tokens and cost into the metrics."""
-
-    def observe(model: str, usage: Usage, cost: Decimal | None) -> None:
-        metrics.observe_usage(
-            model,
-            {
-                "text_in": usage.input_text - usage.cached_text,
-                "audio_in": usage.input_audio - usage.cached_audio,
-                "image_in": usage.input_image - usage.cached_image,
-                "cached_in": usage.cached_text + usage.cached_audio + usage.cached_image,
-                "text_out": usage.output_text,
-                "audio_out": usage.output_audio,
-            },
-            cost,
-        )
-
-    return observe
 
 
 def start_row(
