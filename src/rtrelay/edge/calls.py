@@ -41,7 +41,7 @@ from aiohttp import BodyPartReader, web
 from rtrelay.config import Channel
 from rtrelay.edge.call_run import CallRun
 from rtrelay.edge.handshake import ClientHello, new_request_id, parse_hello
-from rtrelay.edge.refuse import http_refusal, record_refusal
+from rtrelay.edge.refuse import http_refusal
 from rtrelay.edge.relay import Relay
 from rtrelay.errors import (
     CallNotFound,
@@ -65,7 +65,6 @@ from rtrelay.route.calls import (
     call_route,
 )
 from rtrelay.route.dial import MAX_REFUSAL_BODY, DialFailure, FailureKind
-from rtrelay.route.router import RoutingFailed
 from rtrelay.tasks import cancel_and_wait
 from rtrelay.wire import LIVE_CONTENT_SUFFIX
 
@@ -307,14 +306,8 @@ class CallDesk:
             )
             await run.attach()
         except BaseException as exc:
-            if admission is not None:
-                await admission.release()
-            if not isinstance(exc, Exception):
-                raise
-            error, key = relay.explain(exc, hello)
-            key = admission.key if admission is not None else key
-            attempts = exc.attempts if isinstance(exc, RoutingFailed) else ()
-            record_refusal(relay.parts.writer, relay.metrics, hello, error, key, attempts)
+            error, key = await relay.undo(exc, hello, admission)
+            relay.record(hello, error, key, exc)
             response = http_refusal(error, hello.request_id)
             response.headers.update(cors)
             return response

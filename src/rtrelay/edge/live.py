@@ -143,12 +143,7 @@ async def handle_live(relay: Relay, request: web.Request) -> web.StreamResponse:
         connected: Connected = await relay.dial(hello, admission, "live")
         await connected.ws.send_frame(frame, WSMsgType.TEXT)  # the original, byte-for-byte
     except BaseException as exc:
-        if admission is not None:
-            await admission.release()
-        if not isinstance(exc, Exception):
-            raise
-        error, key = relay.explain(exc, hello)
-        key = admission.key if admission is not None else key
+        error, key = await relay.undo(exc, hello, admission)
         return await _refuse_after_101(relay, client, hello, error, start, key, exc)
     run = SessionRun(
         settings,
@@ -190,7 +185,7 @@ async def _refuse_after_101(
     error: RelayError,
     start: SessionStart | None,
     key: Any = None,
-    cause: Exception | None = None,
+    cause: BaseException | None = None,
 ) -> web.StreamResponse:
     """Record the refusal; tell the client in the Live ``error`` shape, then close."""
     hello = replace(hello, error_style="event")

@@ -136,12 +136,7 @@ class Relay:
                     admission = await self.gate.admit(ask, self.route_for(family))
                     connected = await self.dial(hello, admission, family)
         except BaseException as exc:
-            if admission is not None:
-                await admission.release()
-            if not isinstance(exc, Exception):
-                raise
-            error, key = self.explain(exc, hello)
-            key = admission.key if admission is not None else key
+            error, key = await self.undo(exc, hello, admission)
             return await self.refuse(request, hello, error, key, exc)
         run = SessionRun(
             self.settings,
@@ -237,6 +232,19 @@ class Relay:
         self.observe_attempts(attempts)
         return admission, Connected(ws=ws, channel=channel, attempts=attempts)
 
+    async def undo(
+        self, exc: BaseException, hello: ClientHello, admission: Admission[Any] | None
+    ) -> tuple[RelayError, KeyInfo | None]:
+        """A handshake step after admission failed: give the lease back, then say which table
+        row explains it and whose key it was. A cancellation (not an ``Exception``) is
+        raised again once the lease is back."""
+        if admission is not None:
+            await admission.release()
+        if not isinstance(exc, Exception):
+            raise exc
+        error, key = self.explain(exc, hello)
+        return error, admission.key if admission is not None else key
+
     def explain(self, exc: Exception, hello: ClientHello) -> tuple[RelayError, KeyInfo | None]:
         """The table row a failed handshake step is answered with, and the key if known."""
         if isinstance(exc, Refused):
@@ -274,7 +282,7 @@ class Relay:
         hello: ClientHello,
         error: RelayError,
         key: KeyInfo | None = None,
-        cause: Exception | None = None,
+        cause: BaseException | None = None,
         *,
         live: bool = False,
     ) -> web.StreamResponse:
@@ -290,7 +298,7 @@ class Relay:
         hello: ClientHello,
         error: RelayError,
         key: KeyInfo | None = None,
-        cause: Exception | None = None,
+        cause: BaseException | None = None,
     ) -> None:
         """Count, log and write one refusal (with the dial attempts that led to it)."""
         attempts = cause.attempts if isinstance(cause, RoutingFailed) else ()
