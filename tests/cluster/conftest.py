@@ -44,8 +44,10 @@ async def clients(rig: Cluster) -> AsyncIterator[Clients]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here is a ``cluster`` test (``-m "not cluster"`` leaves them out)."""
+    """Every test here is a ``cluster`` test (``-m "not cluster"`` leaves them out), with
+    time for the first one to build the cluster and for hosts to restart on a busy machine."""
     here = str(Path(__file__).parent)
     for item in items:
         if str(item.path).startswith(here):
             item.add_marker(pytest.mark.cluster)
+            item.add_marker(pytest.mark.timeout(300))

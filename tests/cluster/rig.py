@@ -6,10 +6,11 @@ on a switched network would. Cutting one link (``cut``) is then a partition betw
 two hosts, the rest of the cluster unaffected::
 
     client ── lb (nginx :80) ──┬── relay1 ──┬── data (PostgreSQL :5432, Redis :6379)
-       └──── (direct) ─────────┤   relay2 ──┤
-                               └── relay3 ──┴── provider (rtrelay mock :8765)
+       ├──── (direct) ─────────┤   relay2 ──┤
+       └──── (direct) ─────────┴── relay3 ──┴── provider (rtrelay mock :8765)
 
-The relays run ``rtrelay serve --workers 2`` from one shared config, each under its own
+The relays run ``rtrelay serve --workers 2`` from one shared config (relay3 with
+``RTRELAY_REDIS_ON_ERROR=open``, so both Redis policies can be cut off), each under its own
 host name (a UTS namespace: the ledger's node column tells the hosts apart, as it would on
 real machines), in its own working directory (its ledger journal). Everything a run creates
 is named ``rtrc<pid>-…`` (namespaces) or ``/tmp/rtrelay-cluster-<pid>-…`` (files), so a
@@ -65,6 +66,7 @@ LINKS: Final = (
     *(("lb", relay) for relay in RELAYS),
     ("client", "lb"),
     ("client", "relay1"),  # one relay direct: the baseline of the handshake figures
+    ("client", "relay3"),
 )
 RELAY_PORT: Final = 8080
 LB_PORT: Final = 80
@@ -76,6 +78,8 @@ LEASE_TTL: Final = 3.0
 DRAIN: Final = 4.0
 FAIL_TIMEOUT: Final = 3
 """nginx: seconds an upstream that failed is left out (passive health check)."""
+ON_ERROR_OPEN: Final = "relay3"
+"""The one relay told ``RTRELAY_REDIS_ON_ERROR=open``: both policies can be cut off."""
 START_TIMEOUT: Final = 60.0
 CUT_TABLE: Final = "rtrelay_cluster_cut"
 PROVIDER_KEY_ENV: Final = "CLUSTER_PROVIDER_KEY"
@@ -334,8 +338,11 @@ models = ["gpt-realtime"]
         )
         return path
 
-    def relay_env(self) -> dict[str, str]:
-        return {PROVIDER_KEY_ENV: "sk-cluster-provider", "RTRELAY_TOKEN_SECRET": TOKEN_SECRET}
+    def relay_env(self, host: str) -> dict[str, str]:
+        env = {PROVIDER_KEY_ENV: "sk-cluster-provider", "RTRELAY_TOKEN_SECRET": TOKEN_SECRET}
+        if host == ON_ERROR_OPEN:
+            env["RTRELAY_REDIS_ON_ERROR"] = "open"
+        return env
 
     def start_relay(self, host: str, *, wait: bool = True) -> None:
         """``rtrelay serve --workers 2`` on ``host``, under the host's own name."""
@@ -347,7 +354,7 @@ models = ["gpt-realtime"]
                 *(sys.executable, "-m", "rtrelay.cli.main", "serve"),
                 *("--config", str(self.workdir / "rtrelay.toml")),
             ],
-            env=self.relay_env(),
+            env=self.relay_env(host),
         )
         if wait:
             self.wait_ready(host)

@@ -1,9 +1,12 @@
 """One relay host cut off from one peer, the rest of the cluster unaffected.
 
 - From Redis (its packets dropped, so Redis calls time out): the relay applies ``[redis]
-  on_error`` (``closed``: a key with limits is refused with 503 ``limits_unavailable`` and
-  ``/readyz`` says so; a key without limits is served); nginx sends such handshakes on to a
-  relay that can admit them. Once the link is back, the relay admits limited keys again.
+  on_error``. ``closed`` (relay1): a key with limits is refused with 503
+  ``limits_unavailable`` and ``/readyz`` says so; a key without limits is served; nginx
+  sends such handshakes on to a relay that can admit them; once the link is back, the
+  relay admits limited keys again. ``open`` (relay3): the key is admitted on each worker's
+  own limits (a ``max_sessions = 1`` key gets at most one session per worker) and
+  ``/readyz`` stays 200.
 - From PostgreSQL (its packets dropped): live sessions go on, their responses go to the
   ledger journal on the relay's disk, and into the database once it answers again, each
   exactly once.
@@ -18,11 +21,27 @@ import asyncio
 from pathlib import Path
 
 from ledger_checks import billed_once
-from rig import ADDRESSES, LB_PORT, PG_PORT, REDIS_PORT, RELAY_PORT, Clients, Cluster, eventually
+from rig import (
+    ADDRESSES,
+    LB_PORT,
+    ON_ERROR_OPEN,
+    PG_PORT,
+    REDIS_PORT,
+    RELAY_PORT,
+    Clients,
+    Cluster,
+    eventually,
+)
 
 LB = f"ws://{ADDRESSES['lb']}:{LB_PORT}/v1"
-DIRECT = f"ws://{ADDRESSES['relay1']}:{RELAY_PORT}/v1"
-"""relay1, straight from the client host (the one relay the client has a link to)."""
+
+
+def direct(host: str) -> str:
+    """``host`` straight from the client host (it has links to relay1 and relay3)."""
+    return f"ws://{ADDRESSES[host]}:{RELAY_PORT}/v1"
+
+
+DIRECT = direct("relay1")
 
 
 async def test_cut_from_redis_applies_on_error(rig: Cluster, clients: Clients) -> None:
@@ -46,6 +65,23 @@ async def test_cut_from_redis_applies_on_error(rig: Cluster, clients: Clients) -
             await asyncio.sleep(0.5)
     for sid in ("u1", "lb0", "lb1", "lb2", "l2"):
         await clients.ask("close", sid=sid)
+
+
+async def test_cut_from_redis_with_on_error_open(rig: Cluster, clients: Clients) -> None:
+    one = rig.create_key("one-at-a-time", "--max-sessions", "1")
+    rig.cut(ON_ERROR_OPEN, "data", port=REDIS_PORT)
+    answers = [
+        await clients.ask("open", sid=f"o{i}", url=direct(ON_ERROR_OPEN), key=one) for i in range(4)
+    ]
+    admitted = [a for a in answers if a["ok"]]
+    # On each worker's own limits: one session per worker at most, blind to the others.
+    assert 1 <= len(admitted) <= 2, answers
+    refused = {(a["status"], a["code"]) for a in answers if not a["ok"]}
+    assert refused == {(429, "concurrency_limit_exceeded")}, answers
+    assert rig.http_status("client", ADDRESSES[ON_ERROR_OPEN], RELAY_PORT, "/readyz") == 200
+    rig.restore(ON_ERROR_OPEN, "data")
+    for i in range(4):
+        await clients.ask("close", sid=f"o{i}")
 
 
 def journal_lines(rig: Cluster, host: str) -> int:
