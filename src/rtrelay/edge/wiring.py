@@ -75,6 +75,7 @@ async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
             from redis.asyncio import Redis
 
             from rtrelay.gate.redis_limits import RedisLeases, RedisRateLimiter
+            from rtrelay.gate.spend_feed import SpendFeed
 
             redis = Redis.from_url(
                 settings.redis.url,
@@ -90,6 +91,11 @@ async def build_parts(settings: Settings, environ: Mapping[str, str]) -> Parts:
             )
             keeper = LeaseKeeper(limits)
             rate = limits
+            feed = SpendFeed(  # its own client: a subscription blocks on reads
+                Redis.from_url(settings.redis.url, socket_connect_timeout=REDIS_TIMEOUT), spend
+            )
+            feed.start()
+            closers.append(feed.close)
         else:
             keeper = LeaseKeeper(MemoryLeases())
             rate = MemoryRateLimiter()

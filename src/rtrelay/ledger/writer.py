@@ -764,6 +764,8 @@ class SpendBook:
         self._stored: LoadingCache[str, Decimal] = LoadingCache(refresh_seconds, clock=clock)
         self._spent: dict[str, Decimal] = {}
         self._read_timeout = read_timeout
+        self.on_add: Callable[[str, Decimal], None] | None = None
+        """Told of every spend this process adds (``gate.spend_feed``: the other relays)."""
 
     async def spent(self, key_id: str) -> Decimal:
         """The key's spend, reloaded from the store when the cached value is stale.
@@ -783,5 +785,9 @@ class SpendBook:
         """The cached spend (no I/O): what a ``response.create`` check uses."""
         return self._spent.get(key_id, Decimal(0))
 
-    def add(self, key_id: str, cost: Decimal) -> None:
+    def add(self, key_id: str, cost: Decimal, *, announce: bool = True) -> None:
+        """Count ``cost`` against the key now; ``announce`` it to ``on_add`` unless it is
+        another process's spend being applied here."""
         self._spent[key_id] = self._spent.get(key_id, Decimal(0)) + cost
+        if announce and self.on_add is not None:
+            self.on_add(key_id, cost)
