@@ -39,6 +39,11 @@ INSTALL_TIMEOUT: Final = 900.0
 _MASTER_KEY: Final = "sk-bench-litellm-master"
 
 
+LITELLM_REQUIREMENT: Final = "litellm[proxy]==1.110.2"
+"""Pinned: the bench runs a third party's code on this machine, so it takes a version chosen
+on purpose, never whatever is newest (PyPI pulled LiteLLM's 1.107 releases)."""
+
+
 class LiteLLMUnavailable(RuntimeError):
     """LiteLLM could not be installed or started; the benchmark skips it."""
 
@@ -50,24 +55,26 @@ def ensure_litellm(venv_dir: Path) -> Path:
         LiteLLMUnavailable: creating the environment or installing failed.
     """
     exe = venv_dir / "bin" / "litellm"
-    if exe.exists():
+    stamp = venv_dir / "rtrelay-installed"
+    if exe.exists() and stamp.exists() and stamp.read_text() == LITELLM_REQUIREMENT:
         return exe
     print(
-        f"rtrelay bench: installing LiteLLM into {venv_dir} (pip install 'litellm[proxy]')",
+        f"rtrelay bench: installing LiteLLM into {venv_dir} (pip install '{LITELLM_REQUIREMENT}')",
         file=sys.stderr,
     )
     try:
         venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
         subprocess.run(
-            [str(venv_dir / "bin" / "pip"), "install", "-q", "litellm[proxy]"],
+            [str(venv_dir / "bin" / "pip"), "install", "-q", LITELLM_REQUIREMENT],
             check=True,
             timeout=INSTALL_TIMEOUT,
             stdout=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        raise LiteLLMUnavailable(f"cannot install litellm[proxy]: {exc}") from exc
+        raise LiteLLMUnavailable(f"cannot install {LITELLM_REQUIREMENT}: {exc}") from exc
     if not exe.exists():
-        raise LiteLLMUnavailable(f"pip installed litellm[proxy] but {exe} is missing")
+        raise LiteLLMUnavailable(f"pip installed {LITELLM_REQUIREMENT} but {exe} is missing")
+    stamp.write_text(LITELLM_REQUIREMENT)
     return exe
 
 
