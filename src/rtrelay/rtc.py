@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import aiohttp
 import orjson
 
+from rtrelay.ice import loopback_candidates
 from rtrelay.wire import EVENTS_CHANNEL
 
 if TYPE_CHECKING:
@@ -103,8 +104,6 @@ async def local_offer(pc: RTCPeerConnection, *, loopback: bool) -> str:
     if not loopback:
         await pc.setLocalDescription(await pc.createOffer())
     else:
-        from rtrelay.mock._ice import loopback_candidates
-
         with loopback_candidates():
             await pc.setLocalDescription(await pc.createOffer())
     return str(pc.localDescription.sdp)

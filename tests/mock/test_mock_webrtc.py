@@ -8,12 +8,12 @@ from typing import Any
 import orjson
 import pytest
 
+from rtrelay.ice import keep_loopback_candidates
 from rtrelay.mock import MockOptions, silence_pcm16, speech_pcm16
 from rtrelay.mock._audio import from_pcm16, to_pcm16
 from rtrelay.mock._calls import parse_offer
 from rtrelay.mock._errors import ProviderError
 from rtrelay.mock._handshake import decide_http
-from rtrelay.mock._ice import keep_loopback_candidates
 from rtrelay.mock._protocol import RealtimeProtocol, Transport
 from rtrelay.mock._rtc import FRAME_BYTES, ReplyTrack
 

@@ -19,9 +19,9 @@ within ``loopback_candidates()``.
 
 from __future__ import annotations
 
+from rtrelay.ice import loopback_candidates
 from rtrelay.mock._app import create_app
 from rtrelay.mock._audio import silence_pcm16, speech_pcm16
-from rtrelay.mock._ice import loopback_candidates
 from rtrelay.mock._live import LiveProtocol
 from rtrelay.mock._options import Dialect, MockOptions
 from rtrelay.mock._protocol import Inbound, RealtimeProtocol

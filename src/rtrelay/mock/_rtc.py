@@ -35,8 +35,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from rtrelay.ice import keep_loopback_candidates, loopback_candidates
 from rtrelay.mock._audio import PCM16_RATE, to_pcm16
-from rtrelay.mock._ice import keep_loopback_candidates, loopback_candidates
 from rtrelay.mock._options import MockOptions
 from rtrelay.mock._pacing import stream_responses
 from rtrelay.mock._records import CallRecord

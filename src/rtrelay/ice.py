@@ -1,5 +1,8 @@
 """Keep aiortc's ICE on loopback: 127.0.0.1 host candidates only, nothing else contacted.
 
+Shared by every aiortc peer rtrelay runs: the simulated provider's, and the caller side
+(``rtrelay.rtc``: the probe, the bench, the tests).
+
 aioice gathers host candidates from every interface *except* 127.0.0.1 (``aioice.ice.
 get_host_addresses``), so two peers on one machine's loopback never pair up, and every
 other address it offers would have its connectivity checks sent off the loopback
@@ -23,7 +26,7 @@ __all__ = ["LOOPBACK", "keep_loopback_candidates", "loopback_candidates"]
 LOOPBACK: Final = "127.0.0.1"
 
 _ADDRESSES: Final = contextvars.ContextVar[tuple[str, ...] | None](
-    "rtrelay_mock_ice_addresses", default=None
+    "rtrelay_ice_addresses", default=None
 )
 _installed: list[Callable[[bool, bool], list[str]]] = []
 
