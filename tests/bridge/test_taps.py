@@ -155,9 +155,9 @@ def _value(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def spelled_event(draw: st.DrawFn) -> tuple[bytes, list[str]]:
+def spelled_event(draw: st.DrawFn, kinds: list[str] = _TYPES) -> tuple[bytes, list[str]]:
     """A JSON object whose top-level ``type`` key(s) take ``types``, spelled any way."""
-    types = draw(st.lists(st.sampled_from(_TYPES), min_size=1, max_size=3))
+    types = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=3))
     members = [("type", t) for t in types]
     extra = draw(st.lists(st.sampled_from(["event_id", "audio", "response", "item"]), max_size=3))
     members += [(k, None) for k in extra]
@@ -193,6 +193,36 @@ def test_no_spelling_forwards_a_checked_event_unchecked(case: tuple[bytes, list[
     elif not isinstance(tap, InvalidEvent):
         assert len(types) == 1
         assert tap[0] == types[0]
+
+
+_LIVE_TYPES = [*sorted(LIVE_CHECKED_CLIENT_EVENTS), "session.input_audio.append", "session.close"]
+_TRANSLATION_TYPES = ["session.update", TRANSLATION_APPEND, "session.close"]
+"""Translation's appends are checked too: the meter bills the audio they carry."""
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spelled_event(_LIVE_TYPES))
+def test_no_spelling_forwards_a_checked_live_event_unchecked(
+    case: tuple[bytes, list[str]],
+) -> None:
+    raw, types = case
+    tap = live_client_tap(raw)
+    if tap is None:
+        assert not LIVE_CHECKED_CLIENT_EVENTS & set(types), raw
+    elif not isinstance(tap, InvalidEvent):
+        assert (len(types), tap[0]) == (1, types[0]), raw
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spelled_event(_TRANSLATION_TYPES))
+def test_no_spelling_forwards_translation_audio_unmetered(case: tuple[bytes, list[str]]) -> None:
+    """An append the meter does not see is audio translated for free."""
+    raw, types = case
+    tap = translation_client_tap(raw)
+    if tap is None:
+        assert not {"session.update", TRANSLATION_APPEND} & set(types), raw
+    elif not isinstance(tap, InvalidEvent):
+        assert (len(types), tap[0]) == (1, types[0]), raw
 
 
 @settings(max_examples=500, deadline=None)
