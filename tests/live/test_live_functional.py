@@ -232,3 +232,21 @@ async def test_a_browser_refused_before_the_101_reads_the_live_error_event(
     assert error is not None and error["error"]["code"] == "invalid_api_key"
     assert "client_event_id" in error and "client_event_id" in error["error"]
     assert (code, reason) == (4401, "invalid_request_error.invalid_api_key")
+
+
+async def test_a_first_frame_over_the_size_limit_is_refused_in_the_live_shape(
+    provider: MockProvider,
+) -> None:
+    settings = live_settings(provider, limits={"max_frame_bytes": 4096})
+    async with running_relay(settings) as relay, aiohttp.ClientSession() as http:
+        key = await new_key(relay)
+        async with http.ws_connect(
+            f"{relay.ws_url}/v1/live/sessions", headers={"Authorization": f"Bearer {key}"}
+        ) as ws:
+            start = {"type": "session.start", "session": {**START, "instructions": "x" * 8192}}
+            await ws.send_json(start)
+            error, code, _ = await read_error_and_close(ws)
+    assert error is not None and error["error"]["code"] == "message_too_large"
+    assert "client_event_id" in error  # the Live shape
+    assert code == 1009
+    assert provider.handshakes == []  # nothing was dialed

@@ -128,6 +128,7 @@ async def handle_live(relay: Relay, request: web.Request) -> web.StreamResponse:
         return await relay.refuse(request, hello, error, key, exc, live=True)
 
     client = client_leg(settings, hello)
+    client.live_errors = True  # even a first frame over the size limit is told in Live's shape
     await client.prepare(request)
     started = await _session_start(client, settings.timeouts.session_start)
     if isinstance(started, RelayError):
