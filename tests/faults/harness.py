@@ -105,6 +105,21 @@ class Stage:
         finally:
             await conn.close()
 
+    async def seconds_billed(self) -> Decimal:
+        """Seconds in the ledger's duration rows (GPT-Live, translation), read straight from
+        the database (SQLite keeps exact decimals as integers of 1e-10)."""
+        sql = "SELECT coalesce(sum(seconds), 0) FROM rtrelay_usage WHERE kind = 'duration'"
+        url = self.store_url or self.relay.relay.settings.store.url
+        if url.startswith("sqlite"):
+            with contextlib.closing(sqlite3.connect(sqlite_path(url))) as db:
+                (n,) = db.execute(sql).fetchone()
+            return Decimal(n).scaleb(-10)
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""), timeout=10)
+        try:
+            return Decimal(await conn.fetchval(sql))
+        finally:
+            await conn.close()
+
     async def settled(self) -> None:
         """Wait (bounded) until the relay has no session and the ledger caught up."""
         relay = self.relay.relay

@@ -15,6 +15,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,59 @@ async def provider_closes_4000() -> Seen:
             close_reason="invalid_request_error.beta_api_shape_disabled",
         )
         return await converse(st, options)
+
+
+# -- GPT-Live provider faults ----------------------------------------------------------------
+
+LIVE_MODELS = ("gpt-realtime", "gpt-live-1")
+
+
+async def live_converse(st: Stage, options: MockOptions, *, reports: int = 0) -> Seen:
+    """A GPT-Live session: session.start, a spoken turn, then (with ``reports``) that many
+    usage reports and session.close; read to the end. Live is billed in seconds, not
+    responses: the row's note gives the seconds in the ledger."""
+    audio = speech_pcm16(600) + bytes(48 * 800)
+    st.provider.options = options
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{st.relay.ws_url}/v1/live/sessions", headers=st.auth) as ws,
+    ):
+        await ws.send_json({"type": "session.start", "session": {"model": "gpt-live-1"}})
+        await until_event(ws, "session.started")
+        for i in range(0, len(audio), 4800):
+            chunk = base64.b64encode(audio[i : i + 4800]).decode()
+            await ws.send_json({"type": "session.input_audio.append", "audio": chunk})
+        final = None
+        if reports:
+            for _ in range(reports):
+                await until_event(ws, "session.usage.updated")
+            await ws.send_json({"type": "session.close"})
+            final = (await until_event(ws, "session.closed"))[-1]["usage"]["seconds"]
+        seen = await until_closed(ws)
+    await st.settled()
+    seconds = (await st.seconds_billed()).normalize()
+    assert await st.billed() == 1  # the warm-up's response: no response row for Live
+    if final is not None:  # every reported second billed once, whatever the provider repeated
+        assert seconds == Decimal(str(final)), (seconds, final)
+        seen.note = f"{seconds} s in the ledger = the provider's last report"
+    else:
+        assert seconds > 0
+        seen.note = f"{seconds} s in the ledger (the time it was open: no report came)"
+    return seen
+
+
+async def live_provider_resets() -> Seen:
+    async with stage(models=LIVE_MODELS) as st:
+        return await live_converse(st, MockOptions(realtime_pacing=0, drop_after_events=4))
+
+
+def live_provider_lies(**fault: bool) -> Callable[[], Awaitable[Seen]]:
+    async def run() -> Seen:
+        options = MockOptions(realtime_pacing=0, live_usage_interval=0.2, **fault)
+        async with stage(models=LIVE_MODELS) as st:
+            return await live_converse(st, options, reports=6)
+
+    return run
 
 
 # -- client faults ---------------------------------------------------------------------------
@@ -471,6 +525,24 @@ ROWS = [
         provider_stops_reading,
     ),
     Row("provider", "closes 4000", Seen(close=4000, billed=0), provider_closes_4000),
+    Row(
+        "provider",
+        "GPT-Live: RST mid-session",
+        Seen(code="upstream_disconnected", close=1011),
+        live_provider_resets,
+    ),
+    Row(
+        "provider",
+        "GPT-Live: repeats every usage report",
+        Seen(close=1000),
+        live_provider_lies(repeat_usage=True),
+    ),
+    Row(
+        "provider",
+        "GPT-Live: sends a usage report out of order",
+        Seen(close=1000),
+        live_provider_lies(reorder_usage=True),
+    ),
     Row("client", "vanishes mid-response", Seen(close=1001, billed=0), client_vanishes),
     Row(
         "client",
