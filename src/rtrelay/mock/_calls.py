@@ -35,6 +35,7 @@ from rtrelay.mock._handshake import (
 )
 from rtrelay.mock._ids import IdFactory
 from rtrelay.mock._live_config import is_live_model
+from rtrelay.mock._options import MockOptions
 from rtrelay.mock._protocol import RealtimeProtocol
 from rtrelay.mock._records import CallRecord
 from rtrelay.mock._response import Event
@@ -55,6 +56,7 @@ __all__ = [
     "forget_call",
     "parse_offer",
     "refusal_response",
+    "refused",
     "serve_sideband",
 ]
 
@@ -136,6 +138,17 @@ def refusal_response(refuse: Refuse) -> web.Response:
     )
 
 
+async def refused(
+    request: web.Request, options: MockOptions, *, stall: bool = False
+) -> web.Response | None:
+    """The HTTP faults a WebRTC request meets first, as for a WebSocket handshake: the
+    ``stall_handshake`` delay (offers only, with ``stall``), then a refusal (``None``: go on)."""
+    if stall and options.stall_handshake:
+        await asyncio.sleep(options.stall_handshake)
+    refuse = decide_http(request.headers, options)
+    return None if refuse is None else refusal_response(refuse)
+
+
 def bad_request(error: ProviderError, status: int = 400) -> web.Response:
     return refusal_response(Refuse(status, error.http_body()))
 
@@ -160,11 +173,8 @@ async def _read_fields(request: web.Request) -> dict[str, str]:
 async def _create_call(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     options = state.options  # one snapshot per call
-    if options.stall_handshake:
-        await asyncio.sleep(options.stall_handshake)
-    refuse = decide_http(request.headers, options)
-    if refuse is not None:
-        return refusal_response(refuse)
+    if (refusal := await refused(request, options, stall=True)) is not None:
+        return refusal
     try:
         offer = parse_offer(request.content_type, await _read_fields(request), request.query)
     except ProviderError as error:
@@ -245,9 +255,8 @@ async def controlled_call(
     state = request.app[STATE]
     if request.match_info["control"] not in controls:
         raise web.HTTPNotFound()
-    refuse = decide_http(request.headers, state.options)
-    if refuse is not None:
-        return refusal_response(refuse)
+    if (refusal := await refused(request, state.options)) is not None:
+        return refusal
     call = state.calls.get(call_id)
     if call is None or call.ended or not isinstance(call.protocol, kind):
         return bad_request(not_found(call_id), 404)

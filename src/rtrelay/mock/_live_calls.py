@@ -12,7 +12,6 @@ WAV of the audio the session spoke). Faults as for Realtime calls (``MockOptions
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import time
@@ -30,11 +29,10 @@ from rtrelay.mock._calls import (
     bad_request,
     controlled_call,
     forget_call,
-    refusal_response,
+    refused,
     serve_sideband,
 )
 from rtrelay.mock._errors import ProviderError
-from rtrelay.mock._handshake import decide_http
 from rtrelay.mock._live import LiveProtocol, UsageTicker
 from rtrelay.mock._live_config import LiveConfig, strict_object, string_value
 from rtrelay.mock._records import CallRecord
@@ -66,11 +64,8 @@ def add_live_routes(app: web.Application) -> None:
 async def _create(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     options = state.options  # one snapshot per session
-    if options.stall_handshake:
-        await asyncio.sleep(options.stall_handshake)
-    refuse = decide_http(request.headers, options)
-    if refuse is not None:
-        return refusal_response(refuse)
+    if (refusal := await refused(request, options, stall=True)) is not None:
+        return refusal
     protocol = _protocol(state)
     try:
         body = await _json_body(request)
@@ -250,9 +245,8 @@ _CHECKS: Final[dict[str, Callable[[Any], None]]] = {
 async def _content(request: web.Request) -> web.StreamResponse:
     """The recording of a stored session, live or ended: a WAV (pcm16, 24 kHz, mono)."""
     state = request.app[STATE]
-    refuse = decide_http(request.headers, state.options)
-    if refuse is not None:
-        return refusal_response(refuse)
+    if (refusal := await refused(request, state.options)) is not None:
+        return refusal
     session_id = request.match_info["session_id"]
     call = state.calls.get(session_id)
     spoken = request.app[_RECORDINGS].get(session_id)
