@@ -318,10 +318,7 @@ class Gate:
                 InsufficientQuota; LimitsUnavailable when Redis or the store is unreachable
                 and the policy is to refuse) and the key if it was known.
         """
-        try:
-            key, bound = await self.authenticate(ask.credential)
-        except RelayError as error:
-            raise Refused(error, None) from error
+        key, bound = await self._key_of(ask)
         try:
             self.check_origin(key, ask.origin)
             model = ask.model
@@ -350,10 +347,7 @@ class Gate:
         Raises:
             Refused: as ``admit`` (no lease is taken, so none is held).
         """
-        try:
-            key, bound = await self.authenticate(ask.credential)
-        except RelayError as error:
-            raise Refused(error, None) from error
+        key, bound = await self._key_of(ask)
         try:
             self.check_origin(key, ask.origin)
             if ask.model:
@@ -364,6 +358,13 @@ class Gate:
             await self.check_budget(key)
         except RelayError as error:
             raise Refused(error, key) from error
+
+    async def _key_of(self, ask: Ask) -> tuple[KeyInfo | None, str | None]:
+        """``authenticate``, refusing with no key known (the first step of both pipelines)."""
+        try:
+            return await self.authenticate(ask.credential)
+        except RelayError as error:
+            raise Refused(error, None) from error
 
     async def _take_rate(self, key: KeyInfo) -> None:
         wait = await self._rate.hit(key.id, key.sessions_per_minute)
